@@ -1,0 +1,3 @@
+from ccm.cli import main
+
+raise SystemExit(main())
