@@ -1,0 +1,239 @@
+"""Make an address reachable on a shared L2 segment from this node.
+
+The owner adds the address to the interface (so the kernel answers ARP/NDP for it and accepts
+its traffic) and then tells the segment that it moved: gratuitous ARP for IPv4, unsolicited
+neighbour advertisements with the Override flag for IPv6. The first burst is sent before
+``announce`` returns, so a failure surfaces to the caller; the repeats (spaced, because a
+single frame can be lost or arrive during a switch's MAC-learning window) run in the
+background, so announcing many addresses does not serialise on the spacing.
+
+Addresses we add carry our own address protocol number (``IFA_PROTO``), so that a speaker
+restarted after being killed can find and remove what its predecessor left behind (``reclaim``)
+without ever touching addresses someone else configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
+
+from ccm.speaker.l2.frames import announcement_frames
+
+log = logging.getLogger(__name__)
+
+#: ``IFA_PROTO`` value that marks addresses added by vipam (kernel values 0-3 are reserved).
+VIPAM_ADDRESS_PROTO = 118
+
+
+class AnnounceError(RuntimeError):
+    """The address could not be announced (unknown interface, address owned by someone else)."""
+
+
+class Announcer(Protocol):
+    """What the speaker needs from an L2 announcer; the real one and the logging one agree."""
+
+    async def announce(self, ip: str, interface: str) -> None: ...
+
+    async def withdraw(self, ip: str) -> None: ...
+
+    async def withdraw_all(self) -> None: ...
+
+    def announced(self) -> set[str]: ...
+
+
+def _normalise(ip: str) -> str:
+    return str(ipaddress.ip_address(ip))
+
+
+def _host_prefixlen(ip: str) -> int:
+    return 32 if ipaddress.ip_address(ip).version == 4 else 128
+
+
+def send_frames(interface: str, frames: Iterable[bytes]) -> None:
+    """Send raw Ethernet frames out of ``interface`` (needs CAP_NET_RAW)."""
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+        sock.bind((interface, 0))
+        for frame in frames:
+            sock.send(frame)
+
+
+def interface_mac(interface: str) -> bytes:
+    """The interface's hardware address, read from a packet socket bound to it."""
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+        sock.bind((interface, 0))
+        address: bytes = sock.getsockname()[4]
+        return address
+
+
+class L2Announcer:
+    """Announces addresses from this node: adds each to its interface, then ARP/NDP bursts."""
+
+    def __init__(self, *, repeats: int = 3, interval: float = 0.5) -> None:
+        if repeats < 1:
+            raise ValueError("repeats must be at least 1")
+        self.repeats = repeats
+        self.interval = interval
+        self._interfaces: dict[str, str] = {}
+        self._repeaters: dict[str, asyncio.Task[None]] = {}
+
+    def announced(self) -> set[str]:
+        return set(self._interfaces)
+
+    async def announce(self, ip: str, interface: str) -> None:
+        """Own ``ip`` on ``interface``.
+
+        Idempotent: announcing again re-adds the address if someone removed it and re-sends the
+        burst, so a periodic re-announce heals drift.
+        """
+        ip = _normalise(ip)
+        current = self._interfaces.get(ip)
+        if current is not None and current != interface:
+            await self.withdraw(ip)
+        await self._add_address(ip, interface)
+        self._interfaces[ip] = interface
+        self._cancel_repeater(ip)
+        mac = interface_mac(interface)
+        frames = announcement_frames(mac, ip)
+        send_frames(interface, frames)
+        if self.repeats > 1:
+            self._repeaters[ip] = asyncio.create_task(
+                self._repeat(interface, frames), name=f"l2-announce-{ip}"
+            )
+        log.info("announcing %s on %s", ip, interface)
+
+    async def withdraw(self, ip: str) -> None:
+        """Stop announcing ``ip`` and remove it from its interface; unknown ``ip`` is a no-op."""
+        ip = _normalise(ip)
+        self._cancel_repeater(ip)
+        interface = self._interfaces.pop(ip, None)
+        if interface is None:
+            return
+        await self._delete_address(ip, interface)
+        log.info("withdrew %s from %s", ip, interface)
+
+    async def withdraw_all(self) -> None:
+        for ip in list(self._interfaces):
+            await self.withdraw(ip)
+
+    async def reclaim(self) -> set[str]:
+        """Remove addresses that a previous speaker on this node added and never withdrew.
+
+        Call once at start-up, before announcing: a speaker killed with SIGKILL (or OOM) leaves
+        its addresses on the interface, where the kernel would keep answering ARP/NDP for them
+        after another node took over. Only addresses marked with our protocol are touched.
+        """
+        removed: set[str] = set()
+        async with AsyncIPRoute() as ipr:
+            stale = [
+                (message["index"], message.get("address"), message["prefixlen"])
+                async for message in await ipr.addr("dump")
+                if message.get("proto") == VIPAM_ADDRESS_PROTO
+                and message.get("address") not in self._interfaces
+            ]
+            for index, address, prefixlen in stale:
+                with contextlib.suppress(NetlinkError):
+                    await ipr.addr("del", index=index, address=address, prefixlen=prefixlen)
+                    removed.add(address)
+        if removed:
+            log.warning("removed addresses left by a previous speaker: %s", sorted(removed))
+        return removed
+
+    async def _repeat(self, interface: str, frames: list[bytes]) -> None:
+        for _ in range(self.repeats - 1):
+            await asyncio.sleep(self.interval)
+            try:
+                send_frames(interface, frames)
+            except OSError as exc:  # interface went away; the next reconcile reports it
+                log.warning("repeat announcement on %s failed: %s", interface, exc)
+                return
+
+    def _cancel_repeater(self, ip: str) -> None:
+        task = self._repeaters.pop(ip, None)
+        if task is not None:
+            task.cancel()
+
+    async def _add_address(self, ip: str, interface: str) -> None:
+        arguments: dict[str, Any] = {
+            "address": ip,
+            "prefixlen": _host_prefixlen(ip),
+            "proto": VIPAM_ADDRESS_PROTO,
+        }
+        if ipaddress.ip_address(ip).version == 6:
+            # without NODAD the address stays "tentative" for ~1 s and cannot be used or announced
+            arguments["flags"] = IFA_F_NODAD
+        async with AsyncIPRoute() as ipr:
+            index = await self._index(ipr, interface)
+            for existing in await self._configured(ipr, ip):
+                if existing.get("proto") != VIPAM_ADDRESS_PROTO:
+                    raise AnnounceError(f"{ip} is already configured on this node, not by vipam")
+                if existing["index"] == index and existing["prefixlen"] == arguments["prefixlen"]:
+                    return  # ours already (re-announce, or adopted from a killed predecessor)
+                # ours, but on another interface: move it
+                await ipr.addr(
+                    "del", index=existing["index"], address=ip, prefixlen=existing["prefixlen"]
+                )
+            try:
+                await ipr.addr("add", index=index, **arguments)
+            except NetlinkError as exc:
+                raise AnnounceError(f"cannot add {ip} to {interface}: {exc}") from exc
+
+    @staticmethod
+    async def _configured(ipr: AsyncIPRoute, ip: str) -> list[Any]:
+        """Every configuration of ``ip`` on this node, whatever its interface and prefix."""
+        family = socket.AF_INET if ipaddress.ip_address(ip).version == 4 else socket.AF_INET6
+        return [
+            message
+            async for message in await ipr.addr("dump", family=family)
+            if message.get("address") == ip
+        ]
+
+    async def _delete_address(self, ip: str, interface: str) -> None:
+        async with AsyncIPRoute() as ipr:
+            try:
+                index = await self._index(ipr, interface)
+                await ipr.addr("del", index=index, address=ip, prefixlen=_host_prefixlen(ip))
+            except (NetlinkError, AnnounceError) as exc:
+                # already gone (interface deleted, address removed by hand): the goal is met
+                log.info("%s was already gone from %s: %s", ip, interface, exc)
+
+    @staticmethod
+    async def _index(ipr: AsyncIPRoute, interface: str) -> int:
+        indices = await ipr.link_lookup(ifname=interface)
+        if not indices:
+            raise AnnounceError(f"no interface named {interface!r}")
+        index: int = indices[0]
+        return index
+
+
+class LoggingAnnouncer:
+    """Same interface, touches nothing: for the unprivileged playground and dry runs."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self._log = logger or log
+        self._interfaces: dict[str, str] = {}
+
+    def announced(self) -> set[str]:
+        return set(self._interfaces)
+
+    async def announce(self, ip: str, interface: str) -> None:
+        ip = _normalise(ip)
+        self._interfaces[ip] = interface
+        self._log.info("would announce %s on %s", ip, interface)
+
+    async def withdraw(self, ip: str) -> None:
+        ip = _normalise(ip)
+        if self._interfaces.pop(ip, None) is not None:
+            self._log.info("would withdraw %s", ip)
+
+    async def withdraw_all(self) -> None:
+        for ip in list(self._interfaces):
+            await self.withdraw(ip)

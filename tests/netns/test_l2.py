@@ -1,0 +1,92 @@
+"""L2 failover on a real kernel: the router's neighbour table follows the announcing node."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.netns.lab import Agent, Lab, addresses, wait_for
+
+pytestmark = pytest.mark.netns
+
+VIPS = {4: "192.0.2.10", 6: "2001:db8::10"}
+
+
+def _announce_and_wait(lab: Lab, agent: Agent, vip: str) -> float:
+    """Announce from ``agent``'s node; seconds until the router maps the VIP to that node."""
+    started = time.monotonic()
+    call = agent.call("announce", ip=vip, interface="eth0")
+    wait_for(
+        lambda: lab.neighbour(vip) == agent.node.mac,
+        timeout=3,
+        what=f"router to map {vip} to {agent.node.name} ({agent.node.mac})",
+    )
+    elapsed = time.monotonic() - started
+    print(
+        f"\n{vip}: announce call {call['seconds'] * 1000:.0f} ms, router entry -> "
+        f"{agent.node.name} after {elapsed * 1000:.0f} ms"
+    )
+    return elapsed
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_withdraw_then_other_node_takes_over(lab: Lab, family: int) -> None:
+    vip = VIPS[family]
+    node1, node2 = Agent(lab, lab.nodes[0]), Agent(lab, lab.nodes[1])
+    assert lab.neighbour(vip) is None
+
+    _announce_and_wait(lab, node1, vip)
+    assert vip in addresses(node1.node.name)
+    assert node1.call("announced") == [vip]
+
+    node1.call("withdraw", ip=vip)
+    assert vip not in addresses(node1.node.name)
+    assert node1.call("announced") == []
+
+    _announce_and_wait(lab, node2, vip)
+    assert vip in addresses(node2.node.name)
+    node1.close()
+    node2.close()
+    # a clean shutdown withdraws: the address is gone from the node
+    assert vip not in addresses(node2.node.name)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_killed_owner_is_replaced_and_its_leftover_reclaimed(lab: Lab, family: int) -> None:
+    vip = VIPS[family]
+    node1, node2 = Agent(lab, lab.nodes[0]), Agent(lab, lab.nodes[1])
+    _announce_and_wait(lab, node1, vip)
+
+    node1.kill()
+    _announce_and_wait(lab, node2, vip)
+    # the router's entry survives its next confirmation probe: it must still be node2's
+    # (the kernel may probe node2's MAC by unicast; node1 never gets to answer)
+    assert lab.neighbour(vip) == node2.node.mac
+
+    # the killed speaker left its address behind; its restarted successor removes it
+    assert vip in addresses(node1.node.name)
+    restarted = Agent(lab, lab.nodes[0])
+    assert restarted.call("reclaim") == [vip]
+    assert vip not in addresses(node1.node.name)
+    # reclaim touches only what vipam added: the node's own address stays
+    assert lab.nodes[0].ipv4 in addresses(node1.node.name)
+    restarted.close()
+    node2.close()
+
+
+def test_address_configured_by_someone_else_is_refused(lab: Lab) -> None:
+    """An allocated VIP that is already a node's own address is a conflict, not ours to take."""
+    node1 = Agent(lab, lab.nodes[0])
+    with pytest.raises(RuntimeError, match="not by vipam"):
+        node1.call("announce", ip=lab.nodes[0].ipv4, interface="eth0")
+    node1.close()
+    assert lab.nodes[0].ipv4 in addresses(node1.node.name)
+
+
+def test_unknown_interface_is_reported(lab: Lab) -> None:
+    node1 = Agent(lab, lab.nodes[0])
+    with pytest.raises(RuntimeError, match="no interface named"):
+        node1.call("announce", ip=VIPS[4], interface="nope0")
+    assert node1.call("announced") == []
+    node1.close()
