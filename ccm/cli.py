@@ -1,24 +1,107 @@
-"""The `vipam` command line: one sub-command per process kind (see DESIGN.md)."""
+"""The `vipam` command line (DESIGN.md): controller, speaker, playground, check, version.
+
+Every setting of a process is a flag here and an environment variable `VIPAM_<NAME>`; flags win.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import signal
 import sys
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
 
 from ccm import __version__
 
 
+def _add_settings_flags(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
+    for name, info in model.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        help_text = info.description or ""
+        if info.annotation is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_text)
+        else:
+            parser.add_argument(flag, default=None, help=help_text)
+
+
+def _settings_from(args: argparse.Namespace, model: type[BaseModel]) -> Any:
+    given = {
+        name: getattr(args, name)
+        for name in model.model_fields
+        if getattr(args, name, None) is not None
+    }
+    return model(**given)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from ccm.settings import ControllerSettings
+
     parser = argparse.ArgumentParser(prog="vipam", description="LoadBalancer IPs without a cloud")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("version", help="print the version")
+    controller = sub.add_parser("controller", help="run the controller (allocates addresses)")
+    _add_settings_flags(controller, ControllerSettings)
+    check = sub.add_parser("check", help="validate IPPool and advertisement YAML offline")
+    check.add_argument("files", nargs="+", help="YAML files (multi-document allowed)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "version":
         print(f"vipam {__version__}")
         return 0
-    print(f"vipam: unknown command {args.command}", file=sys.stderr)
+    if args.command == "check":
+        from ccm.check import check_files
+
+        return check_files(args.files)
+    if args.command == "controller":
+        from ccm.settings import ControllerSettings
+
+        try:
+            settings = _settings_from(args, ControllerSettings)
+        except ValidationError as exc:
+            for error in exc.errors():
+                where = ".".join(str(p) for p in error["loc"])
+                print(f"vipam controller: --{where.replace('_', '-')}: {error['msg']}",
+                      file=sys.stderr)
+            return 2
+        return asyncio.run(_run_controller(settings))
+    parser.error(f"unknown command {args.command}")
     return 2
+
+
+async def _run_controller(settings: Any) -> int:
+    from ccm.controller.manager import Controller
+    from ccm.health.server import HealthServer
+    from ccm.logs import setup_logging
+
+    setup_logging(settings.log_format, settings.log_level)
+    controller = Controller(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    health = HealthServer(controller, settings.health_host, int(settings.health_port))
+    await health.start()
+    print(f"vipam controller: health on {health.url}", file=sys.stderr, flush=True)
+    try:
+        starting = asyncio.create_task(controller.start())
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting in done:
+            starting.result()
+            await stop.wait()
+        else:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+    finally:
+        await controller.stop()
+        await health.stop()
+    return 0

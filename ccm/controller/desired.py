@@ -1,0 +1,112 @@
+"""The Service as it should be: pure functions from (current object, decision) to a new object.
+
+Each returns a modified deep copy, or None when the object is already right, so a sync that has
+nothing to change makes no write (a restart of a converged cluster writes nothing).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from ccm.controller import names
+from ccm.kube.leader import micro_time
+
+JSON = dict[str, Any]
+
+
+def _now_seconds() -> str:
+    return micro_time()[:19] + "Z"
+
+
+def with_allocation(obj: JSON, ips: tuple[str, ...], pools: str, set_lb_ip: bool) -> JSON | None:
+    """Finalizer, `vipam.io/allocated-from` and (single-stack) spec.loadBalancerIP."""
+    new = copy.deepcopy(obj)
+    meta = new.setdefault("metadata", {})
+    spec = new.setdefault("spec", {})
+    finalizers = meta.setdefault("finalizers", [])
+    if names.FINALIZER not in finalizers:
+        finalizers.append(names.FINALIZER)
+    annotations = meta.get("annotations") or {}
+    meta["annotations"] = annotations
+    annotations[names.ANN_ALLOCATED_FROM] = pools
+    user_ip = spec.get("loadBalancerIP") and annotations.get(names.ANN_SET_LB_IP) != "true"
+    if set_lb_ip and len(ips) == 1 and not user_ip:
+        spec["loadBalancerIP"] = ips[0]
+        annotations[names.ANN_SET_LB_IP] = "true"
+    elif annotations.get(names.ANN_SET_LB_IP) == "true" and (not set_lb_ip or len(ips) != 1):
+        spec.pop("loadBalancerIP", None)
+        annotations.pop(names.ANN_SET_LB_IP, None)
+    return None if new == obj else new
+
+
+def without_allocation(obj: JSON) -> JSON | None:
+    """Everything `with_allocation` wrote, removed; the finalizer goes in the same write, last."""
+    new = copy.deepcopy(obj)
+    meta = new.setdefault("metadata", {})
+    annotations = meta.get("annotations") or {}
+    if annotations.pop(names.ANN_SET_LB_IP, None) == "true":
+        (new.get("spec") or {}).pop("loadBalancerIP", None)
+    annotations.pop(names.ANN_ALLOCATED_FROM, None)
+    if "annotations" in meta:
+        meta["annotations"] = annotations
+    finalizers = [f for f in meta.get("finalizers") or [] if f != names.FINALIZER]
+    if "finalizers" in meta:
+        meta["finalizers"] = finalizers
+    return None if new == obj else new
+
+
+def _set_condition(
+    status: JSON, generation: int, state: str, reason: str, message: str
+) -> None:
+    conditions: list[JSON] = status.setdefault("conditions", [])
+    for condition in conditions:
+        if condition.get("type") == names.CONDITION_ALLOCATED:
+            if condition.get("status") != state:
+                condition["lastTransitionTime"] = _now_seconds()
+            condition.update(
+                status=state, reason=reason, message=message, observedGeneration=generation
+            )
+            return
+    conditions.append(
+        {
+            "type": names.CONDITION_ALLOCATED,
+            "status": state,
+            "reason": reason,
+            "message": message,
+            "observedGeneration": generation,
+            "lastTransitionTime": _now_seconds(),
+        }
+    )
+
+
+def with_status(obj: JSON, ips: tuple[str, ...], message: str) -> JSON | None:
+    """status.loadBalancer.ingress for `ips` and a True `vipam.io/IPAllocated` condition."""
+    new = copy.deepcopy(obj)
+    status = new.setdefault("status", {})
+    status["loadBalancer"] = {"ingress": [{"ip": ip, "ipMode": "VIP"} for ip in ips]}
+    generation = int((new.get("metadata") or {}).get("generation") or 0)
+    _set_condition(status, generation, "True", names.REASON_ALLOCATED, message)
+    return None if new == obj else new
+
+
+def with_failure(obj: JSON, reason: str, message: str) -> JSON | None:
+    """A False condition; the ingress stays as it is (a failed change keeps the old address)."""
+    new = copy.deepcopy(obj)
+    status = new.setdefault("status", {})
+    generation = int((new.get("metadata") or {}).get("generation") or 0)
+    _set_condition(status, generation, "False", reason, message)
+    return None if new == obj else new
+
+
+def without_status(obj: JSON) -> JSON | None:
+    """No ingress and no condition of ours."""
+    new = copy.deepcopy(obj)
+    status = new.setdefault("status", {})
+    if (status.get("loadBalancer") or {}).get("ingress"):
+        status["loadBalancer"] = {}
+    if "conditions" in status:
+        status["conditions"] = [
+            c for c in status["conditions"] if c.get("type") != names.CONDITION_ALLOCATED
+        ]
+    return None if new == obj else new

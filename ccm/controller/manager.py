@@ -1,0 +1,347 @@
+"""The controller process: informers, leader election, restore, workers and the health server.
+
+Every replica runs the informers, so a standby's caches are warm; only the Lease holder restores
+the allocator from them and runs workers. Start-up is two-phase: every assignment the Services
+show is restored into a fresh allocator *before* any Service is served, so a restart or a
+failover never moves an address and writes nothing for Services that are already right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from pools.allocator import Allocator
+
+from ccm.controller.pool_sync import PoolSync
+from ccm.controller.queue import WorkQueue
+from ccm.controller.service_view import ServiceOptions, parse_service
+from ccm.controller.sync import NotLeader, ServiceSync, SyncContext
+from ccm.health.metrics import ControllerMetrics
+from ccm.kube.client import JSON, ApiError, KubeClient
+from ccm.kube.events import EventRecorder
+from ccm.kube.informer import Informer
+from ccm.kube.leader import ElectionTiming, LeaderElector
+from ccm.kube.resources import IPPOOLS, NAMESPACES, SERVICES
+from ccm.settings import ControllerSettings
+
+log = logging.getLogger(__name__)
+
+
+class Controller:
+    def __init__(self, settings: ControllerSettings, client: KubeClient | None = None) -> None:
+        self.settings = settings
+        self.metrics = ControllerMetrics()
+        self.registry = self.metrics.registry
+        self._client = client
+        self.allocator = Allocator()
+        self.restored = asyncio.Event()
+        self.queue = WorkQueue()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._leader_tasks: list[asyncio.Task[Any]] = []
+        self.last_errors: list[dict[str, Any]] = []
+        self._heartbeat = time.monotonic()
+        self.conflicts: dict[str, str] = {}
+
+    # -- wiring ----------------------------------------------------------------------------
+
+    @property
+    def client(self) -> KubeClient:
+        assert self._client is not None, "start() first"
+        return self._client
+
+    async def start(self) -> None:
+        s = self.settings
+        if self._client is None:
+            self._client = await KubeClient.connect(
+                s.kubeconfig, s.context, qps=s.qps, burst=s.burst
+            )
+        self.client.observer = self.metrics.api_request
+        self.elector = LeaderElector(
+            self.client,
+            namespace=s.namespace,
+            name=s.lease_name,
+            identity=s.identity,
+            timing=ElectionTiming(s.lease_duration, s.renew_deadline, s.retry_period),
+            on_started_leading=self._started_leading,
+            on_stopped_leading=self._stopped_leading,
+        )
+        self.recorder = EventRecorder(
+            self.client, "vipam-controller", allowed=self.elector.is_leader
+        )
+        self.services = Informer(
+            self.client, SERVICES, self._service_changed, watch_timeout=s.watch_timeout
+        )
+        self.ippools = Informer(
+            self.client, IPPOOLS, self._pool_changed, watch_timeout=s.watch_timeout
+        )
+        self.namespaces = Informer(
+            self.client, NAMESPACES, self._namespace_changed, watch_timeout=s.watch_timeout
+        )
+        self.pool_sync = PoolSync(
+            self.client, self.ippools.cache, self.recorder, self.elector.is_leader,
+            s.pool_status_interval,
+        )
+        self.ctx = SyncContext(
+            client=self.client,
+            services=self.services.cache,
+            namespace_labels=self._namespace_labels,
+            allocator=lambda: self.allocator,
+            recorder=self.recorder,
+            options=ServiceOptions(serve_unclassed=s.serve_unclassed, compat=s.compat),
+            set_load_balancer_ip=s.set_load_balancer_ip,
+            fence=self.elector.is_leader,
+            observer=self.metrics,
+            on_freed=self._retry_waiting,
+        )
+        self.sync = ServiceSync(self.ctx)
+        for informer in (self.services, self.ippools, self.namespaces):
+            self._spawn(informer.run(), f"informer-{informer.resource.plural}")
+        self._spawn(self._heartbeat_loop(), "heartbeat")
+        await asyncio.gather(
+            self.services.synced.wait(), self.ippools.synced.wait(), self.namespaces.synced.wait()
+        )
+        self._spawn(self.elector.run(), "elector")
+
+    def _spawn(self, coro: Any, name: str, leader: bool = False) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        (self._leader_tasks if leader else self._tasks).append(task)
+
+    async def stop(self, release: bool = True) -> None:
+        """Stop workers, give the Lease up (so a standby takes over at once) and close."""
+        await self._cancel(self._leader_tasks)
+        if release and hasattr(self, "elector"):
+            await self.elector.release()
+        await self._cancel(self._tasks)
+        self.queue.close()
+        if self._client is not None:
+            await self._client.close()
+
+    @staticmethod
+    async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        tasks.clear()
+
+    async def __aenter__(self) -> Controller:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    # -- informer callbacks: only enqueue ---------------------------------------------------
+
+    def _service_changed(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        if new is None and hasattr(self, "sync"):
+            self.sync.forget(key)
+        if self.elector.is_leader() and self.restored.is_set():
+            self.queue.add(key)
+
+    def _pool_changed(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        if old is not None and new is not None and _spec(old) == _spec(new):
+            return  # a status-only change (often our own write)
+        if not (self.elector.is_leader() and self.restored.is_set()):
+            return
+        self._apply_pools()
+        for service in list(self.ctx.waiting):
+            self.queue.add(service)
+
+    def _namespace_changed(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        if old is not None and new is not None and _labels(old) == _labels(new):
+            return
+        if self.elector.is_leader() and self.restored.is_set():
+            for service in list(self.services.cache):
+                if service.startswith(f"{key}/"):
+                    self.queue.add(service)
+
+    def _namespace_labels(self, namespace: str) -> Mapping[str, str]:
+        return _labels(self.namespaces.cache.get(namespace) or {})
+
+    def _retry_waiting(self) -> None:
+        for key in list(self.ctx.waiting):
+            self.queue.add(key)
+
+    # -- leadership ------------------------------------------------------------------------
+
+    async def _started_leading(self) -> None:
+        self.metrics.leader.set(1)
+        self.restored.clear()
+        self.allocator = Allocator()
+        self._apply_pools()
+        self._restore()
+        self.restored.set()
+        self._enqueue_all()
+        for index in range(self.settings.workers):
+            self._spawn(self._worker(), f"worker-{index}", leader=True)
+        self._spawn(self.pool_sync.run_status_loop(lambda: self.allocator), "pool-status", True)
+        self._spawn(self.pool_sync.report(), "pool-report", leader=True)
+
+    async def _stopped_leading(self) -> None:
+        self.metrics.leader.set(0)
+        self.restored.clear()
+        await self._cancel(self._leader_tasks)
+        self.queue.close()
+        self.queue = WorkQueue()
+
+    def _apply_pools(self) -> None:
+        pools = self.pool_sync.refresh()
+        orphans = self.allocator.set_pools(pools.valid.values())
+        for key, ip in orphans:
+            obj = self.services.cache.get(key)
+            if obj is not None:
+                self._spawn(
+                    self.recorder.record(
+                        obj, "Warning", "IPConflict",
+                        f"{ip} is no longer inside any IPPool; it stays assigned until the "
+                        "Service releases it",
+                    ),
+                    "orphan-event", leader=True,
+                )
+        for name in pools.valid:
+            for family, stats in self.allocator.stats().get(name, {}).items():
+                self.metrics.pool_capacity.labels(pool=name, family=family).set(stats.capacity)
+
+    def _restore(self) -> None:
+        """Phase one: put every address the Services show back into the allocator."""
+        started = time.monotonic()
+        options = self.ctx.options
+        entries = []
+        for obj in self.services.cache.values():
+            view = parse_service(obj, options, self._namespace_labels(_namespace(obj)))
+            if view.request is None or not view.shown_ips:
+                continue
+            entries.append((view.request, view.shown_ips, view.allocated_from))
+        report = self.allocator.restore(entries)
+        for conflict in report.conflicts:
+            self.ctx.waiting.add(conflict.key)
+            self.conflicts[conflict.key] = conflict.message
+        log.info(
+            "restored %d assignments (%d conflicts, %d outside pools) in %.3fs",
+            len(report.restored), len(report.conflicts), len(report.outside),
+            time.monotonic() - started,
+        )
+
+    def _enqueue_all(self) -> None:
+        """Services that request specific addresses first, so automatic picks cannot take them."""
+        def order(item: tuple[str, JSON]) -> tuple[int, str, str]:
+            key, obj = item
+            annotations = (obj.get("metadata") or {}).get("annotations") or {}
+            requests = any(
+                "loadBalancerIPs" in a or a.endswith("/ips") for a in annotations
+            ) or bool((obj.get("spec") or {}).get("loadBalancerIP"))
+            created = str((obj.get("metadata") or {}).get("creationTimestamp", ""))
+            return (0 if requests else 1, created, key)
+
+        for key, _ in sorted(self.services.cache.items(), key=order):
+            self.queue.add(key)
+
+    # -- workers ---------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            self.metrics.queue_depth.set(self.queue.depth)
+            started = time.monotonic()
+            result = "ok"
+            try:
+                await self.services.fresh.wait()
+                await self.sync.sync(key)
+                self.queue.forget(key)
+            except NotLeader:
+                result = "not_leader"
+            except ApiError as exc:
+                result = "error"
+                wait = self.queue.retry(key, exc.retry_after)
+                self._note_error(key, str(exc))
+                log.warning("sync failed: %s; retry in %.3fs", exc, wait, extra={"service": key})
+            except Exception as exc:  # a bug must not stop the worker serving everyone else
+                result = "error"
+                wait = self.queue.retry(key)
+                self._note_error(key, f"{type(exc).__name__}: {exc}")
+                log.exception("sync crashed; retry in %.3fs", wait, extra={"service": key})
+            finally:
+                self.queue.done(key)
+                self.metrics.reconcile_seconds.labels(result=result).observe(
+                    time.monotonic() - started
+                )
+
+    def _note_error(self, key: str, message: str) -> None:
+        self.last_errors.append({"service": key, "error": message, "at": time.time()})
+        del self.last_errors[:-20]
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            self._heartbeat = time.monotonic()
+            self.metrics.queue_depth.set(self.queue.depth)
+            await asyncio.sleep(1.0)
+
+    # -- health ----------------------------------------------------------------------------
+
+    def healthy(self) -> tuple[bool, str]:
+        now = time.monotonic()
+        if now - self._heartbeat > 10:
+            return False, "event loop stalled"
+        limit = self.settings.watch_timeout + 60
+        stale = [
+            i.resource.plural for i in (self.services, self.ippools)
+            if now - i.last_progress > limit
+        ]
+        if stale:
+            return False, f"watches not progressing: {', '.join(stale)}"
+        return True, "watches progressing"
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.services.synced.is_set():
+            return False, "caches not synced"
+        if self.elector.is_leader():
+            if not self.restored.is_set():
+                return False, "restoring assignments"
+            return True, "leader, assignments restored"
+        return True, f"standby (leader: {self.elector.observed_holder or 'none'})"
+
+    def status(self) -> dict[str, Any]:
+        stats = self.allocator.stats() if self.elector.is_leader() else {}
+        pools: dict[str, Any] = {}
+        for name in sorted(set(self.pool_sync.pools.valid) | set(self.pool_sync.pools.errors)):
+            pools[name] = {
+                "valid": name in self.pool_sync.pools.valid,
+                "errors": self.pool_sync.pools.errors.get(name, []),
+                "overlaps": self.pool_sync.pools.overlaps.get(name, []),
+                "usage": {
+                    family: {
+                        "capacity": str(s.capacity), "allocated": str(s.allocated),
+                        "available": str(s.available),
+                    }
+                    for family, s in stats.get(name, {}).items()
+                },
+            }
+        return {
+            "identity": self.settings.identity,
+            "leader": self.elector.observed_holder,
+            "is_leader": self.elector.is_leader(),
+            "restored": self.restored.is_set(),
+            "queue_depth": self.queue.depth,
+            "pools": pools,
+            "waiting": sorted(self.ctx.waiting),
+            "last_errors": self.last_errors[-10:],
+        }
+
+
+def _spec(obj: JSON) -> Any:
+    return (obj.get("spec"), (obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def _labels(obj: JSON) -> Mapping[str, str]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
+def _namespace(obj: JSON) -> str:
+    return str((obj.get("metadata") or {}).get("namespace", ""))

@@ -1,0 +1,36 @@
+"""Names users see on Services (DESIGN.md), in one place."""
+
+from __future__ import annotations
+
+LOAD_BALANCER_CLASS = "vipam.io/vipam"
+FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
+CONDITION_ALLOCATED = "vipam.io/IPAllocated"
+
+ANN_POOL = "vipam.io/pool"
+ANN_IPS = "vipam.io/loadBalancerIPs"
+ANN_SHARING_KEY = "vipam.io/sharing-key"
+ANN_ALLOCATED_FROM = "vipam.io/allocated-from"
+ANN_ANNOUNCING_NODE = "vipam.io/announcing-node"
+# Not in DESIGN.md: remembers that spec.loadBalancerIP was written by us rather than requested by
+# the user, so that release clears only what we set (the issue's rule) even after a restart.
+ANN_SET_LB_IP = "vipam.io/set-load-balancer-ip"
+
+# Compatibility annotations, enabled per project with --compat.
+COMPAT_IPS = {
+    "metallb": "metallb.io/loadBalancerIPs",
+    "kube-vip": "kube-vip.io/loadbalancerIPs",
+    "cilium": "lbipam.cilium.io/ips",
+}
+COMPAT_POOL = {"metallb": "metallb.io/address-pool"}
+COMPAT_SHARING_KEY = {
+    "metallb": "metallb.io/allow-shared-ip",
+    "cilium": "lbipam.cilium.io/sharing-key",
+}
+COMPAT_PROJECTS = frozenset({"metallb", "kube-vip", "cilium"})
+
+# Event reasons (DESIGN.md).
+REASON_ALLOCATED = "IPAllocated"
+REASON_FAILED = "AllocationFailed"
+REASON_RELEASED = "IPReleased"
+REASON_CONFLICT = "IPConflict"
+REASON_POOL_OVERLAP = "PoolOverlap"

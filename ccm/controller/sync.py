@@ -1,0 +1,286 @@
+"""One idempotent, level-triggered sync per Service: read, decide, write what differs.
+
+`sync(key)` can run any number of times for any key in any state and converges: it never
+assumes what happened before, only compares the Service as it is with what the allocator decides.
+Every write is a PUT carrying the object's resourceVersion, so a concurrent change makes it fail
+with 409 instead of being overwritten; we then re-read and decide again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pools.allocator import AllocationError, Allocator, Assignment, ExternalPoolRequired
+
+from ccm.controller import desired, names
+from ccm.controller.service_view import ServiceOptions, ServiceView, parse_service
+from ccm.kube.client import JSON, ApiError, KubeClient
+from ccm.kube.events import EventRecorder
+from ccm.kube.resources import SERVICES
+
+log = logging.getLogger(__name__)
+
+MAX_CONFLICT_RETRIES = 4
+
+
+class NotLeader(Exception):
+    """Raised instead of a write when this replica may not write (lost or never had the lease)."""
+
+
+class ExternalAllocator(Protocol):
+    """Obtains addresses from an external IPAM for a pool with `spec.external` (see external.py)."""
+
+    async def allocate(self, view: ServiceView, error: ExternalPoolRequired) -> tuple[str, ...]: ...
+
+    async def release(self, key: str, uid: str, ips: tuple[str, ...], pools: str) -> None: ...
+
+
+class SyncObserver(Protocol):
+    def allocation(self, result: str) -> None: ...
+
+
+@dataclass
+class SyncContext:
+    """What a sync needs; built once by the manager."""
+
+    client: KubeClient
+    services: Mapping[str, JSON]  # the informer cache
+    namespace_labels: Callable[[str], Mapping[str, str]]
+    allocator: Callable[[], Allocator]
+    recorder: EventRecorder
+    options: ServiceOptions
+    set_load_balancer_ip: bool
+    fence: Callable[[], bool]
+    observer: SyncObserver | None = None
+    external: ExternalAllocator | None = None
+    waiting: set[str] = field(default_factory=set)  # failed or in conflict; retried on changes
+    on_freed: Callable[[], None] = lambda: None  # addresses were freed: retry `waiting`
+
+
+class ServiceSync:
+    def __init__(self, ctx: SyncContext) -> None:
+        self.ctx = ctx
+        self._written: dict[str, JSON] = {}  # our last write per key, until the cache catches up
+
+    # -- entry point -----------------------------------------------------------------------
+
+    async def sync(self, key: str) -> None:
+        obj = self._current(key)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            try:
+                await self._sync_object(key, obj)
+                return
+            except ApiError as exc:
+                if not exc.conflict:
+                    raise
+                log.info("conflict writing %s; re-reading", key, extra={"service": key})
+                obj = await self._fetch(key)
+        raise ApiError(409, "Conflict", f"{key}: still conflicting after retries")
+
+    def _current(self, key: str) -> JSON | None:
+        cached = self.ctx.services.get(key)
+        mine = self._written.get(key)
+        if mine is None:
+            return cached
+        if cached is None or _newer(mine, cached):
+            return mine
+        del self._written[key]
+        return cached
+
+    async def _fetch(self, key: str) -> JSON | None:
+        namespace, name = key.split("/", 1)
+        try:
+            return await self.ctx.client.get(SERVICES, namespace, name)
+        except ApiError as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    async def _sync_object(self, key: str, obj: JSON | None) -> None:
+        allocator = self.ctx.allocator()
+        if obj is None:
+            self._forget(key)
+            if allocator.release(key):
+                self._released(key)
+            return
+        view = parse_service(obj, self.ctx.options, self.ctx.namespace_labels(obj_ns(obj)))
+        if not view.served:
+            await self._release(obj, view)
+            return
+        self.ctx.waiting.discard(key)
+        if view.error is not None:
+            await self._fail(obj, view, "InvalidRequest", view.error)
+            return
+        assert view.request is not None
+        if allocator.lookup(key) is None and view.shown_ips:
+            if not await self._adopt_shown(obj, view):
+                return
+        try:
+            assignment = allocator.allocate(view.request)
+        except ExternalPoolRequired as exc:
+            assignment = await self._allocate_external(obj, view, exc)
+            if assignment is None:
+                return
+        except AllocationError as exc:
+            await self._fail(obj, view, exc.reason, exc.message)
+            return
+        await self._apply(obj, view, assignment)
+
+    # -- deciding --------------------------------------------------------------------------
+
+    async def _adopt_shown(self, obj: JSON, view: ServiceView) -> bool:
+        """The Service shows addresses the allocator does not attribute to it: claim them back.
+
+        This is how a restart (or a conflict that has since cleared) restores an assignment; a
+        Service whose shown address is held by someone it may not share with stays in conflict
+        and is never silently given a different address.
+        """
+        assert view.request is not None
+        report = self.ctx.allocator().restore([(view.request, view.shown_ips, view.allocated_from)])
+        mine = [c for c in report.conflicts if c.key == view.key]
+        for evicted in (c for c in report.conflicts if c.key != view.key):
+            self.ctx.waiting.add(evicted.key)
+            log.warning("%s", evicted.message, extra={"service": evicted.key})
+        if not mine:
+            return True
+        self.ctx.waiting.add(view.key)
+        message = "; ".join(c.message for c in mine)
+        self._observe("conflict")
+        await self.ctx.recorder.record(obj, "Warning", names.REASON_CONFLICT, message)
+        await self._write_status(obj, desired.with_failure(obj, names.REASON_CONFLICT, message))
+        return False
+
+    async def _allocate_external(
+        self, obj: JSON, view: ServiceView, error: ExternalPoolRequired
+    ) -> Assignment | None:
+        if self.ctx.external is None:
+            await self._fail(
+                obj, view, "ExternalPool",
+                f"pool {error.pool} uses an external IPAM, which is not configured here",
+            )
+            return None
+        assert view.request is not None
+        try:
+            ips = await self.ctx.external.allocate(view, error)
+            return self.ctx.allocator().adopt(view.request, ips, error.pool)
+        except AllocationError as exc:
+            await self._fail(obj, view, exc.reason, exc.message)
+            return None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def _apply(self, obj: JSON, view: ServiceView, assignment: Assignment) -> None:
+        pools = ",".join(dict.fromkeys(p for p in assignment.pools if p))
+        main = desired.with_allocation(obj, assignment.ips, pools, self.ctx.set_load_balancer_ip)
+        if main is not None:
+            obj = await self._write(main)
+        shown_before = view.shown_ips
+        message = ", ".join(
+            f"{ip} from pool {pool}" if pool else ip
+            for ip, pool in zip(assignment.ips, assignment.pools, strict=True)
+        )
+        status = desired.with_status(obj, assignment.ips, f"allocated {message}")
+        if status is not None:
+            obj = await self._write_status(obj, status)
+        allocator = self.ctx.allocator()
+        if allocator.retiring(view.key):
+            allocator.finish_retire(view.key)
+            self._wake_waiting()
+        if set(shown_before) != set(assignment.ips):
+            self._observe("allocated")
+            log.info("allocated %s", message, extra={"service": view.key})
+            await self.ctx.recorder.record(
+                obj, "Normal", names.REASON_ALLOCATED, f"Assigned {message}"
+            )
+
+    async def _fail(self, obj: JSON, view: ServiceView, reason: str, message: str) -> None:
+        self.ctx.waiting.add(view.key)
+        new = desired.with_failure(obj, reason, message)
+        if new is None:
+            return  # already reported; nothing changed
+        self._observe("failed")
+        log.warning("allocation failed: %s", message, extra={"service": view.key})
+        await self.ctx.recorder.record(obj, "Warning", names.REASON_FAILED, message)
+        await self._write_status(obj, new)
+
+    async def _release(self, obj: JSON, view: ServiceView) -> None:
+        """Clear what we wrote, free the address, remove the finalizer last."""
+        self.ctx.waiting.discard(view.key)
+        allocator = self.ctx.allocator()
+        held = allocator.lookup(view.key)
+        if not view.ours and held is None:
+            return
+        status = desired.without_status(obj) if (view.ours or held) else None
+        if status is not None:
+            obj = await self._write_status(obj, status)
+        main = desired.without_allocation(obj)
+        if main is not None:
+            await self._write(main)
+        released = allocator.release(view.key)
+        if released:
+            self._released(view.key)
+            await self.ctx.recorder.record(
+                obj, "Normal", names.REASON_RELEASED, f"Released {', '.join(released)}"
+            )
+            if self.ctx.external is not None:
+                pools = (held.pools if held else ()) or ()
+                await self.ctx.external.release(
+                    view.key, view.uid, tuple(released), ",".join(p for p in pools if p)
+                )
+
+    def _released(self, key: str) -> None:
+        self._observe("released")
+        log.info("released addresses", extra={"service": key})
+        self._wake_waiting()
+
+    def _wake_waiting(self) -> None:
+        """Freed addresses may unblock Services that failed or were in conflict."""
+        self.ctx.on_freed()
+
+    def forget(self, key: str) -> None:
+        """The Service is gone from the cache: drop what we remember of our own writes."""
+        self._forget(key)
+
+    def _forget(self, key: str) -> None:
+        self._written.pop(key, None)
+        self.ctx.waiting.discard(key)
+
+    async def _write(self, obj: JSON) -> JSON:
+        if not self.ctx.fence():
+            raise NotLeader("not the leader")
+        meta = obj["metadata"]
+        result = await self.ctx.client.replace(SERVICES, meta["namespace"], meta["name"], obj)
+        self._written[f"{meta['namespace']}/{meta['name']}"] = result
+        return result
+
+    async def _write_status(self, obj: JSON, new: JSON | None) -> JSON:
+        if new is None:
+            return obj
+        if not self.ctx.fence():
+            raise NotLeader("not the leader")
+        meta = new["metadata"]
+        result = await self.ctx.client.replace(
+            SERVICES, meta["namespace"], meta["name"], new, subresource="status"
+        )
+        self._written[f"{meta['namespace']}/{meta['name']}"] = result
+        return result
+
+    def _observe(self, result: str) -> None:
+        if self.ctx.observer is not None:
+            self.ctx.observer.allocation(result)
+
+
+def obj_ns(obj: JSON) -> str:
+    return str((obj.get("metadata") or {}).get("namespace", ""))
+
+
+def _newer(a: JSON, b: JSON) -> bool:
+    """Whether `a` is a later version of the object than `b` (resourceVersions are numbers here)."""
+    ra = str((a.get("metadata") or {}).get("resourceVersion", ""))
+    rb = str((b.get("metadata") or {}).get("resourceVersion", ""))
+    if ra.isdigit() and rb.isdigit():
+        return int(ra) > int(rb)
+    return False

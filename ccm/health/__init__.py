@@ -1,0 +1,1 @@
+"""Operators' view of a running process: Prometheus metrics and the health/status HTTP server."""

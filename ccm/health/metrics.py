@@ -1,0 +1,63 @@
+"""Prometheus metrics (prefix `vipam_`), on a registry per process object.
+
+A registry per Controller (rather than the global default) lets tests run several controllers in
+one process and read each one's figures.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class ControllerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.allocations = Counter(
+            "vipam_allocations", "Allocation decisions by result", ["result"], registry=r
+        )
+        self.pool_capacity = Gauge(
+            "vipam_pool_capacity_addresses", "Usable addresses per pool and family",
+            ["pool", "family"], registry=r,
+        )
+        self.pool_allocated = Gauge(
+            "vipam_pool_allocated_addresses", "Allocated addresses per pool and family",
+            ["pool", "family"], registry=r,
+        )
+        self.reconcile_seconds = Histogram(
+            "vipam_reconcile_duration_seconds", "Time of one Service sync", ["result"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.queue_depth = Gauge("vipam_queue_depth", "Keys waiting in the work queue", registry=r)
+        self.leader = Gauge("vipam_leader", "1 while this replica holds the lease", registry=r)
+        self.api_requests = Counter(
+            "vipam_api_requests", "Kubernetes API requests", ["verb", "resource", "code"],
+            registry=r,
+        )
+        self.api_errors = Counter(
+            "vipam_api_errors", "Kubernetes API requests that failed", ["verb", "resource", "code"],
+            registry=r,
+        )
+        self.backend_calls = Counter(
+            "vipam_backend_calls", "External IPAM calls", ["pool", "op", "result"], registry=r
+        )
+        self.backend_seconds = Histogram(
+            "vipam_backend_call_duration_seconds", "External IPAM call latency", ["pool", "op"],
+            registry=r,
+        )
+
+    # -- hooks for the lower layers ---------------------------------------------------------
+
+    def allocation(self, result: str) -> None:
+        self.allocations.labels(result=result).inc()
+
+    def api_request(self, verb: str, resource: str, status: int, seconds: float) -> None:
+        code = str(status)
+        self.api_requests.labels(verb=verb, resource=resource, code=code).inc()
+        if status == 0 or status >= 400:
+            self.api_errors.labels(verb=verb, resource=resource, code=code).inc()
+
+    def backend_call(self, pool: str, op: str, result: str, seconds: float) -> None:
+        self.backend_calls.labels(pool=pool, op=op, result=result).inc()
+        self.backend_seconds.labels(pool=pool, op=op).observe(seconds)
