@@ -1,0 +1,114 @@
+"""The `Emulator`: a Kubernetes API server on 127.0.0.1 that tests and the playground run
+in-process. Its data outlives stop()/start(), and it keeps its port, like an apiserver restart."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from ccm.emulator.crds import load_crd_documents
+from ccm.emulator.faults import Faults
+from ccm.emulator.resources import Registry
+from ccm.emulator.server import ApiServer
+from ccm.emulator.stats import RequestStats
+from ccm.emulator.store import Store
+from ccm.emulator.watch import ABORT, WatchHub
+
+
+class Emulator:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, history_size: int = 10_000,
+                 crd_paths: Sequence[Path] = (), bookmark_interval: float = 1.0) -> None:
+        self.host = host
+        self.port = port
+        self.registry = Registry()
+        self.hub = WatchHub(history_size)
+        self.store = Store(self.registry, self.hub)
+        self.stats = RequestStats()
+        self.faults = Faults(self.hub, lambda: self.store.rv)
+        self._api = ApiServer(self.store, self.hub, self.registry, self.faults, self.stats,
+                              bookmark_interval)
+        self._runner: web.AppRunner | None = None
+        crd_type = self.registry.resolve("apiextensions.k8s.io/v1/customresourcedefinitions")
+        for crd in load_crd_documents(list(crd_paths)):
+            self.store.create(crd_type, None, crd)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            return
+        runner = web.AppRunner(self._api.make_app(), access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        if self.port == 0:
+            server = site._server
+            assert isinstance(server, asyncio.base_events.Server)
+            self.port = server.sockets[0].getsockname()[1]
+        self._api.server_address = f"{self.host}:{self.port}"
+        self._runner = runner
+
+    async def stop(self) -> None:
+        """Drop every connection, watches included, as a crashed apiserver would."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        self.hub.close_all(ABORT)
+        await asyncio.sleep(0)  # let watch handlers see the abort before the server closes
+        await runner.cleanup()
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
+
+    def reset_stats(self) -> None:
+        self.stats.clear()
+
+    # ------------------------------------------------------------- test helpers
+
+    def get_object(self, group_version_resource: str, namespace: str | None,
+                   name: str) -> dict[str, Any] | None:
+        """A deep copy of one stored object, or None; for assertions, never for the code
+        under test (which must go through the API)."""
+        rt = self.registry.resolve(group_version_resource)
+        obj = self.store.peek(rt, namespace if rt.namespaced else None, name)
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def list_objects(self, resource: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        rt = self.registry.resolve(resource)
+        return [copy.deepcopy(o) for o in self.store.select(
+            rt, lambda o: namespace is None or o["metadata"].get("namespace") == namespace)]
+
+    def write_kubeconfig(self, path: Path, *, namespace: str = "default") -> Path:
+        """A kubeconfig for kubectl and kubernetes_asyncio.config.load_kube_config."""
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "vipam-emulator", "cluster": {"server": self.url}}],
+            "users": [{"name": "vipam-emulator", "user": {"token": "emulator"}}],
+            "contexts": [{"name": "vipam-emulator", "context": {
+                "cluster": "vipam-emulator", "user": "vipam-emulator", "namespace": namespace}}],
+            "current-context": "vipam-emulator",
+            "preferences": {},
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path

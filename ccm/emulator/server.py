@@ -1,0 +1,353 @@
+"""The HTTP face of the emulator: one aiohttp handler that routes, counts, injects faults and
+serves get/list/watch/create/update/patch/delete as the apiserver does over JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from ccm.emulator import discovery, tables
+from ccm.emulator.errors import ApiError, bad_request, gone
+from ccm.emulator.faults import Faults
+from ccm.emulator.resources import Registry, ResourceType
+from ccm.emulator.routing import ResourceRoute, parse_resource_path
+from ccm.emulator.selectors import make_filter, parse_field_selector, parse_label_selector
+from ccm.emulator.stats import RequestStats
+from ccm.emulator.store import Store
+from ccm.emulator.watch import ABORT, GRACEFUL, WatchHub
+
+JSON = "application/json"
+TRUE_WORDS = ("true", "1", "True", "TRUE", "yes")
+
+
+def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
+                   ) -> web.Response:
+    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
+                        content_type=JSON, headers=headers)
+
+
+def _error_response(error: ApiError) -> web.Response:
+    return _json_response(error.status(), error.code, error.headers)
+
+
+def _served(obj: dict[str, Any], rt: ResourceType) -> dict[str, Any]:
+    """Objects are stored once per resource; show them at the version that was asked for."""
+    if obj.get("apiVersion") == rt.api_version:
+        return obj
+    return {**obj, "apiVersion": rt.api_version}
+
+
+class ApiServer:
+    """Request handling over a `Store`; owns no sockets (the `Emulator` does)."""
+
+    def __init__(self, store: Store, hub: WatchHub, registry: Registry, faults: Faults,
+                 stats: RequestStats, bookmark_interval: float) -> None:
+        self.store = store
+        self.hub = hub
+        self.registry = registry
+        self.faults = faults
+        self.stats = stats
+        self.bookmark_interval = bookmark_interval
+        self.server_address = "127.0.0.1:0"
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            route = parse_resource_path(self.registry, request.path)
+            verb = self._verb(request, route)
+            if route is not None and verb is not None:
+                self.stats.record(verb, route.stats_resource)
+            if self.faults.latency:
+                await asyncio.sleep(self.faults.latency)
+            failure = self.faults.planned_failure(request.method, request.path_qs)
+            if failure is not None:
+                return _error_response(failure)
+            if route is None:
+                return self._discovery(request)
+            return await self._resource(request, route, verb or "")
+        except ApiError as error:
+            return _error_response(error)
+        except (ValueError, yaml.YAMLError) as error:
+            return _error_response(bad_request(f"invalid request: {error}"))
+
+    @staticmethod
+    def _verb(request: web.Request, route: ResourceRoute | None) -> str | None:
+        if route is None:
+            return None
+        method = request.method
+        if method == "GET":
+            if route.name is not None and not route.legacy_watch:
+                return "get"
+            watch = request.query.get("watch", "") in TRUE_WORDS or route.legacy_watch
+            return "watch" if watch else "list"
+        return {"POST": "create", "PUT": "update", "PATCH": "patch",
+                "DELETE": "delete"}.get(method)
+
+    # -------------------------------------------------------------- discovery
+
+    def _discovery(self, request: web.Request) -> web.Response:
+        parts = [p for p in request.path.split("/") if p]
+        body: dict[str, Any] | None = None
+        if request.method != "GET":
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        if parts == ["version"]:
+            body = discovery.VERSION_INFO
+        elif parts == ["api"]:
+            body = discovery.api_versions(self.server_address)
+        elif parts == ["apis"]:
+            body = discovery.api_group_list(self.registry)
+        elif len(parts) == 2 and parts[0] == "api":
+            body = discovery.api_resource_list(self.registry, "", parts[1])
+        elif len(parts) == 2 and parts[0] == "apis":
+            body = discovery.api_group(self.registry, parts[1])
+        elif len(parts) == 3 and parts[0] == "apis":
+            body = discovery.api_resource_list(self.registry, parts[1], parts[2])
+        elif parts == ["openapi", "v3"]:
+            body = discovery.openapi_v3_index()
+        elif parts in (["healthz"], ["readyz"], ["livez"]):
+            return web.Response(text="ok")
+        if body is None:
+            raise ApiError(404, f"the server could not find the requested resource "
+                                f"({request.path})")
+        return _json_response(body)
+
+    # -------------------------------------------------------------- resources
+
+    async def _read_body(self, request: web.Request) -> Any:
+        raw = await request.read()
+        if not raw:
+            return None
+        content_type = request.content_type
+        if "protobuf" in content_type:
+            raise ApiError(415, "protobuf is not supported by this emulator; send JSON")
+        if "yaml" in content_type:
+            return yaml.safe_load(raw)
+        return json.loads(raw)
+
+    async def _resource(self, request: web.Request, route: ResourceRoute,
+                        verb: str) -> web.StreamResponse:
+        rt, namespace, name = route.rt, route.namespace, route.name
+        query = request.query
+        dry_run = query.get("dryRun") == "All"
+        if verb == "get":
+            assert name is not None
+            obj = _served(self.store.get(rt, namespace, name), rt)
+            if tables.wants_table(request.headers.get("Accept", "")):
+                return _json_response(tables.to_table(
+                    rt, [obj], obj["metadata"]["resourceVersion"],
+                    query.get("includeObject", "Metadata")))
+            return _json_response(obj)
+        if verb == "list":
+            return self._list(request, route)
+        if verb == "watch":
+            return await self._watch(request, route)
+        if verb == "create":
+            if name is not None:
+                raise ApiError(405, "the server does not allow this method on the requested "
+                                    "resource")
+            if rt.namespaced and namespace is None:
+                raise ApiError(405, "the server does not allow this method on the requested "
+                                    "resource (a namespace is required)")
+            created = self.store.create(rt, namespace, await self._read_body(request), dry_run)
+            return _json_response(_served(created, rt), 201)
+        if name is None and verb != "delete":
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        subresource = "status" if route.subresource == "status" else None
+        if verb == "update":
+            assert name is not None
+            updated = self.store.update(rt, namespace, name, await self._read_body(request),
+                                        subresource, dry_run)
+            return _json_response(_served(updated, rt))
+        if verb == "patch":
+            assert name is not None
+            patched = self.store.patch(rt, namespace, name, request.content_type,
+                                       await self._read_body(request), subresource, dry_run)
+            return _json_response(_served(patched, rt))
+        return await self._delete(request, route, dry_run)
+
+    async def _delete(self, request: web.Request, route: ResourceRoute,
+                      dry_run: bool) -> web.Response:
+        rt = route.rt
+        options = await self._read_body(request) or {}
+        if not isinstance(options, dict):
+            raise bad_request("DeleteOptions must be a JSON object")
+        dry_run = dry_run or "All" in (options.get("dryRun") or [])
+        if route.name is None:  # deletecollection
+            accept = self._filter(request, route)
+            deleted = []
+            for obj in self.store.select(rt, accept):
+                meta = obj["metadata"]
+                final, _ = self.store.delete(rt, meta.get("namespace"), meta["name"], None,
+                                             dry_run)
+                deleted.append(_served(final, rt))
+            return _json_response({"kind": rt.list_kind, "apiVersion": rt.api_version,
+                                   "metadata": {"resourceVersion": str(self.store.rv)},
+                                   "items": deleted})
+        obj, gone_now = self.store.delete(rt, route.namespace, route.name, options, dry_run)
+        if not gone_now:
+            return _json_response(_served(obj, rt))
+        details: dict[str, Any] = {"name": route.name, "kind": rt.plural,
+                                   "uid": obj["metadata"]["uid"]}
+        if rt.group:
+            details["group"] = rt.group
+        return _json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                               "status": "Success", "details": details})
+
+    def _filter(self, request: web.Request, route: ResourceRoute) -> Any:
+        labels = parse_label_selector(request.query.get("labelSelector"))
+        fields = parse_field_selector(request.query.get("fieldSelector"),
+                                      route.rt.field_selectors)
+        return make_filter(route.namespace, labels, fields)
+
+    def _list(self, request: web.Request, route: ResourceRoute) -> web.Response:
+        rt, query = route.rt, request.query
+        self._check_list_version(route, query.get("resourceVersion", ""),
+                                 query.get("resourceVersionMatch", ""))
+        items = self.store.select(rt, self._filter(request, route))
+        list_rv = self.store.rv
+        token = query.get("continue")
+        if token:
+            list_rv, start = self._decode_continue(rt, token)
+            items = [o for o in items if _key(o) > start]
+        meta: dict[str, Any] = {"resourceVersion": str(list_rv)}
+        limit = int(query.get("limit") or 0)
+        if limit > 0 and len(items) > limit:
+            meta["remainingItemCount"] = len(items) - limit
+            items = items[:limit]
+            meta["continue"] = _encode_continue(list_rv, _key(items[-1]))
+        items = [_served(o, rt) for o in items]
+        if tables.wants_table(request.headers.get("Accept", "")):
+            return _json_response(tables.to_table(rt, items, meta.pop("resourceVersion"),
+                                                  query.get("includeObject", "Metadata"), meta))
+        return _json_response({"kind": rt.list_kind, "apiVersion": rt.api_version,
+                               "metadata": meta, "items": items})
+
+    def _check_list_version(self, route: ResourceRoute, rv: str, match: str) -> None:
+        if rv in ("", "0") or match != "Exact":
+            return
+        if not rv.isdigit():
+            raise bad_request(f"invalid resourceVersion {rv!r}")
+        if self.hub.too_old(route.rt.storage_key, int(rv)):
+            raise gone(f"too old resource version: {rv}")
+
+    def _decode_continue(self, rt: ResourceType, token: str) -> tuple[int, tuple[str, str]]:
+        try:
+            data = json.loads(base64.urlsafe_b64decode(token.encode()))
+            rv, start = int(data["rv"]), (str(data["start"][0]), str(data["start"][1]))
+        except (ValueError, KeyError, TypeError, IndexError) as error:
+            raise bad_request(f"continue key is not valid: {error}") from error
+        if self.hub.too_old(rt.storage_key, rv):
+            raise gone("The provided continue parameter is too old to display a consistent list "
+                       "result. You can start a new list without the continue parameter.")
+        return rv, start
+
+    # -------------------------------------------------------------- watch
+
+    async def _watch(self, request: web.Request, route: ResourceRoute) -> web.StreamResponse:
+        rt, query = route.rt, request.query
+        accept = self._filter(request, route)
+        if route.name is not None:  # legacy /watch/namespaces/ns/kind/name
+            by_name = accept
+            accept = lambda o: by_name(o) and o["metadata"]["name"] == route.name  # noqa: E731
+        rv_text = query.get("resourceVersion", "")
+        since: int | None = None
+        if rv_text not in ("", "0"):
+            if not rv_text.isdigit():
+                raise bad_request(f"invalid resourceVersion {rv_text!r}")
+            since = int(rv_text)
+        as_table = tables.wants_table(request.headers.get("Accept", ""))
+        include = query.get("includeObject", "Metadata")
+        bookmarks = query.get("allowWatchBookmarks", "") in TRUE_WORDS
+        timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
+        response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
+        try:
+            watcher = self.hub.subscribe(rt.storage_key, accept, since)
+        except ApiError as error:  # 410: the apiserver answers 200 with one ERROR event
+            await response.prepare(request)
+            await response.write(_line({"type": "ERROR", "object": error.status()}))
+            await response.write_eof()
+            return response
+        if since is None:
+            for obj in self.store.select(rt, accept):
+                watcher.queue.put_nowait(("ADDED", obj))
+        try:
+            await response.prepare(request)
+            await self._pump(request, response, rt, watcher.queue, timeout, bookmarks,
+                             as_table, include)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.hub.unsubscribe(watcher)
+        return response
+
+    async def _pump(self, request: web.Request, response: web.StreamResponse, rt: ResourceType,
+                    queue: asyncio.Queue[Any], lifetime: float | None, bookmarks: bool,
+                    as_table: bool, include: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + lifetime if lifetime else None
+        next_bookmark = loop.time() + self.bookmark_interval
+        while True:
+            now = loop.time()
+            wait = 1.0  # wake up now and then to notice clients that went away
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            if bookmarks:
+                wait = min(wait, next_bookmark - now)
+            try:
+                item = await asyncio.wait_for(queue.get(), max(wait, 0.0))
+            except TimeoutError:
+                item = None
+            if item == ABORT:
+                if request.transport is not None:
+                    request.transport.abort()
+                raise ConnectionResetError("watch dropped by fault injection")
+            if item == GRACEFUL:
+                break
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return
+            if item is not None:
+                kind, obj = item
+                obj = _served(obj, rt)
+                if as_table:
+                    obj = tables.to_table(rt, [obj], obj["metadata"]["resourceVersion"], include)
+                await response.write(_line({"type": kind, "object": obj}))
+                continue
+            now = loop.time()
+            if deadline is not None and now >= deadline:
+                if bookmarks:
+                    await response.write(_line(self._bookmark(rt)))
+                break
+            if bookmarks and now >= next_bookmark:
+                await response.write(_line(self._bookmark(rt)))
+                next_bookmark = now + self.bookmark_interval
+        await response.write_eof()
+
+    def _bookmark(self, rt: ResourceType) -> dict[str, Any]:
+        """Safe to resume from: the queue was empty, so every change up to now was sent."""
+        return {"type": "BOOKMARK", "object": {
+            "kind": rt.kind, "apiVersion": rt.api_version,
+            "metadata": {"resourceVersion": str(self.store.rv)}}}
+
+
+def _line(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, separators=(",", ":")).encode() + b"\n"
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str]:
+    return (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+
+
+def _encode_continue(rv: int, start: tuple[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"rv": rv, "start": list(start)}).encode()).decode()
+
+

@@ -1,0 +1,363 @@
+"""Object storage with the write semantics a controller relies on.
+
+One global resourceVersion counter, optimistic concurrency (409 on a stale version), status
+subresource isolation, generation bumps on spec changes only, finalizers holding deletion, and
+every committed change recorded in the watch hub. Stored dicts are never mutated after commit,
+so watch history and responses can share them.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ccm.emulator import crds, schema, validation
+from ccm.emulator.errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
+from ccm.emulator.patch import json_patch, merge_patch, strategic_merge_patch
+from ccm.emulator.resources import Registry, ResourceType
+from ccm.emulator.watch import Change, WatchHub
+
+ObjKey = tuple[str, str]  # (namespace or "", name)
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Store:
+    def __init__(self, registry: Registry, hub: WatchHub) -> None:
+        self.registry = registry
+        self.hub = hub
+        self.rv = 0
+        self._objects: dict[tuple[str, str], dict[ObjKey, dict[str, Any]]] = {}
+        ns_type = registry.resolve("v1/namespaces")
+        for name in SYSTEM_NAMESPACES:
+            self.create(ns_type, None, {"metadata": {"name": name}})
+
+    # ------------------------------------------------------------------ reads
+
+    def _bucket(self, rt: ResourceType) -> dict[ObjKey, dict[str, Any]]:
+        return self._objects.setdefault(rt.storage_key, {})
+
+    def peek(self, rt: ResourceType, namespace: str | None, name: str) -> dict[str, Any] | None:
+        return self._bucket(rt).get((namespace or "", name))
+
+    def get(self, rt: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
+        obj = self.peek(rt, namespace, name)
+        if obj is None:
+            raise not_found(rt.plural, rt.group, name)
+        return obj
+
+    def select(self, rt: ResourceType, accept: Predicate) -> list[dict[str, Any]]:
+        bucket = self._bucket(rt)
+        return [bucket[key] for key in sorted(bucket) if accept(bucket[key])]
+
+    # ------------------------------------------------------------------ commit
+
+    def _commit(self, rt: ResourceType, new: dict[str, Any], old: dict[str, Any] | None,
+                kind: str) -> dict[str, Any]:
+        self.rv += 1
+        new["metadata"]["resourceVersion"] = str(self.rv)
+        meta = new["metadata"]
+        key = (meta.get("namespace", ""), meta["name"])
+        if kind == "DELETED":
+            self._bucket(rt).pop(key, None)
+        else:
+            self._bucket(rt)[key] = new
+        self.hub.record(rt.storage_key, Change(self.rv, kind, new, old))
+        if kind == "DELETED" and rt.namespaced:
+            self._finish_namespace(key[0])  # a terminating namespace goes with its last object
+        if rt.group == "apiextensions.k8s.io" and rt.plural == "customresourcedefinitions":
+            self._crd_changed(new, kind)
+        return new
+
+    # ------------------------------------------------------------------ create
+
+    def create(self, rt: ResourceType, namespace: str | None, body: Any,
+               dry_run: bool = False) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise bad_request("the request body must be a JSON object")
+        obj = copy.deepcopy(body)
+        self._check_type(rt, obj)
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise bad_request("metadata must be an object")
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
+        name = meta.get("name") or ""
+        if not name:
+            raise invalid(rt.kind, rt.group, "", [("metadata.name", "Required value: name or "
+                                                                     "generateName is required")])
+        if rt.namespaced:
+            self._check_namespace(rt, obj, namespace)
+        else:
+            meta.pop("namespace", None)
+        if self.peek(rt, namespace if rt.namespaced else None, name) is not None:
+            raise already_exists(rt.plural, rt.group, name)
+        for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds",
+                      "managedFields"):
+            meta.pop(field, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        meta["generation"] = 1
+        if rt.status_subresource:
+            obj.pop("status", None)  # status is written through /status only
+        obj = self._default_and_validate(rt, obj, None)
+        if dry_run:
+            return obj
+        return self._commit(rt, obj, None, "ADDED")
+
+    def _check_type(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        if obj.get("kind", rt.kind) != rt.kind or obj.get("apiVersion", rt.api_version) not in (
+            rt.api_version, *(f"{rt.group}/{v}" for v in rt.served_versions)
+        ):
+            raise bad_request(
+                f"the API version in the data ({obj.get('apiVersion')}) does not match the "
+                f"expected API version ({rt.api_version})"
+                if obj.get("kind", rt.kind) == rt.kind
+                else f"the kind in the data ({obj.get('kind')}) does not match {rt.kind}"
+            )
+        obj["apiVersion"] = rt.api_version
+        obj["kind"] = rt.kind
+
+    def _check_namespace(self, rt: ResourceType, obj: dict[str, Any],
+                         namespace: str | None) -> None:
+        meta = obj["metadata"]
+        if not namespace:
+            raise bad_request("a namespaced resource must be created in a namespace")
+        if meta.get("namespace", namespace) != namespace:
+            raise bad_request("the namespace of the provided object does not match the "
+                              "namespace sent on the request")
+        meta["namespace"] = namespace
+        ns = self.peek(self.registry.resolve("v1/namespaces"), None, namespace)
+        if ns is None:
+            raise not_found("namespaces", "", namespace)
+        if ns["metadata"].get("deletionTimestamp"):
+            raise ApiError(403, f'{rt.plural} "{meta.get("name")}" is forbidden: unable to '
+                                f"create new content in namespace {namespace} because it is "
+                                "being terminated", reason="Forbidden")
+
+    def _default_and_validate(self, rt: ResourceType, obj: dict[str, Any],
+                              old: dict[str, Any] | None) -> dict[str, Any]:
+        if rt.builtin:
+            if rt.group == "" and rt.plural == "services":
+                if old is not None:
+                    for field in ("ipFamilies", "ipFamilyPolicy", "clusterIP", "clusterIPs"):
+                        if field in old.get("spec", {}) and field not in obj.get("spec", {}):
+                            obj.setdefault("spec", {})[field] = old["spec"][field]
+                validation.default_service(obj)
+            if rt.group == "" and rt.plural == "namespaces":
+                obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+                obj.setdefault("status", {}).setdefault("phase", "Active")
+            if rt.plural == "customresourcedefinitions":
+                crds.check_crd(obj)
+                obj["status"] = {**(obj.get("status") or {}), **crds.established_status(obj)}
+            validation.check_builtin(rt, obj, old)
+            return obj
+        errors = validation.validate_metadata(rt, obj)
+        if rt.schema is not None:
+            meta = obj["metadata"]
+            obj = schema.default_and_prune(obj, rt.schema)
+            obj["metadata"] = meta
+            obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+            body = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
+            errors += schema.validate(body, {**rt.schema, "required": [
+                r for r in rt.schema.get("required") or [] if r not in ("metadata", "apiVersion",
+                                                                        "kind")]})
+        if errors:
+            raise invalid(rt.kind, rt.group, obj["metadata"].get("name", ""), errors)
+        return obj
+
+    # ------------------------------------------------------------------ update / patch
+
+    def update(self, rt: ResourceType, namespace: str | None, name: str, body: Any,
+               subresource: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise bad_request("the request body must be a JSON object")
+        old = self.get(rt, namespace, name)
+        candidate = copy.deepcopy(body)
+        self._check_type(rt, candidate)
+        return self._replace(rt, old, candidate, subresource, dry_run)
+
+    def patch(self, rt: ResourceType, namespace: str | None, name: str, content_type: str,
+              body: Any, subresource: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+        old = self.get(rt, namespace, name)
+        base = copy.deepcopy(old)
+        if content_type == MERGE_PATCH:
+            if not isinstance(body, dict):
+                raise bad_request("a merge patch must be a JSON object")
+            patched = merge_patch(base, body)
+        elif content_type == JSON_PATCH:
+            patched = json_patch(base, body)
+        elif content_type == STRATEGIC_PATCH:
+            if not rt.builtin:
+                raise ApiError(415, f'the body of the request was in an unknown format - '
+                                    f'accepted media types include: {JSON_PATCH}, {MERGE_PATCH}, '
+                                    "application/apply-patch+yaml")
+            patched = strategic_merge_patch(base, body, rt.kind)
+        else:
+            raise ApiError(415, f"the body of the request was in an unknown format - accepted "
+                                f"media types include: {JSON_PATCH}, {MERGE_PATCH}, "
+                                f"{STRATEGIC_PATCH}")
+        if not isinstance(patched, dict):
+            raise bad_request("the patched object is not a JSON object")
+        self._check_type(rt, patched)
+        return self._replace(rt, old, patched, subresource, dry_run)
+
+    def _replace(self, rt: ResourceType, old: dict[str, Any], candidate: dict[str, Any],
+                 subresource: str | None, dry_run: bool) -> dict[str, Any]:
+        old_meta = old["metadata"]
+        name = old_meta["name"]
+        meta = candidate.get("metadata")
+        if not isinstance(meta, dict):
+            raise bad_request("metadata must be an object")
+        if meta.get("name", name) != name:
+            raise bad_request(f"the name of the object ({meta.get('name')}) does not match the "
+                              f"name on the URL ({name})")
+        if rt.namespaced and meta.get("namespace", old_meta["namespace"]) != old_meta["namespace"]:
+            raise bad_request("the namespace of the provided object does not match the "
+                              "namespace sent on the request")
+        if meta.get("uid") not in (None, "", old_meta["uid"]):
+            raise conflict(rt.plural, rt.group, name, f"Precondition failed: UID in precondition: "
+                                                      f"{meta['uid']}, UID in object meta: "
+                                                      f"{old_meta['uid']}")
+        wanted_rv = meta.get("resourceVersion")
+        if wanted_rv not in (None, "") and wanted_rv != old_meta["resourceVersion"]:
+            raise conflict(rt.plural, rt.group, name)
+        if subresource == "status":
+            new = copy.deepcopy(old)
+            if "status" in candidate:
+                new["status"] = candidate["status"]
+            else:
+                new.pop("status", None)
+        else:
+            new = candidate
+            if rt.status_subresource:
+                if "status" in old:
+                    new["status"] = copy.deepcopy(old["status"])
+                else:
+                    new.pop("status", None)
+            for field in ("uid", "creationTimestamp", "deletionTimestamp",
+                          "deletionGracePeriodSeconds", "generation"):
+                if field in old_meta:
+                    new["metadata"][field] = old_meta[field]
+                else:
+                    new["metadata"].pop(field, None)
+            new["metadata"]["name"] = name
+            if rt.namespaced:
+                new["metadata"]["namespace"] = old_meta["namespace"]
+            new["metadata"].pop("managedFields", None)
+        new["metadata"]["resourceVersion"] = old_meta["resourceVersion"]
+        if old_meta.get("deletionTimestamp"):
+            added = set(new["metadata"].get("finalizers") or []) - set(
+                old_meta.get("finalizers") or [])
+            if added:
+                raise invalid(rt.kind, rt.group, name, [(
+                    "metadata.finalizers",
+                    f"Forbidden: no new finalizers can be added if the object is being deleted, "
+                    f"found new finalizers {sorted(added)}")])
+        new = self._default_and_validate(rt, new, old)
+        if new == old:
+            return old  # a no-op write changes nothing, not even the resourceVersion
+        if _spec_changed(rt, old, new):
+            new["metadata"]["generation"] = old_meta.get("generation", 1) + 1
+        if dry_run:
+            return new
+        if old_meta.get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+            return self._commit(rt, new, old, "DELETED")
+        return self._commit(rt, new, old, "MODIFIED")
+
+    # ------------------------------------------------------------------ delete
+
+    def delete(self, rt: ResourceType, namespace: str | None, name: str,
+               options: Mapping[str, Any] | None = None, dry_run: bool = False,
+               ) -> tuple[dict[str, Any], bool]:
+        """Delete or, with finalizers, mark for deletion. Returns (object, gone_now)."""
+        old = self.get(rt, namespace, name)
+        preconditions = (options or {}).get("preconditions") or {}
+        meta = old["metadata"]
+        if preconditions.get("uid") not in (None, meta["uid"]):
+            raise conflict(rt.plural, rt.group, name,
+                           f"Precondition failed: UID in precondition: {preconditions['uid']}, "
+                           f"UID in object meta: {meta['uid']}")
+        if preconditions.get("resourceVersion") not in (None, meta["resourceVersion"]):
+            raise conflict(rt.plural, rt.group, name,
+                           f"Precondition failed: ResourceVersion in precondition: "
+                           f"{preconditions['resourceVersion']}, ResourceVersion in object "
+                           f"meta: {meta['resourceVersion']}")
+        if rt.group == "" and rt.plural == "namespaces":
+            return self._delete_namespace(rt, old, dry_run)
+        if meta.get("finalizers"):
+            if meta.get("deletionTimestamp") or dry_run:
+                return old, False
+            marked = copy.deepcopy(old)
+            marked["metadata"]["deletionTimestamp"] = now_rfc3339()
+            marked["metadata"]["deletionGracePeriodSeconds"] = 0
+            return self._commit(rt, marked, old, "MODIFIED"), False
+        if dry_run:
+            return old, True
+        return self._commit(rt, copy.deepcopy(old), old, "DELETED"), True
+
+    def _delete_namespace(self, rt: ResourceType, ns: dict[str, Any],
+                          dry_run: bool) -> tuple[dict[str, Any], bool]:
+        """Delete everything inside, then the namespace itself once nothing is left (objects
+        with finalizers keep it Terminating until they are released)."""
+        name = ns["metadata"]["name"]
+        if dry_run:
+            return ns, False
+        if not ns["metadata"].get("deletionTimestamp"):
+            marked = copy.deepcopy(ns)
+            marked["metadata"]["deletionTimestamp"] = now_rfc3339()
+            marked["status"] = {**(marked.get("status") or {}), "phase": "Terminating"}
+            ns = self._commit(rt, marked, ns, "MODIFIED")
+        for inner in [t for t in self._unique_types() if t.namespaced]:
+            for key in [k for k in self._bucket(inner) if k[0] == name]:
+                self.delete(inner, name, key[1])
+        return self._finish_namespace(name) or ns, self.peek(rt, None, name) is None
+
+    def _finish_namespace(self, name: str) -> dict[str, Any] | None:
+        ns_type = self.registry.resolve("v1/namespaces")
+        ns = self.peek(ns_type, None, name)
+        if ns is None or not ns["metadata"].get("deletionTimestamp"):
+            return None
+        if any(k[0] == name for t in self._unique_types() if t.namespaced
+               for k in self._bucket(t)):
+            return None
+        return self._commit(ns_type, copy.deepcopy(ns), ns, "DELETED")
+
+    def _unique_types(self) -> list[ResourceType]:
+        seen: dict[tuple[str, str], ResourceType] = {}
+        for rt in self.registry.all():
+            seen.setdefault(rt.storage_key, rt)
+        return list(seen.values())
+
+    # ------------------------------------------------------------------ CRDs
+
+    def _crd_changed(self, crd: dict[str, Any], kind: str) -> None:
+        spec = crd["spec"]
+        group, plural = spec["group"], spec["names"]["plural"]
+        self.registry.remove_group_resource(group, plural)
+        if kind == "DELETED":
+            for obj in list(self._objects.pop((group, plural), {}).values()):
+                self.rv += 1
+                gone = copy.deepcopy(obj)
+                gone["metadata"]["resourceVersion"] = str(self.rv)
+                self.hub.record((group, plural), Change(self.rv, "DELETED", gone, obj))
+            return
+        for rt in crds.resource_types(crd):
+            self.registry.add(rt)
+
+
+def _spec_changed(rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    ignored = {"metadata", "status"} if rt.status_subresource else {"metadata"}
+    return any(old.get(k) != new.get(k) for k in (set(old) | set(new)) - ignored)

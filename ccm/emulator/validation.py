@@ -1,0 +1,201 @@
+"""Defaulting and validation for built-in kinds: the checks a controller can trip over.
+
+Only what a LoadBalancer controller touches is modelled (object names, labels, Service type,
+ports, loadBalancerClass immutability, ingress IPs); other fields pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from ccm.emulator.errors import ApiError, invalid
+from ccm.emulator.resources import ResourceType
+
+Errors = list[tuple[str, str]]
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_LABEL_NAMES_ONLY = {"namespaces", "services"}
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+
+
+def validate_name(rt: ResourceType, name: str) -> Errors:
+    if rt.plural in _LABEL_NAMES_ONLY and rt.builtin:
+        ok = len(name) <= 63 and _DNS_LABEL.fullmatch(name) is not None
+        rule = "a lowercase RFC 1123 label"
+    else:
+        ok = len(name) <= 253 and _DNS_SUBDOMAIN.fullmatch(name) is not None
+        rule = "a lowercase RFC 1123 subdomain"
+    if rt.plural == "events" and rt.builtin:
+        ok = bool(name) and "/" not in name and "%" not in name
+    return [] if ok else [("metadata.name", f'Invalid value: "{name}": must be {rule}')]
+
+
+def _label_key_ok(key: str) -> bool:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
+        return False
+    return 0 < len(name) <= 63 and _LABEL_NAME.fullmatch(name) is not None
+
+
+def validate_metadata(rt: ResourceType, obj: dict[str, Any]) -> Errors:
+    meta = obj.get("metadata") or {}
+    errors = validate_name(rt, meta.get("name", ""))
+    for key, value in (meta.get("labels") or {}).items():
+        if not _label_key_ok(str(key)):
+            errors.append(("metadata.labels", f'Invalid value: "{key}": invalid label key'))
+        if not isinstance(value, str) or len(value) > 63 or (
+            value and not _LABEL_NAME.fullmatch(value)
+        ):
+            errors.append(("metadata.labels", f'Invalid value: "{value}": invalid label value'))
+    for key, value in (meta.get("annotations") or {}).items():
+        if not _label_key_ok(str(key)):
+            errors.append(("metadata.annotations", f'Invalid value: "{key}": invalid key'))
+        if not isinstance(value, str):
+            errors.append(("metadata.annotations", f"Invalid value: {value!r}: must be a string"))
+    return errors
+
+
+# ------------------------------------------------------------------------- Services
+
+
+def default_service(obj: dict[str, Any]) -> None:
+    """Fill the defaults the apiserver adds, so controllers can read them back."""
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    spec.setdefault("internalTrafficPolicy", "Cluster")
+    if spec["type"] in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+    if spec["type"] == "LoadBalancer":
+        spec.setdefault("allocateLoadBalancerNodePorts", True)
+    if spec["type"] != "ExternalName":
+        policy = spec.setdefault("ipFamilyPolicy", "SingleStack")
+        dual = policy in ("PreferDualStack", "RequireDualStack")
+        spec.setdefault("ipFamilies", ["IPv4", "IPv6"] if dual else ["IPv4"])
+    for port in spec.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+            if "port" in port:
+                port.setdefault("targetPort", port["port"])
+    obj.setdefault("status", {}).setdefault("loadBalancer", {})
+
+
+def _valid_ip(text: Any) -> bool:
+    try:
+        ipaddress.ip_address(str(text))
+    except ValueError:
+        return False
+    return isinstance(text, str)
+
+
+def validate_service(new: dict[str, Any], old: dict[str, Any] | None) -> Errors:
+    spec = new.get("spec") or {}
+    errors: Errors = []
+    kind = spec.get("type", "ClusterIP")
+    if kind not in SERVICE_TYPES:
+        allowed = ", ".join(f'"{t}"' for t in SERVICE_TYPES)
+        errors.append(("spec.type", f'Unsupported value: "{kind}": supported values: {allowed}'))
+    errors += _validate_ports(spec, kind)
+    lb_class = spec.get("loadBalancerClass")
+    if lb_class is not None and kind != "LoadBalancer":
+        errors.append(("spec.loadBalancerClass",
+                       "Invalid value: may only be used when `type` is 'LoadBalancer'"))
+    if lb_class is not None and not _label_key_ok(str(lb_class)):
+        errors.append(("spec.loadBalancerClass", f'Invalid value: "{lb_class}": must be a '
+                                                 "label-style name"))
+    if old is not None:
+        old_spec = old.get("spec") or {}
+        both_lb = old_spec.get("type") == "LoadBalancer" and kind == "LoadBalancer"
+        if both_lb and old_spec.get("loadBalancerClass") != lb_class:
+            errors.append(("spec.loadBalancerClass",
+                           f'Invalid value: "{lb_class}": may not change once set'))
+    if spec.get("loadBalancerIP") and not _valid_ip(spec["loadBalancerIP"]):
+        errors.append(("spec.loadBalancerIP",
+                       f'Invalid value: "{spec["loadBalancerIP"]}": must be a valid IP address'))
+    for field, allowed_values in (
+        ("externalTrafficPolicy", ("Cluster", "Local")),
+        ("internalTrafficPolicy", ("Cluster", "Local")),
+        ("ipFamilyPolicy", ("SingleStack", "PreferDualStack", "RequireDualStack")),
+    ):
+        value = spec.get(field)
+        if value is not None and value not in allowed_values:
+            errors.append((f"spec.{field}", f'Unsupported value: "{value}"'))
+    families = spec.get("ipFamilies") or []
+    if len(families) > 2 or len(set(families)) != len(families) or any(
+        f not in ("IPv4", "IPv6") for f in families
+    ):
+        errors.append(("spec.ipFamilies", f"Invalid value: {families}"))
+    errors += _validate_ingress(new)
+    return errors
+
+
+def _validate_ports(spec: dict[str, Any], kind: str) -> Errors:
+    ports = spec.get("ports") or []
+    errors: Errors = []
+    if not ports and kind != "ExternalName" and spec.get("clusterIP") != "None":
+        errors.append(("spec.ports", "Required value"))
+    seen: set[tuple[Any, Any]] = set()
+    names: set[Any] = set()
+    for index, port in enumerate(ports):
+        where = f"spec.ports[{index}]"
+        if not isinstance(port, dict):
+            errors.append((where, "Invalid value: must be an object"))
+            continue
+        number = port.get("port")
+        if not isinstance(number, int) or isinstance(number, bool) or not 0 < number < 65536:
+            errors.append((f"{where}.port", f"Invalid value: {number}: must be between 1 and "
+                                            "65535, inclusive"))
+        protocol = port.get("protocol", "TCP")
+        if protocol not in PROTOCOLS:
+            errors.append((f"{where}.protocol", f'Unsupported value: "{protocol}": supported '
+                                                'values: "SCTP", "TCP", "UDP"'))
+        if (number, protocol) in seen:
+            errors.append((where, f'Duplicate value: {{"port": {number}, "protocol": '
+                                  f'"{protocol}"}}'))
+        seen.add((number, protocol))
+        name = port.get("name")
+        if len(ports) > 1 and not name:
+            errors.append((f"{where}.name", "Required value"))
+        if name and name in names:
+            errors.append((f"{where}.name", f'Duplicate value: "{name}"'))
+        names.add(name)
+    return errors
+
+
+def _validate_ingress(obj: dict[str, Any]) -> Errors:
+    ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    errors: Errors = []
+    for index, entry in enumerate(ingress):
+        where = f"status.loadBalancer.ingress[{index}]"
+        if not isinstance(entry, dict):
+            errors.append((where, "Invalid value: must be an object"))
+            continue
+        if "ip" in entry and not _valid_ip(entry["ip"]):
+            errors.append((f"{where}.ip", f'Invalid value: "{entry["ip"]}": must be a valid IP '
+                                          "address"))
+        mode = entry.get("ipMode")
+        if mode is not None and mode not in ("VIP", "Proxy"):
+            errors.append((f"{where}.ipMode", f'Unsupported value: "{mode}": supported values: '
+                                              '"Proxy", "VIP"'))
+        if mode is not None and not entry.get("ip"):
+            errors.append((f"{where}.ipMode", "Forbidden: may not be specified when `ip` is "
+                                              "not set"))
+    return errors
+
+
+def check_builtin(rt: ResourceType, new: dict[str, Any], old: dict[str, Any] | None) -> None:
+    """Raise 422 Invalid with every cause found, as the apiserver aggregates them."""
+    errors = validate_metadata(rt, new)
+    if rt.group == "" and rt.plural == "services":
+        errors += validate_service(new, old)
+    if errors:
+        raise invalid(rt.kind, rt.group, (new.get("metadata") or {}).get("name", ""), errors)
+
+
+def reject(message: str) -> ApiError:
+    return ApiError(422, message)
