@@ -1,0 +1,1 @@
+"""Tests of the external IPAM backends that need no outside service."""
