@@ -77,9 +77,7 @@ def parse_token(text: str, *, allow_single: bool) -> tuple[Family, int, int]:
         if "/" in text:
             net = netaddr.IPNetwork(text)
             if int(net.ip) != net.first:
-                raise AddressError(
-                    f"{text!r} has host bits set (did you mean '{net.cidr}'?)"
-                )
+                raise AddressError(f"{text!r} has host bits set (did you mean '{net.cidr}'?)")
             return family_of_version(net.version), net.first, net.last
         if "-" in text:
             first_text, last_text = (part.strip() for part in text.split("-", 1))

@@ -188,9 +188,7 @@ class Pool:
 
     name: str
     spec: IPPoolSpec
-    _declared: dict[Family, tuple[Interval, ...]] = field(
-        init=False, repr=False, compare=False
-    )
+    _declared: dict[Family, tuple[Interval, ...]] = field(init=False, repr=False, compare=False)
     _usable: dict[Family, tuple[Interval, ...]] = field(init=False, repr=False, compare=False)
     _starts: dict[Family, tuple[int, ...]] = field(init=False, repr=False, compare=False)
     _capacity: dict[Family, int] = field(init=False, repr=False, compare=False)
@@ -345,9 +343,9 @@ def find_overlaps(pools: Iterable[Pool]) -> list[Overlap]:
             for other_last, _other_first, other in open_intervals:
                 if other == index:
                     continue
-                avoid = pool_list[index].avoids_buggy(family) or pool_list[
-                    other
-                ].avoids_buggy(family)
+                avoid = pool_list[index].avoids_buggy(family) or pool_list[other].avoids_buggy(
+                    family
+                )
                 common = trim(first, min(last, other_last), avoid)
                 if common is None:
                     continue

@@ -1,0 +1,728 @@
+"""The allocator: which address a Service gets, deterministically and without moving anyone.
+
+Rules (the README's "How addresses are chosen" restates them for users):
+
+* **Order.** Requested IPs first (one per family; must lie in a pool that is not disabled and
+  selects the Service). Otherwise the requested pools (``vipam.io/pool``, in the order given;
+  ``autoAssign: false`` allowed, disabled refused), else every pool that selects the Service,
+  is not disabled and has ``autoAssign``, by priority (lower first, unset last) then name.
+* **Lowest free address** of the first pool with room, so a rebuild gives the same answers.
+  A dual-stack Service prefers the first pool with room in every family it needs; failing that
+  each family is served by its own first pool with room.
+* **Sharing.** An address carries the sharing key of its holders; a Service joins only with the
+  same key and a (protocol, port) set disjoint from every holder's. A Service with a key first
+  looks for such an address to join (lowest first) before taking a new one, as MetalLB and
+  Cilium do, so Services meant to share end up sharing.
+* **Families.** SingleStack: exactly one family. PreferDualStack: every listed family it can
+  get, at least one. RequireDualStack: both or nothing (``DualStackUnavailable``).
+* **Replacing an assignment** (the Service changed its request): addresses still valid for the
+  new request are kept; the others are *retiring* for that Service -- used, given to nobody --
+  until :meth:`Allocator.finish_retire`. An old address that other Services still hold is
+  dropped at once instead (they keep it, so nobody else can be given it, and the moving
+  Service must not stay attached to an address whose sharers it no longer fits).
+* **External pools** are never allocated here: when one is chosen, :class:`ExternalPoolRequired`
+  tells the controller to ask its backend and record the answer with :meth:`Allocator.adopt`.
+
+Cost: per operation O(log n) in the number of allocations (see :mod:`pools.freelist`) times
+the number of pools, independent of pool size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from pools.addresses import (
+    FAMILIES,
+    AddressError,
+    Family,
+    format_ip,
+    pack,
+    parse_ip,
+    unpack,
+)
+from pools.ledger import Ledger, PoolState
+from pools.model import Pool
+from pools.requests import (
+    AllocationError,
+    Assignment,
+    Conflict,
+    ExternalPoolRequired,
+    FamilyPolicy,
+    PoolStats,
+    RestoreReport,
+    ServiceRequest,
+)
+
+__all__ = [
+    "AllocationError",
+    "Allocator",
+    "Assignment",
+    "Conflict",
+    "ExternalPoolRequired",
+    "Family",
+    "FamilyPolicy",
+    "PoolStats",
+    "RestoreReport",
+    "ServiceRequest",
+]
+
+Choice = tuple[int, str]  # (address value, pool name)
+
+
+class _Entry:
+    """What the allocator remembers per Service."""
+
+    __slots__ = ("assignment", "packed", "request")
+
+    def __init__(self, request: ServiceRequest, assignment: Assignment, packed: tuple[int, ...]):
+        self.request = request
+        self.assignment = assignment
+        self.packed = packed
+
+
+class Allocator:
+    """Pools, the addresses Services hold in them, and the rules for handing out more."""
+
+    def __init__(self, pools: Iterable[Pool] = ()) -> None:
+        self._ledger = Ledger()
+        self._pools: dict[str, PoolState] = {}
+        self._entries: dict[str, _Entry] = {}
+        self.set_pools(pools)
+
+    # --- pools ------------------------------------------------------------------------------
+
+    def set_pools(self, pools: Iterable[Pool]) -> list[tuple[str, str]]:
+        """Replace the pool set. Never moves an assignment.
+
+        Returns every (key, ip) now outside every pool (kept until released), sorted, so the
+        controller can raise an event for each. Unchanged pools keep their free lists;
+        changed ones are rebuilt from the addresses in use.
+        """
+        pool_list = list(pools)
+        names = [pool.name for pool in pool_list]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate pool names: {', '.join(duplicates)}")
+        used = None
+        states: dict[str, PoolState] = {}
+        for pool in pool_list:
+            old = self._pools.get(pool.name)
+            if old is not None and old.pool == pool:
+                states[pool.name] = old
+                continue
+            if used is None:
+                used = self._ledger.used_sorted()
+            states[pool.name] = PoolState(pool, used)
+        self._pools = states
+        self._ledger.states = sorted(states.values(), key=lambda state: state.pool.sort_key)
+        outside: list[tuple[str, str]] = []
+        for key, entry in self._entries.items():
+            old_pools = entry.assignment.pools
+            new_pools = tuple(
+                self._attribute(packed, [name])
+                for packed, name in zip(entry.packed, old_pools, strict=True)
+            )
+            if new_pools != old_pools:
+                entry.assignment = _with(entry.assignment, pools=new_pools)
+            outside.extend(
+                (key, ip)
+                for ip, name in zip(entry.assignment.ips, new_pools, strict=True)
+                if not name
+            )
+        return sorted(outside)
+
+    def pools(self) -> list[Pool]:
+        """The pools in allocation order (priority, then name)."""
+        return [state.pool for state in self._ledger.states]
+
+    def _attribute(self, packed: int, hints: Sequence[str]) -> str:
+        """The pool an address counts as allocated from: the first hint that still contains it
+        (an external pool named by a hint always qualifies), else the first local pool that
+        contains it, else "" (outside every pool)."""
+        family, value = unpack(packed)
+        for name in hints:
+            state = self._pools.get(name)
+            if state is not None and (
+                state.pool.is_external or state.pool.contains_value(family, value)
+            ):
+                return name
+        for state in self._ledger.containing(family, value):
+            return state.pool.name
+        return ""
+
+    # --- queries ----------------------------------------------------------------------------
+
+    def lookup(self, key: str) -> Assignment | None:
+        entry = self._entries.get(key)
+        return entry.assignment if entry is not None else None
+
+    def holders(self, ip: str) -> tuple[str, ...]:
+        """Services actively holding ip (retiring holds are reported by :meth:`retiring`)."""
+        try:
+            packed = pack(*parse_ip(ip))
+        except AddressError:
+            return ()
+        return self._ledger.holders.get(packed, ())
+
+    def retiring(self, key: str) -> tuple[str, ...]:
+        return tuple(format_ip(*unpack(packed)) for packed in self._ledger.retiring.get(key, ()))
+
+    def stats(self) -> dict[str, dict[Family, PoolStats]]:
+        """Capacity / allocated / available per local pool and family, read from counters.
+
+        "Allocated" counts every used address inside the pool, whichever pool it was taken
+        from (pools may overlap) and including retiring ones. External pools are left out:
+        their backend knows their size.
+        """
+        result: dict[str, dict[Family, PoolStats]] = {}
+        for state in self._ledger.states:
+            if state.pool.is_external:
+                continue
+            per_family: dict[Family, PoolStats] = {}
+            for family, free in state.free.items():
+                capacity = state.pool.capacity(family)
+                per_family[family] = PoolStats(capacity, capacity - free.count, free.count)
+            result[state.pool.name] = per_family
+        return result
+
+    def snapshot(self) -> list[tuple[ServiceRequest, tuple[str, ...], str | None]]:
+        """Every assignment as (request, ips, pool annotation), ready for :meth:`restore`.
+
+        The annotation is the pool name, or comma-separated names (one per ip) when the
+        addresses come from different pools; None when every address is outside the pools.
+        Retiring holds are not included: after a restart only what Services show counts.
+        """
+        result = []
+        for entry in self._entries.values():
+            names = entry.assignment.pools
+            annotation: str | None
+            if len(set(names)) == 1:
+                annotation = names[0] or None
+            else:
+                annotation = ",".join(names)
+            result.append((entry.request, entry.assignment.ips, annotation))
+        return result
+
+    # --- allocation -------------------------------------------------------------------------
+
+    def allocate(self, req: ServiceRequest) -> Assignment:
+        """The Service's addresses: its current ones if they still fit the request, otherwise a
+        new assignment made atomically (on AllocationError nothing changes)."""
+        families, all_required = _family_plan(req)
+        requested = _requested(req, families)
+        entry = self._entries.get(req.key)
+        kept: dict[Family, Choice] = {}
+        if entry is not None:
+            # Only a changed pool request can invalidate the pool an address came from; a
+            # reconfigured pool never does (the address keeps its place, maybe "outside").
+            pools_changed = entry.request.requested_pools != req.requested_pools
+            for packed, name in zip(entry.packed, entry.assignment.pools, strict=True):
+                family, value = unpack(packed)
+                if family in families and self._still_fits(
+                    req, family, value, name if pools_changed else None, requested
+                ):
+                    kept[family] = (value, name)
+        missing = [family for family in families if family not in kept]
+        chosen, errors = self._choose(req, missing, requested) if missing else ({}, {})
+        chosen.update(kept)
+        if errors and (all_required or not chosen):
+            raise _combined(req, errors)
+        result = [(family, *chosen[family]) for family in families if family in chosen]
+        return self._commit(req, result)
+
+    def adopt(self, req: ServiceRequest, ips: Sequence[str], pool: str) -> Assignment:
+        """Record addresses chosen elsewhere (an external IPAM) for req, taken from ``pool``."""
+        if pool not in self._pools:
+            raise AllocationError("UnknownPool", f"pool {pool} does not exist")
+        parsed = _parse_ips(req, ips)
+        for family, value in parsed:
+            if family not in req.families:
+                raise AllocationError(
+                    "FamilyMismatch",
+                    f"{format_ip(family, value)} is {family} but Service {req.key} "
+                    f"has ipFamilies {list(req.families)}",
+                )
+            self._check_free_for(req, family, value)
+        return self._commit(req, [(family, value, pool) for family, value in parsed])
+
+    def release(self, key: str) -> tuple[str, ...]:
+        """Free everything key holds, retiring addresses included; a no-op when it holds nothing."""
+        freed: list[int] = []
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            for packed in entry.packed:
+                self._ledger.unhold(packed, key, entry.assignment.sharing_key, retire=False)
+            freed.extend(entry.packed)
+        freed.extend(self._ledger.drop_retiring(key))
+        return tuple(format_ip(*unpack(packed)) for packed in freed)
+
+    def finish_retire(self, key: str) -> None:
+        """The Service no longer shows its old addresses: free them."""
+        self._ledger.drop_retiring(key)
+
+    # --- choosing ---------------------------------------------------------------------------
+
+    def _still_fits(
+        self,
+        req: ServiceRequest,
+        family: Family,
+        value: int,
+        pool: str | None,
+        requested: dict[Family, int],
+    ) -> bool:
+        """Whether an address key already holds still satisfies its (possibly changed) request.
+
+        ``pool`` is checked against the requested pools only when given (the request changed);
+        pool contents are deliberately not rechecked: reconfiguration never moves anyone.
+        """
+        if family in requested and requested[family] != value:
+            return False
+        if pool is not None and req.requested_pools and pool not in req.requested_pools:
+            return False
+        return self._blocker(pack(family, value), req) is None
+
+    def _blocker(self, packed: int, req: ServiceRequest) -> tuple[str, tuple[str, ...]] | None:
+        """Why req may not hold packed beside its current users: (reason, their keys), or None."""
+        retiring = tuple(k for k in self._ledger.retired_by.get(packed, ()) if k != req.key)
+        if retiring:
+            return "RequestedIPInUse", retiring
+        others = tuple(k for k in self._ledger.holders.get(packed, ()) if k != req.key)
+        if not others:
+            return None
+        if req.sharing_key is None:
+            return "RequestedIPInUse", others
+        other_keys = tuple(
+            k for k in others if self._entries[k].assignment.sharing_key != req.sharing_key
+        )
+        if other_keys:
+            return "RequestedIPInUse", other_keys
+        clashing = tuple(k for k in others if self._entries[k].assignment.ports & req.ports)
+        if clashing:
+            return "SharingConflict", clashing
+        return None
+
+    def _check_free_for(self, req: ServiceRequest, family: Family, value: int) -> None:
+        blocker = self._blocker(pack(family, value), req)
+        if blocker is None:
+            return
+        reason, keys = blocker
+        ip = format_ip(family, value)
+        if reason == "SharingConflict":
+            message = (
+                f"{ip} is shared under key {req.sharing_key!r} by {', '.join(keys)}, whose "
+                f"ports overlap Service {req.key}'s; use different ports or another address"
+            )
+        else:
+            message = (
+                f"{ip} is already used by {', '.join(keys)}; Service {req.key} can share it "
+                f"only with the same sharing key and ports that do not overlap"
+            )
+        raise AllocationError(reason, message)
+
+    def _choose(
+        self, req: ServiceRequest, missing: list[Family], requested: dict[Family, int]
+    ) -> tuple[dict[Family, Choice], dict[Family, AllocationError]]:
+        chosen: dict[Family, Choice] = {}
+        errors: dict[Family, AllocationError] = {}
+        automatic = []
+        for family in missing:
+            if family in requested:
+                try:
+                    chosen[family] = self._requested_choice(req, family, requested[family])
+                except ExternalPoolRequired:
+                    raise
+                except AllocationError as err:
+                    errors[family] = err
+            else:
+                automatic.append(family)
+        if not automatic:
+            return chosen, errors
+        try:
+            candidates = self._candidates(req)
+        except AllocationError as err:
+            errors.update({family: err for family in automatic})
+            return chosen, errors
+        if req.sharing_key is not None:
+            for family in list(automatic):
+                joined = self._joinable(req, family, candidates)
+                if joined is not None:
+                    chosen[family] = joined
+                    automatic.remove(family)
+        if not automatic:
+            return chosen, errors
+        first = next(
+            (
+                state
+                for state in candidates
+                if state.pool.is_external or any(f in state.free for f in automatic)
+            ),
+            None,
+        )
+        if first is not None and first.pool.is_external:
+            raise ExternalPoolRequired(first.pool.name, tuple(automatic), req.key)
+        if len(automatic) > 1:
+            for state in candidates:
+                if all(f in state.free and state.free[f].count for f in automatic):
+                    for family in automatic:
+                        chosen[family] = (_lowest(state, family), state.pool.name)
+                    return chosen, errors
+        for family in automatic:
+            for state in candidates:
+                if family in state.free and state.free[family].count:
+                    chosen[family] = (_lowest(state, family), state.pool.name)
+                    break
+            else:
+                errors[family] = _unavailable(req, family, candidates)
+        return chosen, errors
+
+    def _candidates(self, req: ServiceRequest) -> list[PoolState]:
+        """Pools the Service may take a new address from, in the order to try them."""
+        if req.requested_pools:
+            unknown = [name for name in req.requested_pools if name not in self._pools]
+            if unknown:
+                raise AllocationError(
+                    "UnknownPool",
+                    f"Service {req.key} asks for pool {', '.join(unknown)}, which does not exist",
+                )
+            named = [self._pools[name] for name in dict.fromkeys(req.requested_pools)]
+            enabled = [state for state in named if not state.pool.spec.disabled]
+            if not enabled:
+                raise AllocationError(
+                    "PoolDisabled",
+                    f"pool {', '.join(s.pool.name for s in named)} is disabled; "
+                    f"Service {req.key} cannot get a new address from it",
+                )
+            selecting = [state for state in enabled if _selects(state.pool, req)]
+            if not selecting:
+                raise AllocationError(
+                    "NoMatchingPool",
+                    f"pool {', '.join(s.pool.name for s in enabled)} does not allow Service "
+                    f"{req.key} (its serviceAllocation excludes it)",
+                )
+            return selecting
+        candidates = [
+            state
+            for state in self._ledger.states
+            if not state.pool.spec.disabled
+            and state.pool.spec.auto_assign
+            and _selects(state.pool, req)
+        ]
+        if not candidates:
+            raise AllocationError(
+                "NoMatchingPool",
+                f"no enabled pool with autoAssign selects Service {req.key}; add a pool or "
+                f"name one with the vipam.io/pool annotation",
+            )
+        return candidates
+
+    def _requested_choice(self, req: ServiceRequest, family: Family, value: int) -> Choice:
+        ip = format_ip(family, value)
+        containing = [
+            state
+            for state in self._ledger.containing(family, value)
+            if not req.requested_pools or state.pool.name in req.requested_pools
+        ]
+        if not containing:
+            if req.requested_pools:
+                unknown = [name for name in req.requested_pools if name not in self._pools]
+                if unknown:
+                    raise AllocationError(
+                        "UnknownPool",
+                        f"Service {req.key} asks for pool {', '.join(unknown)}, "
+                        f"which does not exist",
+                    )
+                external = [
+                    self._pools[name]
+                    for name in req.requested_pools
+                    if self._pools[name].pool.is_external
+                    and not self._pools[name].pool.spec.disabled
+                ]
+                if external:
+                    raise ExternalPoolRequired(external[0].pool.name, (family,), req.key)
+                where = f"requested pool {', '.join(req.requested_pools)}"
+            else:
+                where = "any pool"
+            raise AllocationError(
+                "RequestedIPOutsidePools",
+                f"{ip} requested by Service {req.key} is not a usable address of {where} "
+                f"(outside it, excluded, or skipped by avoidBuggyIPs)",
+            )
+        enabled = [state for state in containing if not state.pool.spec.disabled]
+        if not enabled:
+            raise AllocationError(
+                "PoolDisabled",
+                f"{ip} is in pool {', '.join(s.pool.name for s in containing)}, which is "
+                f"disabled; Service {req.key} cannot get it",
+            )
+        selecting = [state for state in enabled if _selects(state.pool, req)]
+        if not selecting:
+            raise AllocationError(
+                "NoMatchingPool",
+                f"{ip} is in pool {', '.join(s.pool.name for s in enabled)}, whose "
+                f"serviceAllocation does not allow Service {req.key}",
+            )
+        self._check_free_for(req, family, value)
+        return value, selecting[0].pool.name
+
+    def _joinable(
+        self, req: ServiceRequest, family: Family, candidates: list[PoolState]
+    ) -> Choice | None:
+        """The lowest address in the first candidate pool that req can share."""
+        assert req.sharing_key is not None
+        shared = sorted(
+            unpack(packed)[1]
+            for packed in self._ledger.by_sharing_key.get(req.sharing_key, ())
+            if unpack(packed)[0] == family and packed not in self._ledger.retired_by
+        )
+        for state in candidates:
+            if family not in state.free:
+                continue
+            for value in shared:
+                if state.pool.contains_value(family, value) and (
+                    self._blocker(pack(family, value), req) is None
+                ):
+                    return value, state.pool.name
+        return None
+
+    # --- committing -------------------------------------------------------------------------
+
+    def _commit(self, req: ServiceRequest, result: list[tuple[Family, int, str]]) -> Assignment:
+        """Make ``result`` key's assignment; everything was checked, so this cannot fail."""
+        ledger = self._ledger
+        packed = tuple(pack(family, value) for family, value, _ in result)
+        assignment = Assignment(
+            key=req.key,
+            ips=tuple(format_ip(family, value) for family, value, _ in result),
+            pools=tuple(name for _, _, name in result),
+            sharing_key=req.sharing_key,
+            ports=req.ports,
+        )
+        old = self._entries.get(req.key)
+        old_packed = old.packed if old is not None else ()
+        old_key = old.assignment.sharing_key if old is not None else None
+        # Reclaiming an address key itself was retiring: its retiring hold becomes a holding.
+        ledger.drop_retiring(req.key, only=[p for p in packed if p not in old_packed])
+        for address in packed:
+            if address in old_packed:
+                ledger.reindex(address, old_key, req.sharing_key)
+            else:
+                ledger.hold(address, req.key, req.sharing_key)
+        for address in old_packed:
+            if address not in packed:
+                ledger.unhold(address, req.key, old_key, retire=True)
+        if old is not None and old.assignment == assignment:
+            assignment = old.assignment
+        self._entries[req.key] = _Entry(req, assignment, packed)
+        return assignment
+
+    # --- restore ----------------------------------------------------------------------------
+
+    def restore(
+        self, entries: Iterable[tuple[ServiceRequest, Sequence[str], str | None]]
+    ) -> RestoreReport:
+        """Rebuild state from what Services show, without moving anything.
+
+        Entries are taken oldest first (creation time, then uid). An entry whose address is
+        held by an incompatible older Service is not restored and is reported as a conflict;
+        one that is older than every incompatible holder evicts them (each evicted Service is
+        released entirely and reported). Restoring what is already recorded is a no-op.
+        Retiring holds of other Services on a restored address are forgotten: the Service
+        showing it is the owner.
+        """
+        report = RestoreReport()
+        for req, ips, annotation in sorted(entries, key=lambda item: item[0].age):
+            self._restore_one(req, ips, annotation, report)
+        return report
+
+    def _restore_one(
+        self, req: ServiceRequest, ips: Sequence[str], annotation: str | None, report: RestoreReport
+    ) -> None:
+        try:
+            parsed = _parse_ips(req, ips)
+        except AllocationError as err:
+            report.conflicts.append(Conflict(req.key, ",".join(ips), "", err.message))
+            return
+        if not parsed:
+            return
+        packed = tuple(pack(family, value) for family, value in parsed)
+        current = self._entries.get(req.key)
+        if current is not None and current.packed == packed:
+            report.restored.append(current.assignment)
+            return
+        evict: dict[str, int] = {}
+        for address in packed:
+            for holder in self._ledger.holders.get(address, ()):
+                if (
+                    holder == req.key
+                    or holder in evict
+                    or _compatible(self._entries[holder].assignment, req)
+                ):
+                    continue
+                if self._entries[holder].request.age < req.age:
+                    ip = format_ip(*unpack(address))
+                    report.conflicts.append(
+                        Conflict(
+                            req.key,
+                            ip,
+                            holder,
+                            f"{ip} is held by the older Service {holder}; Service {req.key} "
+                            f"keeps no address until its request is changed",
+                        )
+                    )
+                    return
+                evict[holder] = address
+        for holder, address in evict.items():
+            ip = format_ip(*unpack(address))
+            self.release(holder)
+            report.conflicts.append(
+                Conflict(
+                    holder,
+                    ip,
+                    req.key,
+                    f"{ip} belongs to the older Service {req.key}; Service {holder} lost it",
+                )
+            )
+        if current is not None:
+            self.release(req.key)
+        names = annotation.split(",") if annotation else []
+        result = []
+        for index, (family, value) in enumerate(parsed):
+            hints = [names[index], *names] if len(names) == len(parsed) else names
+            name = self._attribute(pack(family, value), hints)
+            result.append((family, value, name))
+        assignment = self._commit(req, result)
+        for address in packed:
+            self._ledger.drop_others_retiring(address, req.key)
+        report.restored.append(assignment)
+        report.outside.extend(
+            (req.key, ip)
+            for ip, name in zip(assignment.ips, assignment.pools, strict=True)
+            if not name
+        )
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _with(assignment: Assignment, *, pools: tuple[str, ...]) -> Assignment:
+    return Assignment(
+        assignment.key, assignment.ips, pools, assignment.sharing_key, assignment.ports
+    )
+
+
+def _selects(pool: Pool, req: ServiceRequest) -> bool:
+    return pool.selects(req.namespace, req.namespace_labels, req.labels)
+
+
+def _compatible(holder: Assignment, req: ServiceRequest) -> bool:
+    return (
+        req.sharing_key is not None
+        and holder.sharing_key == req.sharing_key
+        and not (holder.ports & req.ports)
+    )
+
+
+def _lowest(state: PoolState, family: Family) -> int:
+    value = state.free[family].lowest()
+    assert value is not None
+    return value
+
+
+def _family_plan(req: ServiceRequest) -> tuple[tuple[Family, ...], bool]:
+    """The families to serve, in the Service's order, and whether all of them are required."""
+    families = tuple(req.families)
+    if (
+        not families
+        or any(f not in FAMILIES for f in families)
+        or len(set(families)) != len(families)
+    ):
+        raise AllocationError(
+            "InvalidRequest",
+            f"Service {req.key} has ipFamilies {list(families)}; expected one or two distinct "
+            f"of IPv4, IPv6",
+        )
+    policy = req.family_policy
+    if policy == "SingleStack":
+        if len(families) != 1:
+            raise AllocationError(
+                "InvalidRequest",
+                f"Service {req.key} is SingleStack but lists ipFamilies {list(families)}",
+            )
+        return families, True
+    if policy == "RequireDualStack":
+        if len(families) != 2:
+            raise AllocationError(
+                "InvalidRequest",
+                f"Service {req.key} is RequireDualStack but lists ipFamilies {list(families)}",
+            )
+        return families, True
+    if policy == "PreferDualStack":
+        return families, False
+    raise AllocationError(
+        "InvalidRequest", f"Service {req.key} has unknown ipFamilyPolicy {policy!r}"
+    )
+
+
+def _parse_ips(req: ServiceRequest, ips: Sequence[str]) -> list[tuple[Family, int]]:
+    parsed: list[tuple[Family, int]] = []
+    for ip in ips:
+        try:
+            family, value = parse_ip(ip)
+        except AddressError:
+            raise AllocationError(
+                "InvalidRequest", f"Service {req.key}: {ip!r} is not an IP address"
+            ) from None
+        if any(family == seen for seen, _ in parsed):
+            raise AllocationError(
+                "InvalidRequest",
+                f"Service {req.key} lists two {family} addresses ({', '.join(ips)}); "
+                f"give at most one per family",
+            )
+        parsed.append((family, value))
+    return parsed
+
+
+def _requested(req: ServiceRequest, families: tuple[Family, ...]) -> dict[Family, int]:
+    requested: dict[Family, int] = {}
+    for family, value in _parse_ips(req, req.requested_ips):
+        if family not in families:
+            raise AllocationError(
+                "FamilyMismatch",
+                f"Service {req.key} requests {format_ip(family, value)} ({family}) but its "
+                f"ipFamilies are {list(families)}",
+            )
+        requested[family] = value
+    return requested
+
+
+def _unavailable(
+    req: ServiceRequest, family: Family, candidates: list[PoolState]
+) -> AllocationError:
+    with_family = [state.pool.name for state in candidates if family in state.free]
+    if not with_family:
+        names = ", ".join(state.pool.name for state in candidates)
+        return AllocationError(
+            "NoMatchingPool",
+            f"no pool with {family} addresses may serve Service {req.key} (candidates: {names})",
+        )
+    return AllocationError(
+        "PoolExhausted",
+        f"no free {family} address left in pool {', '.join(with_family)} for Service {req.key}",
+    )
+
+
+def _combined(req: ServiceRequest, errors: dict[Family, AllocationError]) -> AllocationError:
+    """One error for a failed request: the family's own error, or DualStackUnavailable when a
+    RequireDualStack Service cannot get one family for lack of room or pools."""
+    if len(errors) == 1 and req.family_policy != "RequireDualStack":
+        return next(iter(errors.values()))
+    if req.family_policy == "RequireDualStack" and all(
+        err.reason in ("NoMatchingPool", "PoolExhausted") for err in errors.values()
+    ):
+        detail = " ".join(err.message for err in errors.values())
+        return AllocationError(
+            "DualStackUnavailable",
+            f"Service {req.key} requires both IPv4 and IPv6 and cannot get "
+            f"{' and '.join(errors)}: {detail}",
+        )
+    return next(iter(errors.values()))
