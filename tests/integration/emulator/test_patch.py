@@ -1,0 +1,145 @@
+"""PATCH flavours as the apiserver applies them, including strategic-merge list keys."""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes_asyncio.client import ApiException, CoreV1Api, CustomObjectsApi
+
+from tests.integration.emulator.conftest import lb_service, reason, widget
+
+MERGE = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"
+WIDGETS = ("example.test", "v1", "default", "widgets")
+
+
+async def test_merge_patch_replaces_lists_and_null_deletes(core: CoreV1Api) -> None:
+    body = lb_service("m", ports=[{"name": "a", "port": 80}, {"name": "b", "port": 443}])
+    body["metadata"]["labels"] = {"keep": "1", "drop": "1"}  # type: ignore[index]
+    await core.create_namespaced_service("default", body)
+    patched = await core.patch_namespaced_service(
+        "m", "default",
+        {"metadata": {"labels": {"drop": None, "new": "2"}},
+         "spec": {"ports": [{"name": "c", "port": 8080}]}},
+        _content_type=MERGE)
+    assert patched.metadata.labels == {"keep": "1", "new": "2"}
+    assert [p.port for p in patched.spec.ports] == [8080]  # merge patch replaces lists
+
+
+async def test_strategic_merge_ports_by_port_and_protocol(core: CoreV1Api) -> None:
+    body = lb_service("s", ports=[{"name": "dns", "port": 53, "protocol": "UDP"},
+                                  {"name": "http", "port": 80}])
+    await core.create_namespaced_service("default", body)
+    patched = await core.patch_namespaced_service("s", "default", {"spec": {"ports": [
+        {"name": "dns-tcp", "port": 53, "protocol": "TCP"},   # new: same port, other protocol
+        {"name": "web", "port": 80},                          # merges into 80/TCP by key
+    ]}})
+    ports = {(p.port, p.protocol): p.name for p in patched.spec.ports}
+    assert ports == {(53, "UDP"): "dns", (80, "TCP"): "web", (53, "TCP"): "dns-tcp"}
+
+
+async def test_strategic_merge_delete_directive(core: CoreV1Api) -> None:
+    body = lb_service("d", ports=[{"name": "a", "port": 80}, {"name": "b", "port": 443}])
+    await core.create_namespaced_service("default", body)
+    patched = await core.patch_namespaced_service("d", "default", {"spec": {"ports": [
+        {"port": 443, "$patch": "delete"}]}})
+    assert [p.port for p in patched.spec.ports] == [80]
+
+
+async def test_strategic_merge_finalizers_are_a_set(core: CoreV1Api) -> None:
+    body = lb_service("f")
+    body["metadata"]["finalizers"] = ["a.example/one"]  # type: ignore[index]
+    await core.create_namespaced_service("default", body)
+    patched = await core.patch_namespaced_service("f", "default", {"metadata": {"finalizers": [
+        "service.kubernetes.io/load-balancer-cleanup", "a.example/one"]}})
+    assert patched.metadata.finalizers == ["a.example/one",
+                                           "service.kubernetes.io/load-balancer-cleanup"]
+    removed = await core.patch_namespaced_service("f", "default", {"metadata": {
+        "$deleteFromPrimitiveList/finalizers": ["a.example/one"]}})
+    assert removed.metadata.finalizers == ["service.kubernetes.io/load-balancer-cleanup"]
+
+
+async def test_strategic_merge_conditions_by_type_and_ingress_by_ip(core: CoreV1Api) -> None:
+    await core.create_namespaced_service("default", lb_service("c"))
+    condition = {"type": "vipam.io/IPAllocated", "status": "False", "reason": "Pending",
+                 "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    await core.patch_namespaced_service_status("c", "default", {"status": {
+        "conditions": [condition, {**condition, "type": "Other"}],
+        "loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}})
+    patched = await core.patch_namespaced_service_status("c", "default", {"status": {
+        "conditions": [{**condition, "status": "True", "reason": "Allocated"}],
+        "loadBalancer": {"ingress": [{"ip": "2001:db8::1"}, {"ip": "192.0.2.1",
+                                                              "ipMode": "VIP"}]}}})
+    by_type = {c.type: c.status for c in patched.status.conditions}
+    assert by_type == {"vipam.io/IPAllocated": "True", "Other": "False"}
+    ingress = [(i.ip, i.ip_mode) for i in patched.status.load_balancer.ingress]
+    assert ingress == [("192.0.2.1", "VIP"), ("2001:db8::1", None)]
+
+
+async def test_strategic_merge_replace_directive(core: CoreV1Api) -> None:
+    await core.create_namespaced_service("default", lb_service("r"))
+    await core.patch_namespaced_service_status("r", "default", {"status": {"loadBalancer": {
+        "ingress": [{"ip": "192.0.2.1"}, {"ip": "192.0.2.2"}]}}})
+    patched = await core.patch_namespaced_service_status("r", "default", {"status": {
+        "loadBalancer": {"ingress": [{"$patch": "replace"}, {"ip": "192.0.2.3"}]}}})
+    assert [i.ip for i in patched.status.load_balancer.ingress] == ["192.0.2.3"]
+
+
+async def test_json_patch_with_test_operation(core: CoreV1Api) -> None:
+    svc = await core.create_namespaced_service("default", lb_service("j"))
+    ops = [{"op": "test", "path": "/metadata/resourceVersion",
+            "value": svc.metadata.resource_version},
+           {"op": "add", "path": "/metadata/annotations", "value": {"vipam.io/pool": "p1"}}]
+    patched = await core.patch_namespaced_service("j", "default", ops)
+    assert patched.metadata.annotations == {"vipam.io/pool": "p1"}
+    with pytest.raises(ApiException) as caught:  # same test op, now stale
+        await core.patch_namespaced_service("j", "default", ops)
+    assert caught.value.status == 422 and reason(caught.value) == "Invalid"
+
+
+async def test_json_patch_remove_missing_path_is_invalid(core: CoreV1Api) -> None:
+    await core.create_namespaced_service("default", lb_service("j2"))
+    with pytest.raises(ApiException) as caught:
+        await core.patch_namespaced_service(
+            "j2", "default", [{"op": "remove", "path": "/metadata/labels/none"}])
+    assert caught.value.status == 422
+
+
+async def test_patch_with_stale_resource_version_conflicts(core: CoreV1Api) -> None:
+    svc = await core.create_namespaced_service("default", lb_service("p"))
+    await core.patch_namespaced_service("p", "default", {"metadata": {"labels": {"a": "1"}}})
+    with pytest.raises(ApiException) as caught:
+        await core.patch_namespaced_service("p", "default", {"metadata": {
+            "resourceVersion": svc.metadata.resource_version, "labels": {"a": "2"}}})
+    assert caught.value.status == 409 and reason(caught.value) == "Conflict"
+
+
+async def test_patch_missing_object_is_not_found(core: CoreV1Api) -> None:
+    with pytest.raises(ApiException) as caught:
+        await core.patch_namespaced_service("nope", "default", {"metadata": {"labels": {}}})
+    assert caught.value.status == 404
+
+
+async def test_strategic_merge_on_custom_resource_is_415(custom: CustomObjectsApi) -> None:
+    await custom.create_namespaced_custom_object(*WIDGETS, widget("w"))
+    with pytest.raises(ApiException) as caught:
+        await custom.patch_namespaced_custom_object(*WIDGETS, "w", {"spec": {"size": 2}},
+                                                    _content_type=STRATEGIC)
+    assert caught.value.status == 415 and reason(caught.value) == "UnsupportedMediaType"
+
+
+async def test_merge_and_json_patch_on_custom_resource(custom: CustomObjectsApi) -> None:
+    await custom.create_namespaced_custom_object(*WIDGETS, widget("w2", tags=["a"]))
+    merged = await custom.patch_namespaced_custom_object(
+        *WIDGETS, "w2", {"spec": {"tags": ["b", "c"]}}, _content_type=MERGE)
+    assert merged["spec"]["tags"] == ["b", "c"]
+    patched = await custom.patch_namespaced_custom_object(
+        *WIDGETS, "w2", [{"op": "add", "path": "/spec/tags/-", "value": "d"}])
+    assert patched["spec"]["tags"] == ["b", "c", "d"]
+
+
+async def test_patch_main_resource_cannot_touch_status(core: CoreV1Api) -> None:
+    await core.create_namespaced_service("default", lb_service("ps"))
+    patched = await core.patch_namespaced_service("ps", "default", {"status": {
+        "loadBalancer": {"ingress": [{"ip": "192.0.2.9"}]}}})
+    assert not patched.status.load_balancer.ingress
