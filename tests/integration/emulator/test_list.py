@@ -1,0 +1,101 @@
+"""List semantics: XList kind, resourceVersion, selectors, pagination."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from kubernetes_asyncio.client import ApiException, CoreV1Api, CustomObjectsApi
+
+from ccm.emulator import Emulator
+from tests.integration.emulator.conftest import lb_service, reason, widget
+
+
+async def labelled(core: CoreV1Api) -> None:
+    for name, labels in (("a", {"app": "web", "tier": "front"}), ("b", {"app": "web"}),
+                         ("c", {"app": "db", "tier": "back"}), ("d", {})):
+        await core.create_namespaced_config_map("default", {"metadata": {
+            "name": name, "labels": labels}})
+
+
+@pytest.mark.parametrize(("selector", "expected"), [
+    ("app=web", ["a", "b"]),
+    ("app==web", ["a", "b"]),
+    ("app!=web", ["c", "d"]),
+    ("app in (db, web),tier", ["a", "c"]),
+    ("app notin (web)", ["c", "d"]),
+    ("tier", ["a", "c"]),
+    ("!tier", ["b", "d"]),
+    ("app=web,!tier", ["b"]),
+])
+async def test_label_selectors(core: CoreV1Api, selector: str, expected: list[str]) -> None:
+    await labelled(core)
+    found = await core.list_namespaced_config_map("default", label_selector=selector)
+    assert [i.metadata.name for i in found.items] == expected
+
+
+async def test_field_selectors(core: CoreV1Api) -> None:
+    await core.create_namespace({"metadata": {"name": "two"}})
+    await core.create_namespaced_service("default", lb_service("lb"))
+    await core.create_namespaced_service("default", lb_service("plain", type="ClusterIP"))
+    await core.create_namespaced_service("two", lb_service("lb"))
+    by_type = await core.list_service_for_all_namespaces(field_selector="spec.type=LoadBalancer")
+    assert sorted((s.metadata.namespace, s.metadata.name) for s in by_type.items) == [
+        ("default", "lb"), ("two", "lb")]
+    by_ns = await core.list_service_for_all_namespaces(
+        field_selector="metadata.namespace=two,metadata.name=lb")
+    assert [s.metadata.namespace for s in by_ns.items] == ["two"]
+    not_lb = await core.list_namespaced_service("default", field_selector="spec.type!=LoadBalancer")
+    assert [s.metadata.name for s in not_lb.items] == ["plain"]
+    with pytest.raises(ApiException) as caught:
+        await core.list_namespaced_service("default", field_selector="spec.bogus=x")
+    assert caught.value.status == 400 and reason(caught.value) == "BadRequest"
+
+
+async def test_list_kind_and_version(emulator: Emulator, core: CoreV1Api) -> None:
+    await core.create_namespaced_config_map("default", {"metadata": {"name": "x"}})
+    async with aiohttp.ClientSession() as session, session.get(
+            emulator.url + "/api/v1/namespaces/default/configmaps") as response:
+        body = await response.json()
+    assert body["kind"] == "ConfigMapList" and body["apiVersion"] == "v1"
+    assert body["metadata"]["resourceVersion"] == str(emulator.store.rv)
+
+
+async def test_limit_and_continue_page_through_everything(core: CoreV1Api) -> None:
+    names = [f"p{i:02d}" for i in range(7)]
+    for name in names:
+        await core.create_namespaced_config_map("default", {"metadata": {"name": name}})
+    pages: list[list[str]] = []
+    token = None
+    first_rv = None
+    while True:
+        page = await core.list_namespaced_config_map("default", limit=3, _continue=token)
+        pages.append([i.metadata.name for i in page.items])
+        first_rv = first_rv or page.metadata.resource_version
+        assert page.metadata.resource_version == first_rv  # one snapshot version per listing
+        token = page.metadata._continue
+        if not token:
+            break
+        assert page.metadata.remaining_item_count == 7 - sum(len(p) for p in pages)
+    assert pages == [names[0:3], names[3:6], names[6:7]]
+
+
+async def test_expired_continue_token_is_410(emulator: Emulator, core: CoreV1Api) -> None:
+    for i in range(3):
+        await core.create_namespaced_config_map("default", {"metadata": {"name": f"t{i}"}})
+    page = await core.list_namespaced_config_map("default", limit=1)
+    await core.create_namespaced_config_map("default", {"metadata": {"name": "t9"}})
+    emulator.faults.expire_history()
+    with pytest.raises(ApiException) as caught:
+        await core.list_namespaced_config_map("default", limit=1,
+                                              _continue=page.metadata._continue)
+    assert caught.value.status == 410 and reason(caught.value) == "Expired"
+
+
+async def test_custom_resource_list(custom: CustomObjectsApi) -> None:
+    args = ("example.test", "v1", "default", "widgets")
+    await custom.create_namespaced_custom_object(*args, widget("w1"))
+    found = await custom.list_namespaced_custom_object(*args)
+    assert found["kind"] == "WidgetList" and found["apiVersion"] == "example.test/v1"
+    assert [i["metadata"]["name"] for i in found["items"]] == ["w1"]
+    everywhere = await custom.list_cluster_custom_object("example.test", "v1", "widgets")
+    assert len(everywhere["items"]) == 1

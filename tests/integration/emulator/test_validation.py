@@ -1,0 +1,120 @@
+"""The validation a controller relies on: Service fields and CRD schemas (with pruning and
+defaulting, as a real apiserver does them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes_asyncio.client import ApiException, CoreV1Api, CustomObjectsApi
+
+from tests.integration.emulator.conftest import lb_service, reason, status_body, widget
+
+WIDGETS = ("example.test", "v1", "default", "widgets")
+
+
+async def expect_invalid(call: Any, field: str) -> None:
+    with pytest.raises(ApiException) as caught:
+        await call
+    assert caught.value.status == 422 and reason(caught.value) == "Invalid"
+    causes = status_body(caught.value)["details"]["causes"]  # type: ignore[index]
+    assert field in [c["field"] for c in causes], causes
+
+
+async def test_service_type_enum(core: CoreV1Api) -> None:
+    await expect_invalid(core.create_namespaced_service("default", lb_service(
+        "bad", type="Loadbalancer")), "spec.type")
+
+
+async def test_service_ports_required_and_ranged(core: CoreV1Api) -> None:
+    await expect_invalid(core.create_namespaced_service("default", lb_service(
+        "noports", ports=[])), "spec.ports")
+    await expect_invalid(core.create_namespaced_service("default", lb_service(
+        "big", ports=[{"port": 70000}])), "spec.ports[0].port")
+
+
+async def test_service_name_must_be_dns_label(core: CoreV1Api) -> None:
+    await expect_invalid(core.create_namespaced_service("default", lb_service("Bad_Name")),
+                         "metadata.name")
+
+
+async def test_load_balancer_class_is_immutable_once_set(core: CoreV1Api) -> None:
+    await core.create_namespaced_service("default", lb_service(
+        "cls", loadBalancerClass="vipam.io/vipam"))
+    await expect_invalid(core.patch_namespaced_service("cls", "default", {"spec": {
+        "loadBalancerClass": "other.example/lb"}}), "spec.loadBalancerClass")
+    await core.create_namespaced_service("default", lb_service("nocls"))
+    await expect_invalid(core.patch_namespaced_service("nocls", "default", {"spec": {
+        "loadBalancerClass": "vipam.io/vipam"}}), "spec.loadBalancerClass")
+    unchanged = await core.patch_namespaced_service("cls", "default", {"metadata": {
+        "labels": {"a": "b"}}})
+    assert unchanged.spec.load_balancer_class == "vipam.io/vipam"
+
+
+async def test_load_balancer_class_only_on_load_balancers(core: CoreV1Api) -> None:
+    await expect_invalid(core.create_namespaced_service("default", lb_service(
+        "cip", type="ClusterIP", loadBalancerClass="vipam.io/vipam")), "spec.loadBalancerClass")
+
+
+@pytest.mark.parametrize("address", ["192.0.2.300", "not-an-ip", "2001:db8::zz"])
+async def test_ingress_ips_must_be_valid(core: CoreV1Api, address: str) -> None:
+    await core.create_namespaced_service("default", lb_service("ing"))
+    await expect_invalid(core.patch_namespaced_service_status("ing", "default", {"status": {
+        "loadBalancer": {"ingress": [{"ip": address}]}}}), "status.loadBalancer.ingress[0].ip")
+
+
+async def test_ingress_ip_mode_enum(core: CoreV1Api) -> None:
+    await core.create_namespaced_service("default", lb_service("mode"))
+    await expect_invalid(core.patch_namespaced_service_status("mode", "default", {"status": {
+        "loadBalancer": {"ingress": [{"ip": "192.0.2.1", "ipMode": "Direct"}]}}}),
+        "status.loadBalancer.ingress[0].ipMode")
+    ok = await core.patch_namespaced_service_status("mode", "default", {"status": {
+        "loadBalancer": {"ingress": [{"ip": "2001:db8::5", "ipMode": "VIP"}]}}})
+    assert ok.status.load_balancer.ingress[0].ip_mode == "VIP"
+
+
+@pytest.mark.parametrize(("spec", "field"), [
+    ({"color": "purple"}, "spec.color"),           # enum
+    ({"color": "red", "size": "big"}, "spec.size"),  # type
+    ({"color": "red", "size": 11}, "spec.size"),     # maximum
+    ({"color": "red", "code": "abc-1"}, "spec.code"),  # pattern
+    ({"color": "red", "address": "192.0.2.999"}, "spec.address"),  # format
+    ({"color": "red", "tags": ["a", "b", "c", "d"]}, "spec.tags"),  # maxItems
+    ({"color": "red", "labels": {"a": 1}}, "spec.labels.a"),  # additionalProperties
+    ({"size": 2}, "spec.color"),                      # required
+])
+async def test_custom_resource_schema(custom: CustomObjectsApi, spec: dict[str, Any],
+                                      field: str) -> None:
+    body = widget("w")
+    body["spec"] = spec
+    await expect_invalid(custom.create_namespaced_custom_object(*WIDGETS, body), field)
+
+
+async def test_custom_resource_required_top_level(custom: CustomObjectsApi) -> None:
+    body = widget("nospec")
+    del body["spec"]
+    await expect_invalid(custom.create_namespaced_custom_object(*WIDGETS, body), "spec")
+
+
+async def test_schema_defaults_and_pruning(custom: CustomObjectsApi) -> None:
+    body = widget("pd", code="ABC-12", unknown="dropped", extra={"free": {"form": 1}})
+    body["topLevelJunk"] = True
+    created = await custom.create_namespaced_custom_object(*WIDGETS, body)
+    assert created["spec"] == {"color": "red", "code": "ABC-12", "size": 3,
+                               "extra": {"free": {"form": 1}}}
+    assert "topLevelJunk" not in created
+
+
+async def test_status_is_validated_on_status_writes(custom: CustomObjectsApi) -> None:
+    await custom.create_namespaced_custom_object(*WIDGETS, widget("sv"))
+    await expect_invalid(custom.patch_namespaced_custom_object_status(
+        *WIDGETS, "sv", {"status": {"conditions": [{"type": "Ready", "status": "Yes"}]}},
+        _content_type="application/merge-patch+json"), "status.conditions[0].status")
+
+
+async def test_wrong_kind_is_bad_request(core: CoreV1Api) -> None:
+    body = lb_service("k")
+    body["kind"] = "ConfigMap"
+    with pytest.raises(ApiException) as caught:
+        await core.create_namespaced_service("default", body)
+    assert caught.value.status == 400 and reason(caught.value) == "BadRequest"
