@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -79,6 +79,7 @@ class Lab:
     router: Member
     nodes: list[Member]
     processes: list[subprocess.Popen[Any]] = field(default_factory=list)
+    inodes: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def create(cls, node_count: int = 2) -> Lab:
@@ -105,6 +106,7 @@ class Lab:
     def _build(self) -> None:
         for ns in self.all_namespaces():
             run("ip", "netns", "add", ns)
+            self.inodes[ns] = os.stat(f"/run/netns/{ns}").st_ino
             self.sysctl(ns, "net.ipv6.conf.all.accept_dad", "0")
             self.sysctl(ns, "net.ipv6.conf.default.accept_dad", "0")
             run("ip", "-n", ns, "link", "set", "lo", "up")
@@ -154,8 +156,27 @@ class Lab:
                 return lladdr
         return None
 
-    def destroy(self) -> None:
-        """Stop every process we started (by pid), then delete our namespaces (by name)."""
+    def processes_inside(self) -> set[int]:
+        """Pids of every process whose network namespace is one of ours, whoever started it.
+
+        Deleting a namespace does not stop the processes in it, so this is how we find
+        grandchildren (ExaBGP, its relay) that outlived their parent.
+        """
+        ours = set(self.inodes.values())
+        found: set[int] = set()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if os.stat(entry / "ns" / "net").st_ino in ours:
+                        found.add(int(entry.name))
+        return found
+
+    def destroy(self) -> set[int]:
+        """Stop every process we started (by pid), then delete our namespaces (by name).
+
+        Returns the pids of strays (processes still in our namespaces after our own children
+        stopped): they are killed by pid, and the caller should treat them as a leak.
+        """
         for process in self.processes:
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -165,10 +186,25 @@ class Lab:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+        strays = wait_quiet(self.processes_inside, timeout=3)
+        for pid in strays:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         present = namespaces()
         for ns in self.all_namespaces():
             if ns in present:
                 run("ip", "netns", "del", ns, check=False)
+        return strays
+
+
+def wait_quiet(probe: Callable[[], set[int]], timeout: float) -> set[int]:
+    """Give exiting processes (e.g. ExaBGP after its parent died) a moment to go."""
+    deadline = time.monotonic() + timeout
+    remaining = probe()
+    while remaining and time.monotonic() < deadline:
+        time.sleep(0.05)
+        remaining = probe()
+    return remaining
 
 
 class Agent:
@@ -221,10 +257,3 @@ def addresses(ns: str) -> set[str]:
     return {info["local"] for link in links for info in link.get("addr_info", [])}
 
 
-@contextlib.contextmanager
-def lab(node_count: int = 2) -> Iterator[Lab]:
-    built = Lab.create(node_count)
-    try:
-        yield built
-    finally:
-        built.destroy()

@@ -1,0 +1,6 @@
+"""BGP announcement of service addresses through a supervised ExaBGP subprocess."""
+
+from ccm.speaker.bgp.config import Peer, Route
+from ccm.speaker.bgp.speaker import BGPError, BGPSpeaker
+
+__all__ = ["BGPError", "BGPSpeaker", "Peer", "Route"]
