@@ -2,8 +2,9 @@
 
 Addresses are handled as plain integers per family: a pool is a handful of closed intervals
 ``(first, last)``, never a set of addresses, so an IPv6 /48 costs what an IPv4 /30 costs.
-Text is parsed with netaddr (strict: no leading zeros, no zone ids, no short forms) and
-formatted by :func:`format_ip` so every string vipam writes has one canonical spelling.
+Pool entries are parsed with netaddr, single addresses with inet_pton (both strict: no
+leading zeros, no zone ids, no short forms); :func:`format_ip` gives every string vipam
+writes one canonical spelling.
 
 ``avoidBuggyIPs`` (skip IPv4 x.x.x.0 and x.x.x.255) is a periodic mask, not a list of holes:
 the helpers below count and skip those addresses arithmetically.
@@ -11,6 +12,7 @@ the helpers below count and skip those addresses arithmetically.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable
 from typing import Literal
 
@@ -32,21 +34,26 @@ def family_of_version(version: int) -> Family:
 
 
 def parse_ip(text: str) -> tuple[Family, int]:
-    """Parse one address ('192.0.2.1', '2001:db8::1') into (family, integer value)."""
-    if not isinstance(text, str) or "/" in text or "-" in text:
+    """Parse one address ('192.0.2.1', '2001:db8::1') into (family, integer value).
+
+    inet_pton is what netaddr's strict mode uses too (no leading zeros, no zone ids, no
+    short forms), called directly because restore parses one address per Service.
+    """
+    if not isinstance(text, str):
         raise AddressError(f"{text!r} is not an IP address")
     try:
-        addr = netaddr.IPAddress(text)
-    except (netaddr.AddrFormatError, ValueError, TypeError):
+        if ":" in text:
+            return "IPv6", int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
+        return "IPv4", int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except (OSError, ValueError):
         raise AddressError(f"{text!r} is not an IP address") from None
-    return family_of_version(addr.version), int(addr)
 
 
 def format_ip(family: Family, value: int) -> str:
-    """Canonical text for an address (dotted quad, or netaddr's compact IPv6 form)."""
+    """Canonical text for an address: dotted quad, or RFC 5952 IPv6 (as netaddr prints it)."""
     if family == "IPv4":
         return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
-    return str(netaddr.IPAddress(value, 6))
+    return socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
 
 
 def pack(family: Family, value: int) -> int:

@@ -67,6 +67,9 @@ __all__ = [
 ]
 
 Choice = tuple[int, str]  # (address value, pool name)
+# Restoring more entries than this rebuilds the free lists once at the end (O(n log n) in the
+# addresses in use) instead of splitting intervals per address.
+BULK_RESTORE = 256
 
 
 class _Entry:
@@ -489,28 +492,34 @@ class Allocator:
     def _commit(self, req: ServiceRequest, result: list[tuple[Family, int, str]]) -> Assignment:
         """Make ``result`` key's assignment; everything was checked, so this cannot fail."""
         ledger = self._ledger
-        packed = tuple(pack(family, value) for family, value, _ in result)
-        assignment = Assignment(
-            key=req.key,
-            ips=tuple(format_ip(family, value) for family, value, _ in result),
-            pools=tuple(name for _, _, name in result),
-            sharing_key=req.sharing_key,
-            ports=req.ports,
-        )
-        old = self._entries.get(req.key)
-        old_packed = old.packed if old is not None else ()
-        old_key = old.assignment.sharing_key if old is not None else None
+        key, sharing_key = req.key, req.sharing_key
+        packed_list, ips, names = [], [], []
+        for family, value, name in result:
+            packed_list.append(pack(family, value))
+            ips.append(format_ip(family, value))
+            names.append(name)
+        packed = tuple(packed_list)
+        assignment = Assignment(key, tuple(ips), tuple(names), sharing_key, req.ports)
+        old = self._entries.get(key)
+        if old is None:
+            if key in ledger.retiring:
+                ledger.drop_retiring(key, only=packed)
+            for address in packed:
+                ledger.hold(address, key, sharing_key)
+            self._entries[key] = _Entry(req, assignment, packed)
+            return assignment
+        old_packed, old_key = old.packed, old.assignment.sharing_key
         # Reclaiming an address key itself was retiring: its retiring hold becomes a holding.
-        ledger.drop_retiring(req.key, only=[p for p in packed if p not in old_packed])
+        ledger.drop_retiring(key, only=[p for p in packed if p not in old_packed])
         for address in packed:
             if address in old_packed:
-                ledger.reindex(address, old_key, req.sharing_key)
+                ledger.reindex(address, old_key, sharing_key)
             else:
-                ledger.hold(address, req.key, req.sharing_key)
+                ledger.hold(address, key, sharing_key)
         for address in old_packed:
             if address not in packed:
-                ledger.unhold(address, req.key, old_key, retire=True)
-        if old is not None and old.assignment == assignment:
+                ledger.unhold(address, key, old_key, retire=True)
+        if old.assignment == assignment:
             assignment = old.assignment
         self._entries[req.key] = _Entry(req, assignment, packed)
         return assignment
@@ -530,8 +539,17 @@ class Allocator:
         showing it is the owner.
         """
         report = RestoreReport()
-        for req, ips, annotation in sorted(entries, key=lambda item: item[0].age):
-            self._restore_one(req, ips, annotation, report)
+        items = sorted(entries, key=lambda item: item[0].age)
+        bulk = len(items) > BULK_RESTORE
+        self._ledger.deferred = bulk
+        try:
+            for req, ips, annotation in items:
+                self._restore_one(req, ips, annotation, report)
+        finally:
+            if bulk:
+                self._ledger.deferred = False
+                self._ledger.rebuild_free()
+                self._pools = {state.pool.name: state for state in self._ledger.states}
         return report
 
     def _restore_one(
@@ -550,8 +568,11 @@ class Allocator:
             report.restored.append(current.assignment)
             return
         evict: dict[str, int] = {}
+        holders = self._ledger.holders
         for address in packed:
-            for holder in self._ledger.holders.get(address, ()):
+            if address not in holders:
+                continue
+            for holder in holders[address]:
                 if (
                     holder == req.key
                     or holder in evict
@@ -591,14 +612,17 @@ class Allocator:
             name = self._attribute(pack(family, value), hints)
             result.append((family, value, name))
         assignment = self._commit(req, result)
+        retired_by = self._ledger.retired_by
         for address in packed:
-            self._ledger.drop_others_retiring(address, req.key)
+            if address in retired_by:
+                self._ledger.drop_others_retiring(address, req.key)
         report.restored.append(assignment)
-        report.outside.extend(
-            (req.key, ip)
-            for ip, name in zip(assignment.ips, assignment.pools, strict=True)
-            if not name
-        )
+        if "" in assignment.pools:
+            report.outside.extend(
+                (req.key, ip)
+                for ip, name in zip(assignment.ips, assignment.pools, strict=True)
+                if not name
+            )
 
 
 # --- helpers ----------------------------------------------------------------------------------
