@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--crd", type=Path, action="append", default=[],
                         help="CRD YAML file or directory to apply at start (repeatable)")
     parser.add_argument("--history-size", type=int, default=10_000)
+    parser.add_argument("--verbose", action="store_true", help="log every request")
     return parser
 
 
@@ -40,6 +42,8 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(message)s")
     asyncio.run(serve(args))
     return 0
 

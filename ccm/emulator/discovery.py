@@ -79,6 +79,43 @@ def api_resource_list(registry: Registry, group: str, version: str) -> dict[str,
     }
 
 
-def openapi_v3_index() -> dict[str, Any]:
-    """An empty OpenAPI v3 index: clients fall back to their built-in knowledge of types."""
-    return {"paths": {}}
+def _gv_path(group: str, version: str) -> str:
+    return f"apis/{group}/{version}" if group else f"api/{version}"
+
+
+def openapi_v3_index(registry: Registry) -> dict[str, Any]:
+    """The OpenAPI v3 index: one document per group-version, as the apiserver publishes."""
+    paths = {}
+    for group, versions in registry.group_versions().items():
+        for version in versions:
+            path = _gv_path(group, version)
+            paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}"}
+    return {"paths": paths}
+
+
+def openapi_v3_document(registry: Registry, group: str, version: str) -> dict[str, Any] | None:
+    """A minimal OpenAPI v3 document for one group-version.
+
+    It carries no schemas, only the PATCH operations with their `fieldValidation` parameter:
+    that is what kubectl reads to decide that the server validates fields itself, so that it
+    sends objects without client-side schema validation (which would need full schemas).
+    """
+    types = [rt for rt in registry.all() if rt.group == group and rt.version == version]
+    if not types:
+        return None
+    paths: dict[str, Any] = {}
+    for rt in types:
+        scope = "/namespaces/{namespace}" if rt.namespaced else ""
+        path = f"/{_gv_path(group, version)}{scope}/{rt.plural}/{{name}}"
+        paths[path] = {"patch": {
+            "x-kubernetes-group-version-kind": {"group": group, "version": version,
+                                                "kind": rt.kind},
+            "x-kubernetes-action": "patch",
+            "parameters": [{"name": "fieldValidation", "in": "query",
+                            "schema": {"type": "string", "uniqueItems": True}},
+                           {"name": "dryRun", "in": "query",
+                            "schema": {"type": "string", "uniqueItems": True}}],
+            "responses": {"200": {"description": "OK"}},
+        }}
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0"},
+            "paths": paths, "components": {"schemas": {}}}

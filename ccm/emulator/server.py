@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from typing import Any
 
 import yaml
@@ -22,6 +23,7 @@ from ccm.emulator.store import Store
 from ccm.emulator.watch import ABORT, GRACEFUL, WatchHub
 
 JSON = "application/json"
+LOG = logging.getLogger("ccm.emulator")
 TRUE_WORDS = ("true", "1", "True", "TRUE", "yes")
 
 
@@ -61,6 +63,11 @@ class ApiServer:
         return app
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        response = await self._handle(request)
+        LOG.debug("%s %s -> %s", request.method, request.path_qs, response.status)
+        return response
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:
             route = parse_resource_path(self.registry, request.path)
             verb = self._verb(request, route)
@@ -112,7 +119,11 @@ class ApiServer:
         elif len(parts) == 3 and parts[0] == "apis":
             body = discovery.api_resource_list(self.registry, parts[1], parts[2])
         elif parts == ["openapi", "v3"]:
-            body = discovery.openapi_v3_index()
+            body = discovery.openapi_v3_index(self.registry)
+        elif parts[:3] == ["openapi", "v3", "api"] and len(parts) == 4:
+            body = discovery.openapi_v3_document(self.registry, "", parts[3])
+        elif parts[:3] == ["openapi", "v3", "apis"] and len(parts) == 5:
+            body = discovery.openapi_v3_document(self.registry, parts[3], parts[4])
         elif parts in (["healthz"], ["readyz"], ["livez"]):
             return web.Response(text="ok")
         if body is None:

@@ -7,6 +7,7 @@ kubectl users expect. JSONPath support covers the forms printer columns use in p
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -47,6 +48,13 @@ def jsonpath(obj: Any, path: str) -> list[Any]:
                            and str(_dig(item, filter_key)) == filter_value)
         nodes = nxt
     return nodes
+
+
+def _text(value: Any) -> str:
+    """Cells show lists and maps as JSON, as the apiserver's JSONPath printer does."""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
 
 
 def _dig(obj: dict[str, Any], dotted: str) -> Any:
@@ -131,8 +139,9 @@ def _printer_column(spec: dict[str, Any]) -> Column:
         if kind == "date":
             return human_age(str(values[0]))
         if len(values) > 1:
-            return ",".join(str(v) for v in values)
-        return values[0]
+            return ",".join(_text(v) for v in values)
+        value = values[0]
+        return _text(value) if kind == "string" or isinstance(value, (list, dict)) else value
 
     definition = _col(spec["name"], "string" if kind == "date" else kind,
                       spec.get("format", ""), spec.get("priority", 0))

@@ -1,0 +1,153 @@
+"""kubectl 1.32 against the emulator, through the kubeconfig it writes: get, get -w, apply,
+delete, for Services and custom resources."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ccm.emulator import Emulator, EmulatorThread
+from tests.integration.emulator.conftest import WIDGETS_CRD
+from tests.prereq import require
+
+SERVICE = """
+apiVersion: v1
+kind: Service
+metadata: {name: web, labels: {app: web}}
+spec:
+  type: LoadBalancer
+  loadBalancerClass: vipam.io/vipam
+  ports: [{name: http, port: 80}]
+"""
+WIDGET = """
+apiVersion: example.test/v1
+kind: Widget
+metadata: {name: blue-one}
+spec: {color: blue, size: 7}
+"""
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: Path, workdir: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.workdir = workdir
+
+    def __call__(self, *args: str, stdin: str | None = None, check: bool = True
+                 ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
+                                input=stdin, capture_output=True, text=True, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def apply(self, manifest: str, *extra: str, check: bool = True
+              ) -> subprocess.CompletedProcess[str]:
+        return self("apply", "-f", "-", *extra, stdin=manifest, check=check)
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def running() -> Iterator[Emulator]:
+    require(shutil.which("kubectl") is not None, "kubectl is not installed")
+    with EmulatorThread(crd_paths=[WIDGETS_CRD]) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def kubectl(running: Emulator, tmp_path: Path) -> Kubectl:
+    return Kubectl(running.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path)
+
+
+def rows(output: str) -> list[list[str]]:
+    return [line.split() for line in output.strip().splitlines()]
+
+
+def test_apply_get_and_reapply_a_service(kubectl: Kubectl, running: Emulator) -> None:
+    assert "service/web created" in kubectl.apply(SERVICE).stdout
+    table = rows(kubectl("get", "svc", "web").stdout)
+    assert table[0][:5] == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"]
+    assert table[1][:5] == ["web", "LoadBalancer", "<none>", "<pending>", "80/TCP"]
+    changed = SERVICE.replace("[{name: http, port: 80}]",
+                              "[{name: http, port: 80}, {name: https, port: 443}]")
+    assert "service/web configured" in kubectl.apply(changed).stdout
+    stored = running.get_object("v1/services", "default", "web")
+    assert stored is not None
+    assert [p["port"] for p in stored["spec"]["ports"]] == [80, 443]
+    assert "service/web unchanged" in kubectl.apply(changed).stdout
+
+
+def test_status_patch_shows_external_ip(kubectl: Kubectl) -> None:
+    kubectl.apply(SERVICE)
+    kubectl("patch", "svc", "web", "--subresource=status", "--type=merge", "-p",
+            '{"status":{"loadBalancer":{"ingress":[{"ip":"192.0.2.7","ipMode":"VIP"}]}}}')
+    assert rows(kubectl("get", "svc", "web", "--no-headers").stdout)[0][3] == "192.0.2.7"
+    assert kubectl("get", "svc", "web", "-o",
+                   "jsonpath={.status.loadBalancer.ingress[0].ip}").stdout == "192.0.2.7"
+
+
+def test_get_watch_streams_changes(kubectl: Kubectl) -> None:
+    kubectl.apply(SERVICE)
+    watcher = kubectl.popen("get", "svc", "-w", "--output-watch-events", "--no-headers")
+    try:
+        time.sleep(1.5)
+        kubectl("label", "svc", "web", "tier=front")
+        kubectl("delete", "svc", "web")
+        time.sleep(1.5)
+    finally:
+        watcher.terminate()
+        output, errors = watcher.communicate(timeout=10)
+    events = [line.split()[:2] for line in output.strip().splitlines()]
+    assert events == [["ADDED", "web"], ["MODIFIED", "web"], ["DELETED", "web"]], errors
+
+
+def test_delete_with_finalizer_waits_for_release(kubectl: Kubectl, running: Emulator) -> None:
+    held = SERVICE.replace("labels: {app: web}", "labels: {app: web}, finalizers: "
+                           "[service.kubernetes.io/load-balancer-cleanup]")
+    kubectl.apply(held)
+    kubectl("delete", "svc", "web", "--wait=false")
+    stored = running.get_object("v1/services", "default", "web")
+    assert stored is not None and stored["metadata"]["deletionTimestamp"]
+    kubectl("patch", "svc", "web", "--type=json", "-p",
+            '[{"op":"remove","path":"/metadata/finalizers"}]')
+    assert running.get_object("v1/services", "default", "web") is None
+    assert kubectl("get", "svc", "web", check=False).returncode != 0
+
+
+def test_custom_resources_with_printer_columns(kubectl: Kubectl) -> None:
+    assert "widget.example.test/blue-one created" in kubectl.apply(WIDGET).stdout
+    table = rows(kubectl("get", "widgets").stdout)
+    assert table[0] == ["NAME", "COLOR", "SIZE", "READY"]
+    assert table[1] == ["blue-one", "blue", "7"]
+    kubectl("patch", "widget", "blue-one", "--subresource=status", "--type=merge", "-p",
+            '{"status":{"conditions":[{"type":"Ready","status":"True"}]}}')
+    assert rows(kubectl("get", "wd", "--no-headers").stdout) == [["blue-one", "blue", "7",
+                                                                  "True"]]
+    kubectl.apply(WIDGET.replace("size: 7", "size: 8"))
+    assert rows(kubectl("get", "widget", "blue-one", "--no-headers").stdout)[0][2] == "8"
+    assert 'widget.example.test "blue-one" deleted' in kubectl("delete", "widget",
+                                                              "blue-one").stdout
+    assert "No resources found" in kubectl("get", "widgets").stderr
+
+
+def test_invalid_custom_resource_is_rejected_by_the_server(kubectl: Kubectl) -> None:
+    result = kubectl.apply(WIDGET.replace("color: blue", "color: mauve"), check=False)
+    assert result.returncode != 0
+    assert "Unsupported value" in result.stderr and "spec.color" in result.stderr
+
+
+def test_cluster_scoped_resources_and_namespaces(kubectl: Kubectl) -> None:
+    names = kubectl("get", "namespaces", "-o", "name").stdout.split()
+    assert "namespace/kube-system" in names
+    kubectl.apply("apiVersion: example.test/v1\nkind: Gadget\nmetadata: {name: g1}\n"
+                  "spec: {mode: fast}\n")
+    assert kubectl("get", "gadgets", "-o", "name").stdout.split() == ["gadget.example.test/g1"]
+    kubectl("delete", "gadget", "g1")
+    assert kubectl("get", "gadgets", "-o", "name").stdout.strip() == ""
