@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Coroutine, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,17 @@ log = logging.getLogger(__name__)
 
 class BGPError(RuntimeError):
     """ExaBGP refused a command, or could not be reached in time."""
+
+
+@dataclass
+class _Pending:
+    """A command waiting for ExaBGP's answer, and the output lines it produced meanwhile."""
+
+    answer: asyncio.Future[str]
+    output: list[str] = field(default_factory=list)
+
+
+_ANSWERS = frozenset({"done", "error", "shutdown"})
 
 
 class BGPSpeaker:
@@ -69,7 +81,7 @@ class BGPSpeaker:
         self._server: asyncio.Server | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._connected = asyncio.Event()
-        self._acks: deque[asyncio.Future[str]] = deque()
+        self._acks: deque[_Pending] = deque()
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._supervisor: asyncio.Task[None] | None = None
@@ -319,8 +331,14 @@ class BGPSpeaker:
                 continue
             if line.startswith("{"):
                 self._event(line)
-            elif self._acks:
-                self._acks.popleft().set_result(line)
+            elif not self._acks:
+                log.debug("unexpected ExaBGP output: %s", line)
+            elif line in _ANSWERS:
+                pending = self._acks.popleft()
+                if not pending.answer.done():
+                    pending.answer.set_result(line)
+            else:
+                self._acks[0].output.append(line)
         if self._writer is writer:
             self._disconnected()
 
@@ -341,29 +359,39 @@ class BGPSpeaker:
 
     def _fail_pending(self, error: BGPError) -> None:
         while self._acks:
-            future = self._acks.popleft()
+            future = self._acks.popleft().answer
             if not future.done():
                 future.set_exception(error)
 
-    async def _command(self, line: str) -> None:
-        async with self._lock:
-            await self._send(line)
+    async def exabgp_routes(self) -> list[str]:
+        """What the running ExaBGP holds to send (its adj-RIB-out), one line per route.
 
-    async def _send(self, line: str) -> None:
-        """Write one command and wait for ExaBGP's acknowledgement ("done" or "error")."""
+        For diagnostics (/status) and tests: the ground truth behind ``announced()``.
+        """
+        if not self._connected.is_set():
+            raise BGPError("ExaBGP is not connected")
+        return await self._command("show adj-rib out extensive")
+
+    async def _command(self, line: str) -> list[str]:
+        async with self._lock:
+            return await self._send(line)
+
+    async def _send(self, line: str) -> list[str]:
+        """Write one command; wait for ExaBGP's answer ("done"/"error"); return its output."""
         writer = self._writer
         if writer is None:
             raise BGPError("ExaBGP is not connected")
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._acks.append(future)
+        pending = _Pending(asyncio.get_running_loop().create_future())
+        self._acks.append(pending)
         writer.write(line.encode() + b"\n")
         await writer.drain()
         try:
-            answer = await asyncio.wait_for(future, timeout=self.command_timeout)
+            answer = await asyncio.wait_for(pending.answer, timeout=self.command_timeout)
         except TimeoutError as exc:
             raise BGPError(f"no answer from ExaBGP to {line!r}") from exc
         if answer != "done":
             raise BGPError(f"ExaBGP answered {answer!r} to {line!r}")
+        return pending.output
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coroutine)

@@ -1,0 +1,121 @@
+"""BGPSpeaker against a real ExaBGP on loopback, no root needed.
+
+The peer is a loopback port nobody listens on, so no session comes up; what is under test is
+the speaker's side: the API connection through the relay, acknowledgements, the supervisor's
+restart with replay, and a clean stop. The session side is covered with BIRD in tests/netns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from ccm.speaker.bgp import BGPError, BGPSpeaker, Peer
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def speaker(tmp_path: Path) -> AsyncIterator[BGPSpeaker]:
+    bgp = BGPSpeaker(router_id="192.0.2.2", workdir=str(tmp_path / "bgp"), backoff_initial=0.1)
+    await bgp.start([Peer("127.0.0.1", 64512, 64512, port=_unused_port())])
+    try:
+        yield bgp
+    finally:
+        await bgp.stop()
+
+
+async def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` (a process's state has no event to await)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+
+
+async def test_announce_and_withdraw_are_acknowledged(speaker: BGPSpeaker) -> None:
+    await speaker.announce("203.0.113.10", "192.0.2.2", ["64512:100"], 200)
+    await speaker.announce("2001:db8:1::10/128", "2001:db8::2")
+    assert speaker.announced() == {"203.0.113.10/32", "2001:db8:1::10/128"}
+    assert speaker.routes()["203.0.113.10/32"].local_pref == 200
+
+    held = "\n".join(await speaker.exabgp_routes())
+    assert "203.0.113.10/32" in held
+    assert "2001:db8:1::10/128" in held
+    assert "local-preference 200" in held
+    assert "64512:100" in held
+
+    await speaker.withdraw("203.0.113.10")
+    await speaker.withdraw("198.51.100.1")  # never announced: nothing to do
+    assert speaker.announced() == {"2001:db8:1::10/128"}
+    held = "\n".join(await speaker.exabgp_routes())
+    assert "203.0.113.10/32" not in held
+    assert "2001:db8:1::10/128" in held
+
+
+async def test_exabgp_refusal_is_reported_and_not_recorded(speaker: BGPSpeaker) -> None:
+    # a peer selector naming no configured neighbour: ExaBGP answers "error"
+    with pytest.raises(BGPError, match="error"):
+        await speaker.announce("203.0.113.10", "192.0.2.2", peers=["198.51.100.7"])
+    assert speaker.announced() == set()
+
+
+async def test_killed_exabgp_is_restarted_and_gets_the_routes_again(
+    speaker: BGPSpeaker, tmp_path: Path
+) -> None:
+    await speaker.announce("203.0.113.10", "192.0.2.2")
+    first = speaker.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    await _wait(lambda: speaker.pid not in (None, first))
+    assert speaker.restarts == 1
+    # announcing while ExaBGP reconnects is recorded, and sent on (re)connection
+    await speaker.announce("203.0.113.11", "192.0.2.2")
+    routes = await _exabgp_prefixes(speaker)
+    assert routes == {"203.0.113.10/32", "203.0.113.11/32"}
+
+
+async def _exabgp_prefixes(speaker: BGPSpeaker) -> set[str]:
+    """Prefixes the running ExaBGP holds, asked of ExaBGP itself (not our records)."""
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                lines = await speaker.exabgp_routes()
+                break
+            except BGPError:  # still reconnecting
+                await asyncio.sleep(0.05)
+    return {word for line in lines for word in line.split() if word.endswith("/32")}
+
+
+async def test_stop_ends_exabgp_and_is_final(tmp_path: Path) -> None:
+    bgp = BGPSpeaker(router_id="192.0.2.2")
+    await bgp.start([Peer("127.0.0.1", 64512, 64513, port=_unused_port())])
+    pid = bgp.pid
+    assert pid is not None
+    await bgp.announce("203.0.113.10", "192.0.2.2")
+    await bgp.stop()
+    assert bgp.pid is None
+    assert bgp.announced() == set()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+async def test_no_peers_records_without_spawning(tmp_path: Path) -> None:
+    bgp = BGPSpeaker(workdir=str(tmp_path / "bgp"))
+    await bgp.start([])
+    await bgp.announce("203.0.113.10", "192.0.2.2")
+    assert bgp.pid is None
+    assert bgp.announced() == {"203.0.113.10/32"}
+    await bgp.stop()
