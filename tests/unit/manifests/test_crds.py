@@ -222,7 +222,12 @@ def test_ippool_spec_has_exactly_the_fields_of_the_contract(install: tuple[Manif
         timeout["minimum"],
         timeout["maximum"],
     ) == ("number", True, 0, 300)
-    assert set(at(external, "secretRef")["properties"]) == {"name", "namespace", "key"}
+    secret_ref = at(external, "secretRef")
+    assert set(secret_ref["properties"]) == {"name", "namespace", "key"}
+    assert (
+        secret_ref["required"] == ["name"] and secret_ref["properties"]["key"]["default"] == "token"
+    )
+    assert timeout["default"] == 5
 
 
 def test_ippool_status_counts_are_strings(install: tuple[Manifest, ...]) -> None:

@@ -58,8 +58,10 @@ def test_every_pattern_is_valid_re2(install: object) -> None:
     assert found >= 8
 
 
-def test_exclude_and_addresses_share_a_pattern(patterns: dict[str, re.Pattern[str]]) -> None:
-    assert patterns["entry"].pattern == patterns["exclude"].pattern
+def test_exclude_is_addresses_plus_single_addresses(patterns: dict[str, re.Pattern[str]]) -> None:
+    """pools.model: an address entry is a CIDR or a range; exclude also takes one address."""
+    entry, exclude = patterns["entry"].pattern, patterns["exclude"].pattern
+    assert entry.endswith(")$") and exclude == entry[:-2] + ")?$"
     assert patterns["ip"].pattern == patterns["source"].pattern
 
 
@@ -85,18 +87,20 @@ def test_every_address_cidr_and_range_is_admitted(
     network = ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
     for text in forms(ip):
         assert patterns["ip"].fullmatch(text), text
-        assert patterns["entry"].fullmatch(text), text
-    assert patterns["entry"].fullmatch(str(network))
-    assert patterns["entry"].fullmatch(f"{network[0]}-{network[-1]}")
+        assert patterns["exclude"].fullmatch(text), text
+        assert not patterns["entry"].fullmatch(text), f"{text}: a lone address is not a pool entry"
+    for entry in (str(network), f"{network[0]}-{network[-1]}"):
+        assert patterns["entry"].fullmatch(entry), entry
+        assert patterns["exclude"].fullmatch(entry), entry
 
 
 @pytest.mark.parametrize(
     "text",
     [
-        "::",
-        "::1",
-        "::ffff:192.0.2.1",
-        "64:ff9b::192.0.2.1",
+        "::/128",
+        "::1/128",
+        "::ffff:192.0.2.1/128",
+        "64:ff9b::192.0.2.1/128",
         "2001:db8::/32",
         "2001:db8:0:2::100-2001:db8:0:2::1ff",
         "192.0.2.0/24",
@@ -130,8 +134,8 @@ def test_written_forms_are_admitted(patterns: dict[str, re.Pattern[str]], text: 
     ],
 )
 def test_junk_is_refused(patterns: dict[str, re.Pattern[str]], text: str) -> None:
-    assert not patterns["entry"].fullmatch(text)
-    assert not patterns["ip"].fullmatch(text)
+    for kind in ("entry", "exclude", "ip"):
+        assert not patterns[kind].fullmatch(text), kind
 
 
 def test_a_single_address_field_refuses_networks(patterns: dict[str, re.Pattern[str]]) -> None:
