@@ -21,7 +21,7 @@ from pools.addresses import AddressError, parse_token
 from pools.model import ExternalSpec, IPPoolSpec, LabelSelector, SecretRef, ServiceAllocation
 from pools.selectors import LabelSelectorRequirement
 from tests.unit.manifests import schema as crdschema
-from tests.unit.manifests.render import Manifest, named, of_kind
+from tests.unit.manifests.render import SAMPLES, Manifest, named, of_kind
 from tests.unit.manifests.walk import Schema, at
 
 
@@ -120,3 +120,18 @@ def test_what_the_model_accepts_the_crd_admits(
         assert addresses.fullmatch(text), text
     if _accepted(text, allow_single=True):
         assert exclude.fullmatch(text), text
+
+
+def test_vipam_check_accepts_every_sample_file() -> None:
+    """`vipam check` is what the README tells users to run before applying: the samples must
+    pass it (pools valid and not overlapping each other)."""
+    import io
+
+    from ccm.check import check_files
+
+    files = sorted(
+        str(path) for path in SAMPLES.glob("*.yaml") if path.name != "kustomization.yaml"
+    )
+    out = io.StringIO()
+    assert check_files(files, out) == 0, out.getvalue()
+    assert "ok:" in out.getvalue()
