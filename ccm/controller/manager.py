@@ -15,8 +15,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from pools.allocator import Allocator
-
 from ccm.controller.pool_sync import PoolSync
 from ccm.controller.queue import WorkQueue
 from ccm.controller.service_view import ServiceOptions, parse_service
@@ -28,6 +26,7 @@ from ccm.kube.informer import Informer
 from ccm.kube.leader import ElectionTiming, LeaderElector
 from ccm.kube.resources import IPPOOLS, NAMESPACES, SERVICES
 from ccm.settings import ControllerSettings
+from pools.allocator import Allocator
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +96,7 @@ class Controller:
             fence=self.elector.is_leader,
             observer=self.metrics,
             on_freed=self._retry_waiting,
+            on_usage_changed=self.pool_sync.dirty.set,
         )
         self.sync = ServiceSync(self.ctx)
         for informer in (self.services, self.ippools, self.namespaces):

@@ -15,13 +15,12 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from pools.allocator import Allocator
-
 from ccm.controller import names
 from ccm.kube.client import JSON, ApiError, KubeClient
 from ccm.kube.events import EventRecorder
 from ccm.kube.leader import micro_time
 from ccm.kube.resources import IPPOOLS
+from pools.allocator import Allocator
 from pools.model import Pool, PoolValidationError, find_overlaps, parse_pool
 
 log = logging.getLogger(__name__)

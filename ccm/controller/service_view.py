@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any, cast
 
 import netaddr
-from pools.allocator import Family, FamilyPolicy, ServiceRequest
 
 from ccm.controller import names
+from pools.allocator import Family, FamilyPolicy, ServiceRequest
 
 JSON = dict[str, Any]
 

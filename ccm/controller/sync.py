@@ -13,13 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pools.allocator import AllocationError, Allocator, Assignment, ExternalPoolRequired
-
 from ccm.controller import desired, names
 from ccm.controller.service_view import ServiceOptions, ServiceView, parse_service
 from ccm.kube.client import JSON, ApiError, KubeClient
 from ccm.kube.events import EventRecorder
 from ccm.kube.resources import SERVICES
+from pools.allocator import AllocationError, Allocator, Assignment, ExternalPoolRequired
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +57,7 @@ class SyncContext:
     external: ExternalAllocator | None = None
     waiting: set[str] = field(default_factory=set)  # failed or in conflict; retried on changes
     on_freed: Callable[[], None] = lambda: None  # addresses were freed: retry `waiting`
+    on_usage_changed: Callable[[], None] = lambda: None  # pool usage moved: refresh status
 
 
 class ServiceSync:
@@ -190,6 +190,7 @@ class ServiceSync:
             allocator.finish_retire(view.key)
             self._wake_waiting()
         if set(shown_before) != set(assignment.ips):
+            self.ctx.on_usage_changed()
             self._observe("allocated")
             log.info("allocated %s", message, extra={"service": view.key})
             await self.ctx.recorder.record(
@@ -232,6 +233,7 @@ class ServiceSync:
                 )
 
     def _released(self, key: str) -> None:
+        self.ctx.on_usage_changed()
         self._observe("released")
         log.info("released addresses", extra={"service": key})
         self._wake_waiting()

@@ -60,8 +60,10 @@ class Informer:
     async def relist(self) -> None:
         listing = await self.client.list_all(self.resource, self.namespace)
         fresh = {object_key(item): item for item in listing.get("items") or []}
-        old = self.cache
-        self.cache = fresh
+        old = dict(self.cache)
+        # mutate in place: other components hold a reference to this mapping
+        self.cache.clear()
+        self.cache.update(fresh)
         self.resource_version = str((listing.get("metadata") or {}).get("resourceVersion", ""))
         self.relists += 1
         for key, obj in fresh.items():
