@@ -121,7 +121,9 @@ class Ledger:
         if sharing_key is not None:
             self._unindex(packed, sharing_key)
         if retire:
-            self.add_retiring(packed, key)
+            # Still used (now by the retiring hold), so the free lists do not change.
+            self.retired_by[packed] = (*self.retired_by.get(packed, ()), key)
+            self.retiring[key] = (*self.retiring.get(key, ()), packed)
             return True
         if not self.is_used(packed):
             self._vacate(packed)
@@ -144,12 +146,6 @@ class Ledger:
                 del self.by_sharing_key[sharing_key]
 
     # --- retiring holds ---------------------------------------------------------------------
-
-    def add_retiring(self, packed: int, key: str) -> None:
-        if not self.is_used(packed):
-            self._occupy(packed)
-        self.retired_by[packed] = (*self.retired_by.get(packed, ()), key)
-        self.retiring[key] = (*self.retiring.get(key, ()), packed)
 
     def drop_retiring(self, key: str, only: Iterable[int] | None = None) -> tuple[int, ...]:
         """Release key's retiring holds (all, or those in ``only``); returns what was dropped."""
