@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sys
 import time
 from typing import Any
@@ -74,9 +75,19 @@ class Agent:
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     agent = Agent()
+    # SIGTERM is a clean shutdown, as for the real speaker: withdraw, stop ExaBGP, exit
+    this = asyncio.current_task()
+    assert this is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, this.cancel)
+    # stdin through the event loop, not a reader thread: a thread blocked in readline would keep
+    # the process alive after SIGTERM until the test closed the pipe
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
+    )
     try:
         while True:
-            line = await asyncio.to_thread(sys.stdin.readline)
+            line = (await reader.readline()).decode()
             if not line:
                 break
             request = json.loads(line)
@@ -87,6 +98,8 @@ async def main() -> None:
                 reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
             sys.stdout.write(json.dumps(reply) + "\n")
             sys.stdout.flush()
+    except asyncio.CancelledError:
+        pass
     finally:
         await agent.close()
 

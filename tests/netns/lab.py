@@ -55,11 +55,13 @@ def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, poll:
 
 
 def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs; an exited process awaiting its reaper (zombie) counts as gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    return True
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return state not in {"Z", "X"}
 
 
 @dataclass
@@ -79,11 +81,11 @@ class Lab:
     router: Member
     nodes: list[Member]
     processes: list[subprocess.Popen[Any]] = field(default_factory=list)
-    inodes: dict[str, int] = field(default_factory=dict)
+    inodes: dict[str, int] = field(default_factory=dict)  # of the namespaces we created
 
     @classmethod
-    def create(cls, node_count: int = 2) -> Lab:
-        prefix = f"vp{os.getpid()}-{next(_counter)}"
+    def create(cls, node_count: int = 2, prefix: str | None = None) -> Lab:
+        prefix = prefix or f"vp{os.getpid()}-{next(_counter)}"
         router = Member(f"{prefix}-router", "192.0.2.1", "2001:db8::1")
         nodes = [
             Member(f"{prefix}-node{i}", f"192.0.2.{1 + i}", f"2001:db8::{1 + i:x}")
@@ -186,12 +188,12 @@ class Lab:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
-        strays = wait_quiet(self.processes_inside, timeout=3)
+        strays = wait_quiet(self.processes_inside, timeout=2)
         for pid in strays:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         present = namespaces()
-        for ns in self.all_namespaces():
+        for ns in self.inodes:  # only those we created: a name clash is not ours to delete
             if ns in present:
                 run("ip", "netns", "del", ns, check=False)
         return strays
