@@ -2,13 +2,17 @@
 
 The contract puts the allocation key in the URL and makes PUT idempotent, so every operation here
 can be retried blindly: a reply lost to a timeout or a dropped connection is recovered by asking
-again, and the server answers with the address it already gave.
+again, and the server answers with the address it already gave. A key that already holds an
+address gets that address back even if `requested_ip` now names another one: the controller
+compares and releases first when a Service changes its request.
 """
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import quote
+
+import netaddr
 
 from pools.external.base import (
     AllocationKey,
@@ -79,7 +83,12 @@ class HTTPBackend:
                 _, payload = await self._client.request("PUT", self._path(key), body=body)
             except BackendError as error:
                 raise _contract_error(error) from None
-            return _allocation(payload).ip
+            ip = _allocation(payload).ip
+            if _family_of(ip) != key.family:
+                # A server bug, but handing an IPv6 address to an IPv4 slot would break the
+                # Service in ways much harder to trace than this error.
+                raise BackendError("Rejected", f"server answered {ip} for {key}", retryable=False)
+            return ip
 
         return await observed(self._on_call, self.name, "allocate", self._retry.run(attempt))
 
@@ -119,6 +128,13 @@ def _contract_error(error: BackendError) -> BackendError:
         reason: Reason = "Exhausted" if said == "Exhausted" else "Rejected"
         return BackendError(reason, error.message, status=409, body=error.body)
     return error
+
+
+def _family_of(ip: str) -> str | None:
+    try:
+        return "IPv4" if netaddr.IPAddress(ip).version == 4 else "IPv6"
+    except (netaddr.AddrFormatError, ValueError):
+        return None
 
 
 def _allocation(item: JSON) -> ExternalAddress:
