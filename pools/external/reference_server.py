@@ -227,9 +227,7 @@ class ReferenceServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        bound = sockets[0].getsockname()[1] if sockets else port
+        bound = self._runner.addresses[0][1]
         scheme = "https" if ssl_context is not None else "http"
         self.url = f"{scheme}://{host}:{bound}"
         return self.url

@@ -6,11 +6,13 @@ import asyncio
 
 import netaddr
 import pytest
+from aiohttp import web
 
 from pools.external import make_backend
 from pools.external.base import AllocationKey, BackendError, RetryPolicy
 from pools.external.http import HTTPBackend
 from pools.external.reference_server import ReferenceServer
+from pools.external.transport import JsonClient
 from tests.unit.external.conftest import TOKEN, RecordingSleep
 
 
@@ -218,3 +220,39 @@ def test_unknown_options_and_providers_are_refused() -> None:
         HTTPBackend("http://127.0.0.1:1", None, options={"pool": "a", "poool": "b"})
     with pytest.raises(ValueError, match="unknown external IPAM provider"):
         make_backend("infoblox", url="http://127.0.0.1:1", token=None)
+
+
+async def test_faults_can_be_set_over_http(backend: HTTPBackend, server: ReferenceServer) -> None:
+    client = JsonClient(server.url, authorization=f"Bearer {TOKEN}")
+    try:
+        await client.request("POST", "/_faults", body={
+            "failNext": [{"status": 503, "times": 2}], "crashAfterCommit": 1,
+        })
+    finally:
+        await client.close()
+    ip = await backend.allocate(key("u1"), service="default/web")
+    # two injected 503s, one committed-then-dropped PUT, and the PUT that got the answer
+    assert server.requests.count("PUT /v1/clusters/c1/allocations/u1/IPv4") == 4
+    assert [r.ip for r in server.ipam.records.values()] == [ip]
+
+
+async def test_an_address_of_the_wrong_family_is_refused(retry: RetryPolicy) -> None:
+    async def confused(request: web.Request) -> web.Response:
+        return web.json_response({"clusterId": "c1", "serviceUid": "u1", "family": "IPv4",
+                                  "ip": "2001:db8::1", "service": "default/web"}, status=201)
+
+    app = web.Application()
+    app.router.add_put("/v1/clusters/{c}/allocations/{u}/{f}", confused)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    client = HTTPBackend(f"http://127.0.0.1:{port}", None, retry=retry)
+    try:
+        with pytest.raises(BackendError) as wrong:
+            await client.allocate(key("u1"), service="default/web")
+        assert wrong.value.reason == "Rejected" and "2001:db8::1" in wrong.value.message
+    finally:
+        await client.close()
+        await runner.cleanup()
