@@ -4,7 +4,6 @@ in-process. Its data outlives stop()/start(), and it keeps its port, like an api
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -15,6 +14,7 @@ from aiohttp import web
 
 from ccm.emulator.crds import load_crd_documents
 from ccm.emulator.faults import Faults
+from ccm.emulator.objects import clone
 from ccm.emulator.resources import Registry
 from ccm.emulator.server import ApiServer
 from ccm.emulator.stats import RequestStats
@@ -89,11 +89,11 @@ class Emulator:
         under test (which must go through the API)."""
         rt = self.registry.resolve(group_version_resource)
         obj = self.store.peek(rt, namespace if rt.namespaced else None, name)
-        return copy.deepcopy(obj) if obj is not None else None
+        return clone(obj) if obj is not None else None
 
     def list_objects(self, resource: str, namespace: str | None = None) -> list[dict[str, Any]]:
         rt = self.registry.resolve(resource)
-        return [copy.deepcopy(o) for o in self.store.select(
+        return [clone(o) for o in self.store.select(
             rt, lambda o: namespace is None or o["metadata"].get("namespace") == namespace)]
 
     def write_kubeconfig(self, path: Path, *, namespace: str = "default") -> Path:

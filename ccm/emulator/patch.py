@@ -2,14 +2,19 @@
 
 Strategic merge needs per-kind list metadata (which lists merge by key, which merge as sets);
 those are declared in `MERGE_KEYS` and only exist for built-in kinds, as on a real apiserver.
+Lists not declared there are atomic (a patch replaces them whole). That includes
+Service `status.loadBalancer.ingress`: upstream declares no merge key for it (listType=atomic),
+so a controller must always send the full list, and this emulator holds it to that.
+Service ports merge by (port, protocol), the key server-side apply uses; upstream's strategic
+merge keys them by port alone, which mangles a TCP+UDP pair on the same port.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from ccm.emulator.errors import ApiError, bad_request
+from ccm.emulator.objects import clone
 
 Path = tuple[str, ...]
 # A merge key: a tuple of field names (with a default per field) or SET for primitive lists.
@@ -24,7 +29,6 @@ _CONDITIONS: dict[Path, tuple[tuple[str, Any], ...]] = {
 MERGE_KEYS: dict[str, dict[Path, tuple[tuple[str, Any], ...]]] = {
     "Service": {
         ("spec", "ports"): (("port", None), ("protocol", "TCP")),
-        ("status", "loadBalancer", "ingress"): (("ip", None),),
         **_CONDITIONS,
     },
     "Node": {**_CONDITIONS, ("status", "addresses"): (("type", None),)},
@@ -36,7 +40,7 @@ MERGE_KEYS: dict[str, dict[Path, tuple[tuple[str, Any], ...]]] = {
 def merge_patch(original: Any, patch: Any) -> Any:
     """RFC 7386: objects merge recursively, null deletes, anything else replaces."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     result = dict(original) if isinstance(original, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -107,24 +111,24 @@ def _remove(doc: Any, path: str) -> tuple[Any, Any]:
 def json_patch(original: Any, operations: Any) -> Any:
     if not isinstance(operations, list):
         raise bad_request("json patch must be a list of operations")
-    doc = copy.deepcopy(original)
+    doc = clone(original)
     for op in operations:
         if not isinstance(op, dict) or "op" not in op or "path" not in op:
             raise bad_request(f"invalid json patch operation: {op!r}")
         kind, path = op["op"], op["path"]
         if kind == "add":
-            doc = _add(doc, path, copy.deepcopy(op.get("value")))
+            doc = _add(doc, path, clone(op.get("value")))
         elif kind == "remove":
             doc, _ = _remove(doc, path)
         elif kind == "replace":
             doc, _ = _remove(doc, path)
-            doc = _add(doc, path, copy.deepcopy(op.get("value")))
+            doc = _add(doc, path, clone(op.get("value")))
         elif kind == "move":
             doc, value = _remove(doc, op["from"])
             doc = _add(doc, path, value)
         elif kind == "copy":
             value = _resolve(doc, op["from"])
-            doc = _add(doc, path, copy.deepcopy(value))
+            doc = _add(doc, path, clone(value))
         elif kind == "test":
             if _resolve(doc, path) != op.get("value"):
                 raise ApiError(
@@ -161,7 +165,7 @@ def _merge_map(
         return None
     clean = {k: v for k, v in patch.items() if not k.startswith("$")}
     if directive == "replace":
-        return copy.deepcopy(clean)
+        return clone(clean)
     result = dict(original) if isinstance(original, dict) else {}
     for key, value in patch.items():
         if key.startswith("$deleteFromPrimitiveList/"):
@@ -181,7 +185,7 @@ def _merge_map(
         elif isinstance(value, list):
             result[key] = _merge_list(result.get(key), value, child_path, keys)
         else:
-            result[key] = copy.deepcopy(value)
+            result[key] = clone(value)
     for key, value in patch.items():
         if key.startswith("$setElementOrder/"):
             target = key.split("/", 1)[1]
@@ -201,12 +205,12 @@ def _identity(item: Any, merge_key: tuple[tuple[str, Any], ...]) -> Any:
 def _merge_list(original: Any, patch: list[Any], path: Path, keys: dict[Path, Any]) -> list[Any]:
     merge_key = keys.get(path)
     if any(isinstance(item, dict) and item.get("$patch") == "replace" for item in patch):
-        return [copy.deepcopy(i) for i in patch if not (isinstance(i, dict) and "$patch" in i)]
+        return [clone(i) for i in patch if not (isinstance(i, dict) and "$patch" in i)]
     if merge_key is None:
-        return copy.deepcopy(patch)
+        return clone(patch)
     base = list(original) if isinstance(original, list) else []
     if merge_key == SET:
-        return base + [copy.deepcopy(item) for item in patch if item not in base]
+        return base + [clone(item) for item in patch if item not in base]
     for item in patch:
         identity = _identity(item, merge_key)
         index = next((i for i, o in enumerate(base) if _identity(o, merge_key) == identity), None)
@@ -215,7 +219,7 @@ def _merge_list(original: Any, patch: list[Any], path: Path, keys: dict[Path, An
                 del base[index]
             continue
         if index is None:
-            base.append(copy.deepcopy({k: v for k, v in item.items() if not k.startswith("$")}))
+            base.append(clone({k: v for k, v in item.items() if not k.startswith("$")}))
         else:
             merged = _merge_map(base[index], item, path, keys)
             if merged is not None:

@@ -6,11 +6,12 @@ validating; a controller that writes an undeclared field must see it disappear h
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 import re
 from functools import lru_cache
 from typing import Any
+
+from ccm.emulator.objects import clone
 
 Errors = list[tuple[str, str]]
 
@@ -41,7 +42,7 @@ def default_and_prune(value: Any, schema: dict[str, Any]) -> Any:
                 result[key] = child
         for key, child_schema in properties.items():
             if key not in result and "default" in child_schema:
-                default = copy.deepcopy(child_schema["default"])
+                default = clone(child_schema["default"])
                 result[key] = default_and_prune(default, child_schema)
         return result
     if isinstance(value, list) and isinstance(schema.get("items"), dict):

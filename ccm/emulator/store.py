@@ -8,7 +8,6 @@ so watch history and responses can share them.
 
 from __future__ import annotations
 
-import copy
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -17,6 +16,7 @@ from typing import Any
 
 from ccm.emulator import crds, schema, validation
 from ccm.emulator.errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
+from ccm.emulator.objects import clone
 from ccm.emulator.patch import json_patch, merge_patch, strategic_merge_patch
 from ccm.emulator.resources import Registry, ResourceType
 from ccm.emulator.watch import Change, WatchHub
@@ -87,7 +87,7 @@ class Store:
                dry_run: bool = False) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
-        obj = copy.deepcopy(body)
+        obj = clone(body)
         self._check_type(rt, obj)
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
@@ -185,14 +185,14 @@ class Store:
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
         old = self.get(rt, namespace, name)
-        candidate = copy.deepcopy(body)
+        candidate = clone(body)
         self._check_type(rt, candidate)
         return self._replace(rt, old, candidate, subresource, dry_run)
 
     def patch(self, rt: ResourceType, namespace: str | None, name: str, content_type: str,
               body: Any, subresource: str | None = None, dry_run: bool = False) -> dict[str, Any]:
         old = self.get(rt, namespace, name)
-        base = copy.deepcopy(old)
+        base = clone(old)
         if content_type == MERGE_PATCH:
             if not isinstance(body, dict):
                 raise bad_request("a merge patch must be a JSON object")
@@ -235,7 +235,7 @@ class Store:
         if wanted_rv not in (None, "") and wanted_rv != old_meta["resourceVersion"]:
             raise conflict(rt.plural, rt.group, name)
         if subresource == "status":
-            new = copy.deepcopy(old)
+            new = clone(old)
             if "status" in candidate:
                 new["status"] = candidate["status"]
             else:
@@ -244,7 +244,7 @@ class Store:
             new = candidate
             if rt.status_subresource:
                 if "status" in old:
-                    new["status"] = copy.deepcopy(old["status"])
+                    new["status"] = clone(old["status"])
                 else:
                     new.pop("status", None)
             for field in ("uid", "creationTimestamp", "deletionTimestamp",
@@ -300,13 +300,13 @@ class Store:
         if meta.get("finalizers"):
             if meta.get("deletionTimestamp") or dry_run:
                 return old, False
-            marked = copy.deepcopy(old)
+            marked = clone(old)
             marked["metadata"]["deletionTimestamp"] = now_rfc3339()
             marked["metadata"]["deletionGracePeriodSeconds"] = 0
             return self._commit(rt, marked, old, "MODIFIED"), False
         if dry_run:
             return old, True
-        return self._commit(rt, copy.deepcopy(old), old, "DELETED"), True
+        return self._commit(rt, clone(old), old, "DELETED"), True
 
     def _delete_namespace(self, rt: ResourceType, ns: dict[str, Any],
                           dry_run: bool) -> tuple[dict[str, Any], bool]:
@@ -316,7 +316,7 @@ class Store:
         if dry_run:
             return ns, False
         if not ns["metadata"].get("deletionTimestamp"):
-            marked = copy.deepcopy(ns)
+            marked = clone(ns)
             marked["metadata"]["deletionTimestamp"] = now_rfc3339()
             marked["status"] = {**(marked.get("status") or {}), "phase": "Terminating"}
             ns = self._commit(rt, marked, ns, "MODIFIED")
@@ -333,7 +333,7 @@ class Store:
         if any(k[0] == name for t in self._unique_types() if t.namespaced
                for k in self._bucket(t)):
             return None
-        return self._commit(ns_type, copy.deepcopy(ns), ns, "DELETED")
+        return self._commit(ns_type, clone(ns), ns, "DELETED")
 
     def _unique_types(self) -> list[ResourceType]:
         seen: dict[tuple[str, str], ResourceType] = {}
@@ -350,7 +350,7 @@ class Store:
         if kind == "DELETED":
             for obj in list(self._objects.pop((group, plural), {}).values()):
                 self.rv += 1
-                gone = copy.deepcopy(obj)
+                gone = clone(obj)
                 gone["metadata"]["resourceVersion"] = str(self.rv)
                 self.hub.record((group, plural), Change(self.rv, "DELETED", gone, obj))
             return

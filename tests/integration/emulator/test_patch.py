@@ -59,21 +59,30 @@ async def test_strategic_merge_finalizers_are_a_set(core: CoreV1Api) -> None:
     assert removed.metadata.finalizers == ["service.kubernetes.io/load-balancer-cleanup"]
 
 
-async def test_strategic_merge_conditions_by_type_and_ingress_by_ip(core: CoreV1Api) -> None:
+async def test_strategic_merge_conditions_by_type(core: CoreV1Api) -> None:
     await core.create_namespaced_service("default", lb_service("c"))
     condition = {"type": "vipam.io/IPAllocated", "status": "False", "reason": "Pending",
                  "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}
     await core.patch_namespaced_service_status("c", "default", {"status": {
-        "conditions": [condition, {**condition, "type": "Other"}],
-        "loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}})
+        "conditions": [condition, {**condition, "type": "Other"}]}})
     patched = await core.patch_namespaced_service_status("c", "default", {"status": {
-        "conditions": [{**condition, "status": "True", "reason": "Allocated"}],
-        "loadBalancer": {"ingress": [{"ip": "2001:db8::1"}, {"ip": "192.0.2.1",
-                                                              "ipMode": "VIP"}]}}})
-    by_type = {c.type: c.status for c in patched.status.conditions}
-    assert by_type == {"vipam.io/IPAllocated": "True", "Other": "False"}
+        "conditions": [{**condition, "status": "True", "reason": "Allocated"}]}})
+    by_type = {c.type: (c.status, c.reason) for c in patched.status.conditions}
+    assert by_type == {"vipam.io/IPAllocated": ("True", "Allocated"),
+                       "Other": ("False", "Pending")}
+
+
+async def test_strategic_merge_replaces_ingress_whole(core: CoreV1Api) -> None:
+    """Upstream declares status.loadBalancer.ingress atomic: a patch carries the full list.
+    A controller that patched only the new address would leave the old one on a merge-by-ip
+    fake, but on a real cluster it would drop the other family's address."""
+    await core.create_namespaced_service("default", lb_service("i"))
+    await core.patch_namespaced_service_status("i", "default", {"status": {"loadBalancer": {
+        "ingress": [{"ip": "192.0.2.1"}, {"ip": "2001:db8::1"}]}}})
+    patched = await core.patch_namespaced_service_status("i", "default", {"status": {
+        "loadBalancer": {"ingress": [{"ip": "192.0.2.2", "ipMode": "VIP"}]}}})
     ingress = [(i.ip, i.ip_mode) for i in patched.status.load_balancer.ingress]
-    assert ingress == [("192.0.2.1", "VIP"), ("2001:db8::1", None)]
+    assert ingress == [("192.0.2.2", "VIP")]
 
 
 async def test_strategic_merge_replace_directive(core: CoreV1Api) -> None:
