@@ -2,8 +2,9 @@
 
 kubernetes-asyncio supplies configuration and authentication (kubeconfig, in-cluster tokens,
 client certificates, exec plugins) and its aiohttp connection pool. We bypass its generated
-models: deserialising every Service into model objects costs more than the rest of a sync, and a
-controller that round-trips whole objects must not drop fields a model does not know.
+models and its request path: deserialising every Service into model objects, and re-walking
+every body to "sanitize" it, cost more than the rest of a sync; and a controller that
+round-trips whole objects must not drop fields a model does not know.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from kubernetes_asyncio import client as k8s_client
@@ -99,6 +101,9 @@ class KubeClient:
         observer: RequestObserver | None = None,
     ) -> None:
         self._api = api
+        # the generated client's own connection pool (TLS and client certificates configured)
+        self._session: aiohttp.ClientSession = api.rest_client.pool_manager
+        self._server_hostname = api.rest_client.server_hostname
         self._bucket = TokenBucket(qps, burst)
         self._timeout = request_timeout
         self.observer = observer
@@ -139,19 +144,25 @@ class KubeClient:
         await self._bucket.take()
         verb = _verb(method, query, named)
         started = time.monotonic()
-        status = 0
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        # authentication (tokens, exec plugins with refresh) stays kubernetes-asyncio's job
+        await self._api.update_params_for_auth(headers, [], ["BearerToken"])
+        url = self.host + path
+        if query:
+            url += "?" + urlencode(query)
+        if http_timeout is None:
+            http_timeout = self._timeout
+        timeout = (
+            http_timeout if isinstance(http_timeout, aiohttp.ClientTimeout)
+            else aiohttp.ClientTimeout(total=http_timeout)
+        )
         try:
-            response = await self._api.call_api(
-                path,
-                method,
-                query_params=list((query or {}).items()),
-                header_params={"Content-Type": content_type, "Accept": "application/json"},
-                body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=http_timeout if http_timeout is not None else self._timeout,
+            response = await self._session.request(
+                method, url, headers=headers, timeout=timeout,
+                data=None if body is None else json.dumps(body),
+                server_hostname=self._server_hostname,
             )
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self._observe(verb, resource, 0, started)
             raise ApiError(0, "TransportError", f"{type(exc).__name__}: {exc}") from exc
         status = response.status
@@ -159,7 +170,7 @@ class KubeClient:
             return response
         try:
             raw = await response.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raw = str(exc).encode()
         finally:
             response.release()
