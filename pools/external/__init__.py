@@ -6,7 +6,7 @@ the token it read from the pool's Secret. See base.py for the contract every bac
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from pools.external.base import (
     AllocationKey,
@@ -22,10 +22,28 @@ __all__ = [
     "BackendError",
     "CallObserver",
     "ExternalAddress",
+    "ExternalSpecLike",
     "IPAMBackend",
     "RetryPolicy",
+    "backend_for",
     "make_backend",
 ]
+
+
+class ExternalSpecLike(Protocol):
+    """What backend_for reads from an IPPool's spec.external (pools.model.ExternalSpec has it);
+    a protocol so this package does not depend on the model's import path."""
+
+    @property
+    def provider(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def ca_bundle(self) -> str | None: ...
+    @property
+    def timeout_seconds(self) -> float: ...
+    @property
+    def options(self) -> dict[str, Any]: ...
 
 
 def make_backend(
@@ -52,3 +70,17 @@ def make_backend(
         return NetBoxBackend(url, token, ca_bundle=ca_bundle, timeout=timeout, options=options,
                              name=name or provider, on_call=on_call, retry=retry)
     raise ValueError(f"unknown external IPAM provider {provider!r} (expected http or netbox)")
+
+
+def backend_for(
+    spec: ExternalSpecLike,
+    token: str | None,
+    *,
+    name: str,
+    on_call: CallObserver | None = None,
+    retry: RetryPolicy | None = None,
+) -> IPAMBackend:
+    """The backend of one IPPool: `name` is the pool's name (the label its metrics carry)."""
+    return make_backend(spec.provider, url=spec.url, token=token, ca_bundle=spec.ca_bundle,
+                        timeout=spec.timeout_seconds, options=dict(spec.options), name=name,
+                        on_call=on_call, retry=retry)

@@ -8,7 +8,7 @@ import netaddr
 import pytest
 from aiohttp import web
 
-from pools.external import make_backend
+from pools.external import backend_for, make_backend
 from pools.external.base import AllocationKey, BackendError, RetryPolicy
 from pools.external.http import HTTPBackend
 from pools.external.reference_server import ReferenceServer
@@ -256,3 +256,21 @@ async def test_an_address_of_the_wrong_family_is_refused(retry: RetryPolicy) -> 
     finally:
         await client.close()
         await runner.cleanup()
+
+
+async def test_backend_for_reads_an_ippool_external_spec(server: ReferenceServer) -> None:
+    from pools.model import ExternalSpec
+
+    spec = ExternalSpec.model_validate({
+        "provider": "http", "url": server.url, "timeoutSeconds": 3,
+        "secretRef": {"name": "ipam", "namespace": "kube-system"},
+        "options": {"pool": "tiny"},
+    })
+    calls: list[tuple[str, str, str, float]] = []
+    client = backend_for(spec, TOKEN, name="corp", on_call=lambda *c: calls.append(c))
+    try:
+        ip = await client.allocate(key("u1"), service="default/web")
+    finally:
+        await client.close()
+    assert ip in {"203.0.113.8", "203.0.113.9"}  # the "tiny" pool named in the options
+    assert [c[:3] for c in calls] == [("corp", "allocate", "ok")]
