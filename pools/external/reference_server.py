@@ -64,10 +64,14 @@ class ContractError(Exception):
 
 
 def _ranges(spec: str) -> netaddr.IPRange:
+    """A pool entry: "first-last" as given; a CIDR without its IPv4 network and broadcast
+    addresses (as NetBox and most IPAMs hand them out), except for /31 and /32."""
     if "-" in spec:
         first, last = spec.split("-", 1)
         return netaddr.IPRange(first.strip(), last.strip())
     network = netaddr.IPNetwork(spec)
+    if network.version == 4 and network.prefixlen < 31:
+        return netaddr.IPRange(network.first + 1, network.last - 1)
     return netaddr.IPRange(network.first, network.last)
 
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from pools.external import backend_for, make_backend
 from pools.external.base import AllocationKey, BackendError, RetryPolicy
 from pools.external.http import HTTPBackend
-from pools.external.reference_server import ReferenceServer
+from pools.external.reference_server import ReferenceIPAM, ReferenceServer
 from pools.external.transport import JsonClient
 from tests.unit.external.conftest import TOKEN, RecordingSleep
 
@@ -274,3 +274,9 @@ async def test_backend_for_reads_an_ippool_external_spec(server: ReferenceServer
         await client.close()
     assert ip in {"203.0.113.8", "203.0.113.9"}  # the "tiny" pool named in the options
     assert [c[:3] for c in calls] == [("corp", "allocate", "ok")]
+
+
+def test_reference_pools_skip_ipv4_network_and_broadcast() -> None:
+    ipam = ReferenceIPAM({"p": ["192.0.2.0/30", "192.0.2.8/31", "192.0.2.20-192.0.2.21"]})
+    got = [ipam.allocate(key(f"u{i}"), "default/s", None, None, None)[0].ip for i in range(5)]
+    assert got == ["192.0.2.1", "192.0.2.2", "192.0.2.8", "192.0.2.9", "192.0.2.20"]
