@@ -94,3 +94,9 @@ def test_weights_agree_across_processes() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert int(other.stdout) == weight("192.0.2.10", "node-a")
+
+
+@given(st.lists(addresses, max_size=30), node_sets)
+def test_owned_by_agrees_with_owner(addrs: list[str], nodes: set[str]) -> None:
+    for node in nodes:
+        assert owned_by(node, addrs, nodes) == {a for a in addrs if owner(a, nodes) == node}
