@@ -45,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("version", help="print the version")
     controller = sub.add_parser("controller", help="run the controller (allocates addresses)")
     _add_settings_flags(controller, ControllerSettings)
+    playground = sub.add_parser(
+        "playground", help="API emulator + controller + samples on this machine"
+    )
+    playground.add_argument("--workdir", default=".playground", help="kubeconfig and logs here")
+    playground.add_argument("--port", default="0", help="emulator port (default: any free)")
+    playground.add_argument("--health-port", default="8081", help="health server port")
+    playground.add_argument("--once", action="store_true", help="print the result and exit")
     check = sub.add_parser("check", help="validate IPPool and advertisement YAML offline")
     check.add_argument("files", nargs="+", help="YAML files (multi-document allowed)")
     return parser
@@ -60,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         from ccm.check import check_files
 
         return check_files(args.files)
+    if args.command == "playground":
+        from ccm.playground import main as playground_main
+
+        return playground_main(args)
     if args.command == "controller":
         from ccm.settings import ControllerSettings
 

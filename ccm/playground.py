@@ -1,0 +1,160 @@
+"""`vipam playground`: the product on its embedded default, on one machine, in seconds.
+
+Starts the Kubernetes API emulator on 127.0.0.1, installs the CRDs and the samples from
+config/, runs the controller against it, prints which Service got which address from which pool,
+and writes a kubeconfig so that `kubectl` can add more. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from ccm.controller import names
+from ccm.controller.manager import Controller
+from ccm.emulator import Emulator
+from ccm.health.server import HealthServer
+from ccm.kube.apply import apply, load_manifests
+from ccm.kube.client import JSON, KubeClient
+from ccm.kube.resources import NAMESPACES, SERVICES
+from ccm.settings import ControllerSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+ORDER = ["Namespace", "Secret", "IPPool", "L2Advertisement", "BGPPeer", "BGPAdvertisement"]
+
+
+def service_row(svc: JSON) -> tuple[str, str, str, str] | None:
+    """(service, addresses, pool, state) for a LoadBalancer Service, None for other types."""
+    spec = svc.get("spec") or {}
+    if spec.get("type") != "LoadBalancer":
+        return None
+    meta = svc.get("metadata") or {}
+    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    ips = ", ".join(entry.get("ip", "") for entry in ingress) or "-"
+    pool = (meta.get("annotations") or {}).get(names.ANN_ALLOCATED_FROM, "-")
+    state = "pending"
+    for condition in (svc.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == names.CONDITION_ALLOCATED:
+            if condition.get("status") == "True":
+                state = "allocated"
+            else:
+                state = f"{condition.get('reason')}: {condition.get('message')}"
+    if spec.get("loadBalancerClass") not in (None, names.LOAD_BALANCER_CLASS):
+        state = f"not ours (class {spec['loadBalancerClass']})"
+    return (f"{meta.get('namespace')}/{meta.get('name')}", ips, pool, state)
+
+
+def format_table(rows: list[tuple[str, str, str, str]]) -> str:
+    header = ("SERVICE", "ADDRESSES", "POOL", "STATE")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    lines = []
+    for row in [header, *rows]:
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3]))
+                     + "  " + row[3])
+    return "\n".join(lines)
+
+
+def _settled(svc: JSON) -> bool:
+    row = service_row(svc)
+    return row is None or row[3] != "pending"
+
+
+async def run_playground(
+    workdir: Path, *, port: int = 0, health_port: int = 8081, once: bool = False,
+    settle_seconds: float = 15.0, out: TextIO = sys.stdout,
+) -> int:
+    if not (ROOT / "config" / "crd").is_dir():
+        print("vipam playground: config/ not found; run it from a source checkout", file=out)
+        return 2
+    log_file = workdir / "controller.log"
+    handler = logging.FileHandler(log_file, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().handlers[:] = [handler]
+    logging.getLogger().setLevel(logging.INFO)
+
+    emulator = Emulator(port=port, crd_paths=[ROOT / "config" / "crd"])
+    await emulator.start()
+    kubeconfig = emulator.write_kubeconfig(workdir / "kubeconfig")
+    client = await KubeClient.connect(str(kubeconfig), qps=0)
+    controller: Controller | None = None
+    health: HealthServer | None = None
+    try:
+        for namespace in ("default", "kube-system"):
+            with contextlib.suppress(Exception):
+                await client.create(NAMESPACES, None, {"metadata": {"name": namespace}})
+        documents = load_manifests([ROOT / "config" / "samples"])
+        rank = {kind: i for i, kind in enumerate(ORDER)}
+        for doc in sorted(documents, key=lambda d: rank.get(str(d.get("kind")), len(ORDER))):
+            await apply(client, doc)
+        settings = ControllerSettings(
+            kubeconfig=str(kubeconfig), namespace="kube-system", identity="playground",
+            health_host="127.0.0.1", health_port=health_port, log_format="text",
+        )
+        controller = Controller(settings)
+        health = HealthServer(controller, settings.health_host, health_port)
+        try:
+            await health.start()
+        except OSError:
+            health = HealthServer(controller, settings.health_host, 0)  # port taken: any port
+            await health.start()
+        await controller.start()
+        deadline = time.monotonic() + settle_seconds
+        while time.monotonic() < deadline:
+            listing = await client.list(SERVICES)
+            if all(_settled(s) for s in listing["items"]):
+                break
+            await asyncio.sleep(0.1)
+        listing = await client.list(SERVICES)
+        rows = sorted(r for r in map(service_row, listing["items"]) if r is not None)
+        print(f"vipam playground: API emulator at {emulator.url}", file=out)
+        print(f"  pools and Services from {ROOT / 'config' / 'samples'}\n", file=out)
+        print(format_table(rows), file=out)
+        print(f"\nhealth and metrics: {health.url}/status  {health.url}/metrics", file=out)
+        print(f"controller log:     {log_file}", file=out)
+        print(f"try:  kubectl --kubeconfig {kubeconfig} get svc -A -w", file=out)
+        print(f"      kubectl --kubeconfig {kubeconfig} get ippools", file=out)
+        if once:
+            return 0
+        print("\nwatching for changes; Ctrl-C stops everything", file=out, flush=True)
+        await _watch_until_interrupted(client, {r[0]: r for r in rows}, out)
+        return 0
+    finally:
+        if controller is not None:
+            await controller.stop()
+        if health is not None:
+            await health.stop()
+        await client.close()
+        await emulator.stop()
+
+
+async def _watch_until_interrupted(
+    client: KubeClient, known: dict[str, tuple[str, str, str, str]], out: TextIO
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    while not stop.is_set():
+        listing = await client.list(SERVICES)
+        for svc in listing["items"]:
+            row = service_row(svc)
+            if row is not None and known.get(row[0]) != row and row[3] != "pending":
+                known[row[0]] = row
+                print(f"{row[0]}: {row[1]} (pool {row[2]}) {row[3]}", file=out, flush=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+    print("stopping", file=out)
+
+
+def main(args: Any) -> int:
+    Path(args.workdir).mkdir(parents=True, exist_ok=True)
+    return asyncio.run(
+        run_playground(Path(args.workdir), port=int(args.port), health_port=int(args.health_port),
+                       once=bool(args.once))
+    )
