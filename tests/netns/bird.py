@@ -15,6 +15,7 @@ class BirdNeighbor:
     name: str
     node: Member
     asn: int
+    over_ipv6: bool = False  # the session's transport; both address families ride on it
 
 
 def bird_config(router: Member, local_asn: int, neighbors: list[BirdNeighbor], password: str | None,
@@ -27,10 +28,14 @@ def bird_config(router: Member, local_asn: int, neighbors: list[BirdNeighbor], p
         'protocol direct { ipv4; ipv6; interface "eth0"; }',
     ]
     for neighbor in neighbors:
+        local, remote = (
+            (router.ipv6, neighbor.node.ipv6) if neighbor.over_ipv6
+            else (router.ipv4, neighbor.node.ipv4)
+        )
         lines += [
             f"protocol bgp {neighbor.name} {{",
-            f"    local {router.ipv4} as {local_asn};",
-            f"    neighbor {neighbor.node.ipv4} as {neighbor.asn};",
+            f"    local {local} as {local_asn};",
+            f"    neighbor {remote} as {neighbor.asn};",
             "    hold time 9;",
             "    connect delay time 1;",
             "    connect retry time 1;",

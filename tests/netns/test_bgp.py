@@ -161,3 +161,25 @@ def test_ebgp_carries_communities_but_not_local_preference(
     assert routes[V4]["BGP.local_pref"] == "100"
     agent.call("bgp_stop")
     agent.close()
+
+
+def test_ipv6_session_carries_the_ipv6_route(bgp_lab: Lab, tmp_path: Path) -> None:
+    """An IPv6-only peering (no IPv4 source address): the router id must come from config."""
+    node = bgp_lab.nodes[0]
+    bird = Bird(bgp_lab, tmp_path, ROUTER_ASN,
+                [BirdNeighbor("node1", node, ROUTER_ASN, over_ipv6=True)], PASSWORD)
+    agent = Agent(bgp_lab, node)
+    peer = {"address": bgp_lab.router.ipv6, "asn": ROUTER_ASN, "local_asn": ROUTER_ASN,
+            "hold_time": 9, "password": PASSWORD, "source_address": node.ipv6}
+    options = {"router_id": node.ipv4, "workdir": str(tmp_path / "exabgp")}
+    agent.call("bgp_start", peers=[peer], options=options)
+    wait_for(lambda: bird.established("node1"), timeout=10, what="IPv6 BGP session")
+    agent.call("bgp_announce", prefix=V6, next_hop=node.ipv6, communities=["64512:300"],
+               local_pref=150)
+    _wait_routes(bird, {V6}, "the IPv6 route over the IPv6 session")
+    route = bird.bgp_routes()[V6]
+    assert (route["BGP.next_hop"], route["BGP.local_pref"]) == (node.ipv6, "150")
+    agent.call("bgp_withdraw", prefix=V6)
+    _wait_routes(bird, set(), "the withdrawal")
+    agent.call("bgp_stop")
+    agent.close()
