@@ -228,13 +228,19 @@ class Allocator:
         missing = [family for family in families if family not in kept]
         chosen, errors = self._choose(req, missing, requested) if missing else ({}, {})
         chosen.update(kept)
-        if errors and (all_required or not chosen):
+        # A family that cannot be served fails a PreferDualStack Service only when nothing
+        # else can be served, but an explicitly requested address is never silently dropped.
+        if errors and (all_required or not chosen or any(f in requested for f in errors)):
             raise _combined(req, errors)
         result = [(family, *chosen[family]) for family in families if family in chosen]
         return self._commit(req, result)
 
     def adopt(self, req: ServiceRequest, ips: Sequence[str], pool: str) -> Assignment:
-        """Record addresses chosen elsewhere (an external IPAM) for req, taken from ``pool``."""
+        """Record addresses chosen elsewhere (an external IPAM) for req, taken from ``pool``.
+
+        Addresses the Service holds in other families are kept, so a dual-stack Service can
+        combine a local address with an external one.
+        """
         if pool not in self._pools:
             raise AllocationError("UnknownPool", f"pool {pool} does not exist")
         parsed = _parse_ips(req, ips)
@@ -246,7 +252,15 @@ class Allocator:
                     f"has ipFamilies {list(req.families)}",
                 )
             self._check_free_for(req, family, value)
-        return self._commit(req, [(family, value, pool) for family, value in parsed])
+        # Families the backend was not asked for keep the addresses the Service already has.
+        adopted = {family: (value, pool) for family, value in parsed}
+        entry = self._entries.get(req.key)
+        if entry is not None:
+            for packed, name in zip(entry.packed, entry.assignment.pools, strict=True):
+                family, value = unpack(packed)
+                if family in req.families and family not in adopted:
+                    adopted[family] = (value, name)
+        return self._commit(req, [(f, *adopted[f]) for f in req.families if f in adopted])
 
     def release(self, key: str) -> tuple[str, ...]:
         """Free everything key holds, retiring addresses included; a no-op when it holds nothing."""
@@ -353,16 +367,28 @@ class Allocator:
                     automatic.remove(family)
         if not automatic:
             return chosen, errors
-        first = next(
-            (
-                state
-                for state in candidates
-                if state.pool.is_external or any(f in state.free for f in automatic)
-            ),
-            None,
-        )
-        if first is not None and first.pool.is_external:
-            raise ExternalPoolRequired(first.pool.name, tuple(automatic), req.key)
+        # An external pool counts as having room: if it comes first for some families, they
+        # go to the controller (ExternalPoolRequired), which adopts the backend's answer.
+        first_with_room = {
+            family: next(
+                (
+                    state
+                    for state in candidates
+                    if state.pool.is_external or (family in state.free and state.free[family].count)
+                ),
+                None,
+            )
+            for family in automatic
+        }
+        external = [
+            (state.pool.name, family)
+            for family, state in first_with_room.items()
+            if state is not None and state.pool.is_external
+        ]
+        if external:
+            name = external[0][0]
+            families = tuple(family for pool_name, family in external if pool_name == name)
+            raise ExternalPoolRequired(name, families, req.key)
         if len(automatic) > 1:
             for state in candidates:
                 if all(f in state.free and state.free[f].count for f in automatic):
@@ -370,10 +396,9 @@ class Allocator:
                         chosen[family] = (_lowest(state, family), state.pool.name)
                     return chosen, errors
         for family in automatic:
-            for state in candidates:
-                if family in state.free and state.free[family].count:
-                    chosen[family] = (_lowest(state, family), state.pool.name)
-                    break
+            state = first_with_room[family]
+            if state is not None:
+                chosen[family] = (_lowest(state, family), state.pool.name)
             else:
                 errors[family] = _unavailable(req, family, candidates)
         return chosen, errors
@@ -531,7 +556,8 @@ class Allocator:
     ) -> RestoreReport:
         """Rebuild state from what Services show, without moving anything.
 
-        Entries are taken oldest first (creation time, then uid). An entry whose address is
+        Entries are taken oldest first (creation time, then uid); a key listed twice counts
+        once, with its last entry. An entry whose address is
         held by an incompatible older Service is not restored and is reported as a conflict;
         one that is older than every incompatible holder evicts them (each evicted Service is
         released entirely and reported). Restoring what is already recorded is a no-op.
@@ -539,7 +565,9 @@ class Allocator:
         showing it is the owner.
         """
         report = RestoreReport()
-        items = sorted(entries, key=lambda item: item[0].age)
+        # One Service shows one set of addresses: if a key is listed twice, the last one counts.
+        latest = {item[0].key: item for item in entries}
+        items = sorted(latest.values(), key=lambda item: item[0].age)
         bulk = len(items) > BULK_RESTORE
         self._ledger.deferred = bulk
         try:

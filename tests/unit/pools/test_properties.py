@@ -14,11 +14,12 @@ Invariants after every step:
 from __future__ import annotations
 
 import ipaddress
+import os
 from typing import Any
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from pools.addresses import Family
 from pools.allocator import AllocationError, Allocator, Assignment, ServiceRequest
@@ -67,7 +68,7 @@ def pool_specs(draw: st.DrawFn, name: str) -> dict[str, Any]:
         "exclude": exclude,
         "avoidBuggyIPs": draw(st.booleans()),
         "autoAssign": draw(st.integers(0, 4)) > 0,
-        "disabled": draw(st.integers(0, 5)) == 0,
+        "disabled": draw(st.integers(0, 9)) == 0,
         "priority": draw(st.one_of(st.none(), st.integers(0, 2))),
     }
 
@@ -78,8 +79,20 @@ def pool_sets(draw: st.DrawFn) -> list[Pool]:
     return [parse_pool(name, draw(pool_specs(name))) for name in names]
 
 
+_USABLE: dict[int, tuple[Pool, set[tuple[Family, int]]]] = {}
+
+
 def brute_usable(pool: Pool) -> set[tuple[Family, int]]:
     """Every usable address of a pool, by enumeration (independent of the interval code)."""
+    cached = _USABLE.get(id(pool))
+    if cached is not None and cached[0] is pool:
+        return cached[1]
+    usable = _enumerate(pool)
+    _USABLE[id(pool)] = (pool, usable)
+    return usable
+
+
+def _enumerate(pool: Pool) -> set[tuple[Family, int]]:
     usable = set()
     excluded = set()
     for entry in pool.spec.exclude:
@@ -153,6 +166,11 @@ class AllocatorMachine(RuleBasedStateMachine):
 
     # --- rules -----------------------------------------------------------------------------
 
+    @initialize(pools=pool_sets())
+    def start(self, pools: list[Pool]) -> None:
+        self.allocator.set_pools(pools)
+        self.pools = pools
+
     @rule(pools=pool_sets())
     def reconfigure(self, pools: list[Pool]) -> None:
         before = self.assignments()
@@ -180,10 +198,13 @@ class AllocatorMachine(RuleBasedStateMachine):
                 (("IPv6", "IPv4"), "PreferDualStack"),
             ]
         ),
-        sharing_key=st.sampled_from([None, "k", "j"]),
-        ports=st.sets(st.sampled_from(PORTS), min_size=1),
-        requested=st.one_of(st.none(), st.sampled_from(every_address())),
-        requested_pool=st.one_of(st.none(), st.sampled_from(["a", "b", "c"])),
+        sharing_key=st.sampled_from([None, "k", "k", "j"]),
+        ports=st.one_of(
+            st.builds(lambda p: {p}, st.sampled_from(PORTS)),
+            st.sets(st.sampled_from(PORTS), min_size=1),
+        ),
+        requested=st.one_of(st.none(), st.none(), st.none(), st.sampled_from(every_address())),
+        requested_pool=st.sampled_from([None, None, None, None, "a", "b", "c"]),
     )
     def allocate(
         self,
@@ -221,10 +242,14 @@ class AllocatorMachine(RuleBasedStateMachine):
         try:
             got = self.allocator.allocate(req)
         except AllocationError as err:
+            event(f"allocate failed: {err.reason}")
             assert self.state() == before, f"failed allocation ({err.reason}) changed state"
             if simple:
                 assert expected is None, f"{err} but {expected} was free"
             return
+        event(
+            "allocate ok, shared" if len(self.allocator.holders(got.ips[0])) > 1 else "allocate ok"
+        )
         if simple:
             assert expected is not None
             assert (got.ips[0], got.pools[0]) == expected
@@ -260,6 +285,8 @@ class AllocatorMachine(RuleBasedStateMachine):
 
     @rule(index=st.integers(0, len(KEYS) - 1))
     def finish_retire(self, index: int) -> None:
+        if self.allocator.retiring(KEYS[index]):
+            event("retiring hold finished")
         self.allocator.finish_retire(KEYS[index])
         assert self.allocator.retiring(KEYS[index]) == ()
 
@@ -295,6 +322,8 @@ class AllocatorMachine(RuleBasedStateMachine):
             )
             claims.append((req, [text(*address)], None))
         report = self.allocator.restore(claims)
+        if report.conflicts:
+            event("restore with conflicts")
         for conflict in report.conflicts:
             holder = self.allocator.lookup(conflict.holder)
             loser = self.allocator.lookup(conflict.key)
@@ -310,9 +339,7 @@ class AllocatorMachine(RuleBasedStateMachine):
             for ip in assignment.ips:
                 by_address.setdefault(parse(ip), []).append(assignment)
         for address, holders in by_address.items():
-            assert sorted(self.allocator.holders(text(*address))) == sorted(
-                a.key for a in holders
-            )
+            assert sorted(self.allocator.holders(text(*address))) == sorted(a.key for a in holders)
             if len(holders) > 1:
                 keys = {a.sharing_key for a in holders}
                 assert len(keys) == 1 and None not in keys, (address, holders)
@@ -343,8 +370,8 @@ class AllocatorMachine(RuleBasedStateMachine):
 
 
 AllocatorMachine.TestCase.settings = settings(
-    max_examples=120,
-    stateful_step_count=30,
+    max_examples=int(os.environ.get("VIPAM_PROPERTY_EXAMPLES", "100")),
+    stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

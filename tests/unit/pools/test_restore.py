@@ -284,3 +284,33 @@ def test_requested_ip_outside_local_pools_goes_to_the_external_pool() -> None:
 
 def test_parse_pool_round_trip_for_external() -> None:
     assert parse_pool("nb", {"external": EXTERNAL}).is_external
+
+
+def test_dual_stack_combines_a_local_and_an_external_family() -> None:
+    allocator = Allocator(
+        [pool("v4", "192.0.2.0/30", priority=1), pool("nb", external=EXTERNAL, priority=2)]
+    )
+
+    def request() -> object:
+        return svc("x", created=1.0, families=("IPv4", "IPv6"), family_policy="RequireDualStack")
+
+    with pytest.raises(ExternalPoolRequired) as caught:
+        allocator.allocate(request())  # type: ignore[arg-type]
+    assert (caught.value.pool, caught.value.families) == ("nb", ("IPv6",))
+    assert allocator.lookup("default/x") is None  # nothing half-allocated meanwhile
+    allocator.adopt(request(), ["2001:db8:ff::1"], "nb")  # type: ignore[arg-type]
+    final = allocator.allocate(request())  # type: ignore[arg-type]
+    assert (final.ips, final.pools) == (("192.0.2.0", "2001:db8:ff::1"), ("v4", "nb"))
+    # Adopting again for one family keeps the other family's address.
+    again = allocator.adopt(request(), ["2001:db8:ff::1"], "nb")  # type: ignore[arg-type]
+    assert again == final
+
+
+def test_full_local_pool_overflows_to_the_external_one() -> None:
+    allocator = Allocator(
+        [pool("v4", "192.0.2.0/32", priority=1), pool("nb", external=EXTERNAL, priority=2)]
+    )
+    assert allocator.allocate(svc("first")).pools == ("v4",)
+    with pytest.raises(ExternalPoolRequired) as caught:
+        allocator.allocate(svc("second"))
+    assert caught.value.pool == "nb"
