@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+import subprocess
+import sys
 import time
 
 import pytest
 
-from tests.netns.lab import Agent, Lab, addresses, wait_for
+from tests.netns.lab import REPO, Agent, Lab, addresses, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -89,4 +93,47 @@ def test_unknown_interface_is_reported(lab: Lab) -> None:
     with pytest.raises(RuntimeError, match="no interface named"):
         node1.call("announce", ip=VIPS[4], interface="nope0")
     assert node1.call("announced") == []
+    node1.close()
+
+
+def _capture(lab: Lab, seconds: float) -> subprocess.Popen[str]:
+    capture = lab.spawn(
+        lab.router.name,
+        [sys.executable, "-m", "tests.netns.capture", "eth0", str(seconds)],
+        stdout=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    assert capture.stdout is not None
+    assert capture.stdout.readline().strip() == "ready"
+    return capture
+
+
+def _frames(capture: subprocess.Popen[str], vip: str) -> list[dict[str, object]]:
+    out, _ = capture.communicate(timeout=10)
+    frames = [json.loads(line) for line in out.splitlines()]
+    return [frame for frame in frames if frame["ip"] == vip]
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_announcement_is_repeated_and_spaced(lab: Lab, family: int) -> None:
+    vip = VIPS[family]
+    node1 = Agent(lab, lab.nodes[0])
+    capture = _capture(lab, seconds=1.6)
+    node1.call("announce", ip=vip, interface="eth0")
+    frames = _frames(capture, vip)
+    per_burst = 2 if family == 4 else 1  # gratuitous ARP request + reply; one NA
+    assert len(frames) == 3 * per_burst, frames
+    times = [float(str(frame["t"])) for frame in frames[::per_burst]]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert all(0.4 < gap < 0.8 for gap in gaps), gaps
+    node1.close()
+
+
+def test_withdraw_stops_the_repeats(lab: Lab) -> None:
+    vip = VIPS[4]
+    node1 = Agent(lab, lab.nodes[0])
+    capture = _capture(lab, seconds=1.6)
+    node1.call("announce", ip=vip, interface="eth0")
+    node1.call("withdraw", ip=vip)
+    frames = _frames(capture, vip)
+    assert [frame["kind"] for frame in frames] == ["arp-1", "arp-2"]
     node1.close()
