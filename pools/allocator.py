@@ -396,9 +396,9 @@ class Allocator:
                         chosen[family] = (_lowest(state, family), state.pool.name)
                     return chosen, errors
         for family in automatic:
-            state = first_with_room[family]
-            if state is not None:
-                chosen[family] = (_lowest(state, family), state.pool.name)
+            serving = first_with_room[family]
+            if serving is not None:
+                chosen[family] = (_lowest(serving, family), serving.pool.name)
             else:
                 errors[family] = _unavailable(req, family, candidates)
         return chosen, errors
