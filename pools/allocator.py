@@ -1,6 +1,6 @@
 """The allocator: which address a Service gets, deterministically and without moving anyone.
 
-Rules (the README's "How addresses are chosen" restates them for users):
+Rules:
 
 * **Order.** Requested IPs first (one per family; must lie in a pool that is not disabled and
   selects the Service). Otherwise the requested pools (``vipam.io/pool``, in the order given;
@@ -20,8 +20,11 @@ Rules (the README's "How addresses are chosen" restates them for users):
   until :meth:`Allocator.finish_retire`. An old address that other Services still hold is
   dropped at once instead (they keep it, so nobody else can be given it, and the moving
   Service must not stay attached to an address whose sharers it no longer fits).
-* **External pools** are never allocated here: when one is chosen, :class:`ExternalPoolRequired`
-  tells the controller to ask its backend and record the answer with :meth:`Allocator.adopt`.
+* **Requested IPs** are never silently dropped: a PreferDualStack Service that cannot get the
+  address it asked for fails instead of getting only its other family.
+* **External pools** are never allocated here; one counts as having room, and when it comes
+  first for some families :class:`ExternalPoolRequired` tells the controller to ask its backend
+  for them and record the answer with :meth:`Allocator.adopt`.
 
 Cost: per operation O(log n) in the number of allocations (see :mod:`pools.freelist`) times
 the number of pools, independent of pool size.
@@ -32,7 +35,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from pools.addresses import (
-    FAMILIES,
     AddressError,
     Family,
     format_ip,
@@ -40,6 +42,7 @@ from pools.addresses import (
     parse_ip,
     unpack,
 )
+from pools.checks import combined, family_plan, parse_ips, requested_addresses, unavailable
 from pools.ledger import Ledger, PoolState
 from pools.model import Pool
 from pools.requests import (
@@ -211,8 +214,8 @@ class Allocator:
     def allocate(self, req: ServiceRequest) -> Assignment:
         """The Service's addresses: its current ones if they still fit the request, otherwise a
         new assignment made atomically (on AllocationError nothing changes)."""
-        families, all_required = _family_plan(req)
-        requested = _requested(req, families)
+        families, all_required = family_plan(req)
+        requested = requested_addresses(req, families)
         entry = self._entries.get(req.key)
         kept: dict[Family, Choice] = {}
         if entry is not None:
@@ -231,7 +234,7 @@ class Allocator:
         # A family that cannot be served fails a PreferDualStack Service only when nothing
         # else can be served, but an explicitly requested address is never silently dropped.
         if errors and (all_required or not chosen or any(f in requested for f in errors)):
-            raise _combined(req, errors)
+            raise combined(req, errors)
         result = [(family, *chosen[family]) for family in families if family in chosen]
         return self._commit(req, result)
 
@@ -243,7 +246,7 @@ class Allocator:
         """
         if pool not in self._pools:
             raise AllocationError("UnknownPool", f"pool {pool} does not exist")
-        parsed = _parse_ips(req, ips)
+        parsed = parse_ips(req, ips)
         for family, value in parsed:
             if family not in req.families:
                 raise AllocationError(
@@ -400,7 +403,7 @@ class Allocator:
             if serving is not None:
                 chosen[family] = (_lowest(serving, family), serving.pool.name)
             else:
-                errors[family] = _unavailable(req, family, candidates)
+                errors[family] = unavailable(req, family, candidates)
         return chosen, errors
 
     def _candidates(self, req: ServiceRequest) -> list[PoolState]:
@@ -584,7 +587,7 @@ class Allocator:
         self, req: ServiceRequest, ips: Sequence[str], annotation: str | None, report: RestoreReport
     ) -> None:
         try:
-            parsed = _parse_ips(req, ips)
+            parsed = parse_ips(req, ips)
         except AllocationError as err:
             report.conflicts.append(Conflict(req.key, ",".join(ips), "", err.message))
             return
@@ -678,103 +681,3 @@ def _lowest(state: PoolState, family: Family) -> int:
     value = state.free[family].lowest()
     assert value is not None
     return value
-
-
-def _family_plan(req: ServiceRequest) -> tuple[tuple[Family, ...], bool]:
-    """The families to serve, in the Service's order, and whether all of them are required."""
-    families = tuple(req.families)
-    if (
-        not families
-        or any(f not in FAMILIES for f in families)
-        or len(set(families)) != len(families)
-    ):
-        raise AllocationError(
-            "InvalidRequest",
-            f"Service {req.key} has ipFamilies {list(families)}; expected one or two distinct "
-            f"of IPv4, IPv6",
-        )
-    policy = req.family_policy
-    if policy == "SingleStack":
-        if len(families) != 1:
-            raise AllocationError(
-                "InvalidRequest",
-                f"Service {req.key} is SingleStack but lists ipFamilies {list(families)}",
-            )
-        return families, True
-    if policy == "RequireDualStack":
-        if len(families) != 2:
-            raise AllocationError(
-                "InvalidRequest",
-                f"Service {req.key} is RequireDualStack but lists ipFamilies {list(families)}",
-            )
-        return families, True
-    if policy == "PreferDualStack":
-        return families, False
-    raise AllocationError(
-        "InvalidRequest", f"Service {req.key} has unknown ipFamilyPolicy {policy!r}"
-    )
-
-
-def _parse_ips(req: ServiceRequest, ips: Sequence[str]) -> list[tuple[Family, int]]:
-    parsed: list[tuple[Family, int]] = []
-    for ip in ips:
-        try:
-            family, value = parse_ip(ip)
-        except AddressError:
-            raise AllocationError(
-                "InvalidRequest", f"Service {req.key}: {ip!r} is not an IP address"
-            ) from None
-        if any(family == seen for seen, _ in parsed):
-            raise AllocationError(
-                "InvalidRequest",
-                f"Service {req.key} lists two {family} addresses ({', '.join(ips)}); "
-                f"give at most one per family",
-            )
-        parsed.append((family, value))
-    return parsed
-
-
-def _requested(req: ServiceRequest, families: tuple[Family, ...]) -> dict[Family, int]:
-    requested: dict[Family, int] = {}
-    for family, value in _parse_ips(req, req.requested_ips):
-        if family not in families:
-            raise AllocationError(
-                "FamilyMismatch",
-                f"Service {req.key} requests {format_ip(family, value)} ({family}) but its "
-                f"ipFamilies are {list(families)}",
-            )
-        requested[family] = value
-    return requested
-
-
-def _unavailable(
-    req: ServiceRequest, family: Family, candidates: list[PoolState]
-) -> AllocationError:
-    with_family = [state.pool.name for state in candidates if family in state.free]
-    if not with_family:
-        names = ", ".join(state.pool.name for state in candidates)
-        return AllocationError(
-            "NoMatchingPool",
-            f"no pool with {family} addresses may serve Service {req.key} (candidates: {names})",
-        )
-    return AllocationError(
-        "PoolExhausted",
-        f"no free {family} address left in pool {', '.join(with_family)} for Service {req.key}",
-    )
-
-
-def _combined(req: ServiceRequest, errors: dict[Family, AllocationError]) -> AllocationError:
-    """One error for a failed request: the family's own error, or DualStackUnavailable when a
-    RequireDualStack Service cannot get one family for lack of room or pools."""
-    if len(errors) == 1 and req.family_policy != "RequireDualStack":
-        return next(iter(errors.values()))
-    if req.family_policy == "RequireDualStack" and all(
-        err.reason in ("NoMatchingPool", "PoolExhausted") for err in errors.values()
-    ):
-        detail = " ".join(err.message for err in errors.values())
-        return AllocationError(
-            "DualStackUnavailable",
-            f"Service {req.key} requires both IPv4 and IPv6 and cannot get "
-            f"{' and '.join(errors)}: {detail}",
-        )
-    return next(iter(errors.values()))
