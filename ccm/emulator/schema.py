@@ -25,8 +25,10 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def default_and_prune(value: Any, schema: dict[str, Any]) -> Any:
-    """Return `value` with schema defaults filled in and undeclared object fields dropped."""
+def default_and_prune(value: Any, schema: dict[str, Any], dropped: list[str] | None = None,
+                      path: str = "") -> Any:
+    """Return `value` with schema defaults filled in and undeclared object fields dropped;
+    the paths of dropped fields are appended to `dropped` (for fieldValidation)."""
     if isinstance(value, dict) and schema.get("type", "object") == "object":
         properties: dict[str, Any] = schema.get("properties") or {}
         additional = schema.get("additionalProperties")
@@ -34,19 +36,23 @@ def default_and_prune(value: Any, schema: dict[str, Any]) -> Any:
                         or additional is True)
         result: dict[str, Any] = {}
         for key, child in value.items():
+            where = _join(path, key)
             if key in properties:
-                result[key] = default_and_prune(child, properties[key])
+                result[key] = default_and_prune(child, properties[key], dropped, where)
             elif isinstance(additional, dict):
-                result[key] = default_and_prune(child, additional)
+                result[key] = default_and_prune(child, additional, dropped, where)
             elif keep_unknown or (not properties and additional is None and _opaque(schema)):
                 result[key] = child
+            elif dropped is not None:
+                dropped.append(where)
         for key, child_schema in properties.items():
             if key not in result and "default" in child_schema:
                 default = clone(child_schema["default"])
                 result[key] = default_and_prune(default, child_schema)
         return result
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [default_and_prune(item, schema["items"]) for item in value]
+        return [default_and_prune(item, schema["items"], dropped, f"{path}[{index}]")
+                for index, item in enumerate(value)]
     return value
 
 

@@ -19,7 +19,7 @@ from ccm.emulator.resources import Registry, ResourceType
 from ccm.emulator.routing import ResourceRoute, parse_resource_path
 from ccm.emulator.selectors import make_filter, parse_field_selector, parse_label_selector
 from ccm.emulator.stats import RequestStats
-from ccm.emulator.store import Store
+from ccm.emulator.store import Store, WriteOptions
 from ccm.emulator.watch import ABORT, GRACEFUL, WatchHub
 
 JSON = "application/json"
@@ -92,10 +92,10 @@ class ApiServer:
             return None
         method = request.method
         if method == "GET":
-            if route.name is not None and not route.legacy_watch:
-                return "get"
             watch = request.query.get("watch", "") in TRUE_WORDS or route.legacy_watch
-            return "watch" if watch else "list"
+            if watch:
+                return "watch"  # with a name: a watch of that one object
+            return "get" if route.name is not None else "list"
         return {"POST": "create", "PUT": "update", "PATCH": "patch",
                 "DELETE": "delete"}.get(method)
 
@@ -148,7 +148,8 @@ class ApiServer:
                         verb: str) -> web.StreamResponse:
         rt, namespace, name = route.rt, route.namespace, route.name
         query = request.query
-        dry_run = query.get("dryRun") == "All"
+        options = WriteOptions(dry_run=query.get("dryRun") == "All",
+                               field_validation=query.get("fieldValidation") or "Warn")
         if verb == "get":
             assert name is not None
             obj = _served(self.store.get(rt, namespace, name), rt)
@@ -168,22 +169,22 @@ class ApiServer:
             if rt.namespaced and namespace is None:
                 raise ApiError(405, "the server does not allow this method on the requested "
                                     "resource (a namespace is required)")
-            created = self.store.create(rt, namespace, await self._read_body(request), dry_run)
-            return _json_response(_served(created, rt), 201)
+            created = self.store.create(rt, namespace, await self._read_body(request), options)
+            return _json_response(_served(created, rt), 201, _warnings(options))
         if name is None and verb != "delete":
             raise ApiError(405, "the server does not allow this method on the requested resource")
         subresource = "status" if route.subresource == "status" else None
         if verb == "update":
             assert name is not None
             updated = self.store.update(rt, namespace, name, await self._read_body(request),
-                                        subresource, dry_run)
-            return _json_response(_served(updated, rt))
+                                        subresource, options)
+            return _json_response(_served(updated, rt), 200, _warnings(options))
         if verb == "patch":
             assert name is not None
             patched = self.store.patch(rt, namespace, name, request.content_type,
-                                       await self._read_body(request), subresource, dry_run)
-            return _json_response(_served(patched, rt))
-        return await self._delete(request, route, dry_run)
+                                       await self._read_body(request), subresource, options)
+            return _json_response(_served(patched, rt), 200, _warnings(options))
+        return await self._delete(request, route, options.dry_run)
 
     async def _delete(self, request: web.Request, route: ResourceRoute,
                       dry_run: bool) -> web.Response:
@@ -266,7 +267,7 @@ class ApiServer:
     async def _watch(self, request: web.Request, route: ResourceRoute) -> web.StreamResponse:
         rt, query = route.rt, request.query
         accept = self._filter(request, route)
-        if route.name is not None:  # legacy /watch/namespaces/ns/kind/name
+        if route.name is not None:  # .../kind/name?watch=1 or legacy /watch/.../kind/name
             by_name = accept
             accept = lambda o: by_name(o) and o["metadata"]["name"] == route.name  # noqa: E731
         rv_text = query.get("resourceVersion", "")
@@ -348,6 +349,14 @@ class ApiServer:
         return {"type": "BOOKMARK", "object": {
             "kind": rt.kind, "apiVersion": rt.api_version,
             "metadata": {"resourceVersion": str(self.store.rv)}}}
+
+
+def _warnings(options: WriteOptions) -> dict[str, str] | None:
+    """Warnings travel in `Warning: 299 - "text"` headers, which kubectl prints."""
+    if not options.warnings:
+        return None
+    return {"Warning": ", ".join(f'299 - "{w.replace(chr(34), chr(39))}"'
+                                 for w in options.warnings)}
 
 
 def _line(event: dict[str, Any]) -> bytes:

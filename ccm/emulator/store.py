@@ -8,6 +8,7 @@ so watch history and responses can share them.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -28,6 +29,15 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+@dataclasses.dataclass
+class WriteOptions:
+    """Per-request write settings: dryRun=All, fieldValidation, and the warnings to return."""
+
+    dry_run: bool = False
+    field_validation: str = "Warn"  # Ignore | Warn | Strict, the apiserver's default is Warn
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 def now_rfc3339() -> str:
@@ -84,7 +94,8 @@ class Store:
     # ------------------------------------------------------------------ create
 
     def create(self, rt: ResourceType, namespace: str | None, body: Any,
-               dry_run: bool = False) -> dict[str, Any]:
+               options: WriteOptions | None = None) -> dict[str, Any]:
+        options = options or WriteOptions()
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
         obj = clone(body)
@@ -112,8 +123,8 @@ class Store:
         meta["generation"] = 1
         if rt.status_subresource:
             obj.pop("status", None)  # status is written through /status only
-        obj = self._default_and_validate(rt, obj, None)
-        if dry_run:
+        obj = self._default_and_validate(rt, obj, None, options)
+        if options.dry_run:
             return obj
         return self._commit(rt, obj, None, "ADDED")
 
@@ -148,7 +159,8 @@ class Store:
                                 "being terminated", reason="Forbidden")
 
     def _default_and_validate(self, rt: ResourceType, obj: dict[str, Any],
-                              old: dict[str, Any] | None) -> dict[str, Any]:
+                              old: dict[str, Any] | None, options: WriteOptions
+                              ) -> dict[str, Any]:
         if rt.builtin:
             if rt.group == "" and rt.plural == "services":
                 if old is not None:
@@ -167,7 +179,11 @@ class Store:
         errors = validation.validate_metadata(rt, obj)
         if rt.schema is not None:
             meta = obj["metadata"]
-            obj = schema.default_and_prune(obj, rt.schema)
+            dropped: list[str] = []
+            obj = schema.default_and_prune(obj, rt.schema, dropped)
+            dropped = [d for d in dropped if d.split(".")[0] not in ("metadata", "apiVersion",
+                                                                      "kind")]
+            _report_unknown_fields(rt, dropped, options)
             obj["metadata"] = meta
             obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
             body = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
@@ -181,16 +197,18 @@ class Store:
     # ------------------------------------------------------------------ update / patch
 
     def update(self, rt: ResourceType, namespace: str | None, name: str, body: Any,
-               subresource: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+               subresource: str | None = None, options: WriteOptions | None = None
+               ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
         old = self.get(rt, namespace, name)
         candidate = clone(body)
         self._check_type(rt, candidate)
-        return self._replace(rt, old, candidate, subresource, dry_run)
+        return self._replace(rt, old, candidate, subresource, options or WriteOptions())
 
     def patch(self, rt: ResourceType, namespace: str | None, name: str, content_type: str,
-              body: Any, subresource: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+              body: Any, subresource: str | None = None, options: WriteOptions | None = None,
+              ) -> dict[str, Any]:
         old = self.get(rt, namespace, name)
         base = clone(old)
         if content_type == MERGE_PATCH:
@@ -212,10 +230,10 @@ class Store:
         if not isinstance(patched, dict):
             raise bad_request("the patched object is not a JSON object")
         self._check_type(rt, patched)
-        return self._replace(rt, old, patched, subresource, dry_run)
+        return self._replace(rt, old, patched, subresource, options or WriteOptions())
 
     def _replace(self, rt: ResourceType, old: dict[str, Any], candidate: dict[str, Any],
-                 subresource: str | None, dry_run: bool) -> dict[str, Any]:
+                 subresource: str | None, options: WriteOptions) -> dict[str, Any]:
         old_meta = old["metadata"]
         name = old_meta["name"]
         meta = candidate.get("metadata")
@@ -266,12 +284,12 @@ class Store:
                     "metadata.finalizers",
                     f"Forbidden: no new finalizers can be added if the object is being deleted, "
                     f"found new finalizers {sorted(added)}")])
-        new = self._default_and_validate(rt, new, old)
+        new = self._default_and_validate(rt, new, old, options)
         if new == old:
             return old  # a no-op write changes nothing, not even the resourceVersion
         if _spec_changed(rt, old, new):
             new["metadata"]["generation"] = old_meta.get("generation", 1) + 1
-        if dry_run:
+        if options.dry_run:
             return new
         if old_meta.get("deletionTimestamp") and not new["metadata"].get("finalizers"):
             return self._commit(rt, new, old, "DELETED")
@@ -356,6 +374,17 @@ class Store:
             return
         for rt in crds.resource_types(crd):
             self.registry.add(rt)
+
+
+def _report_unknown_fields(rt: ResourceType, dropped: list[str], options: WriteOptions) -> None:
+    """fieldValidation: Strict rejects fields the schema would prune, Warn reports them."""
+    if not dropped or options.field_validation == "Ignore":
+        return
+    unknown = [f'unknown field "{path}"' for path in dropped]
+    if options.field_validation == "Strict":
+        raise bad_request(f"{rt.kind} in version \"{rt.version}\" cannot be handled as a "
+                          f"{rt.kind}: strict decoding error: {', '.join(unknown)}")
+    options.warnings.extend(unknown)
 
 
 def _spec_changed(rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> bool:

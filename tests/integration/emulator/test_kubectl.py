@@ -151,3 +151,12 @@ def test_cluster_scoped_resources_and_namespaces(kubectl: Kubectl) -> None:
     assert kubectl("get", "gadgets", "-o", "name").stdout.split() == ["gadget.example.test/g1"]
     kubectl("delete", "gadget", "g1")
     assert kubectl("get", "gadgets", "-o", "name").stdout.strip() == ""
+
+
+def test_apply_catches_unknown_fields_strictly(kubectl: Kubectl) -> None:
+    """kubectl sends fieldValidation=Strict: a typo is an error, not a silently pruned field."""
+    result = kubectl.apply(WIDGET.replace("size: 7", "sise: 7"), check=False)
+    assert result.returncode != 0
+    assert 'unknown field "spec.sise"' in result.stderr
+    loose = kubectl.apply(WIDGET.replace("size: 7", "sise: 7"), "--validate=false")
+    assert "created" in loose.stdout

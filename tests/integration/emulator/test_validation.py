@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
 from kubernetes_asyncio.client import ApiException, CoreV1Api, CustomObjectsApi
 
@@ -118,3 +119,17 @@ async def test_wrong_kind_is_bad_request(core: CoreV1Api) -> None:
     with pytest.raises(ApiException) as caught:
         await core.create_namespaced_service("default", body)
     assert caught.value.status == 400 and reason(caught.value) == "BadRequest"
+
+
+async def test_field_validation_strict_rejects_unknown_fields(emulator: Any) -> None:
+    body = widget("strict", colour="red")
+    url = emulator.url + "/apis/example.test/v1/namespaces/default/widgets"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, json=body, params={"fieldValidation": "Strict"}) as resp:
+            status = await resp.json()
+            assert resp.status == 400 and status["reason"] == "BadRequest"
+            assert 'unknown field "spec.colour"' in status["message"]
+        async with session.post(url, json=body) as resp:  # default Warn: pruned, with a warning
+            assert resp.status == 201
+            assert resp.headers["Warning"] == "299 - \"unknown field 'spec.colour'\""
+            assert "colour" not in (await resp.json())["spec"]
