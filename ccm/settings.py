@@ -40,7 +40,12 @@ class ControllerSettings(BaseSettings):
     watch_timeout: int = Field(300, ge=5)
     pool_status_interval: float = Field(1.0, gt=0)
     cluster_id: str = Field("default", description="owner id recorded in an external IPAM")
-    external_grace_seconds: float = Field(300.0, ge=0)
+    external_grace_seconds: float = Field(
+        300.0, ge=0, description="an external address without a Service is released after this"
+    )
+    external_reconcile_seconds: float = Field(
+        60.0, gt=0, description="how often the external IPAM's list is reconciled"
+    )
     log_format: str = Field("json", pattern="^(json|text)$")
     log_level: str = "INFO"
 

@@ -40,6 +40,19 @@ def with_allocation(obj: JSON, ips: tuple[str, ...], pools: str, set_lb_ip: bool
     return None if new == obj else new
 
 
+def with_external_key(obj: JSON, key: str) -> JSON | None:
+    """Finalizer and the external allocation key, before the backend is asked for anything."""
+    new = copy.deepcopy(obj)
+    meta = new.setdefault("metadata", {})
+    finalizers = meta.setdefault("finalizers", [])
+    if names.FINALIZER not in finalizers:
+        finalizers.append(names.FINALIZER)
+    annotations = meta.get("annotations") or {}
+    meta["annotations"] = annotations
+    annotations[names.ANN_EXTERNAL_KEY] = key
+    return None if new == obj else new
+
+
 def without_allocation(obj: JSON) -> JSON | None:
     """Everything `with_allocation` wrote, removed; the finalizer goes in the same write, last."""
     new = copy.deepcopy(obj)
@@ -48,6 +61,7 @@ def without_allocation(obj: JSON) -> JSON | None:
     if annotations.pop(names.ANN_SET_LB_IP, None) == "true":
         (new.get("spec") or {}).pop("loadBalancerIP", None)
     annotations.pop(names.ANN_ALLOCATED_FROM, None)
+    annotations.pop(names.ANN_EXTERNAL_KEY, None)
     if "annotations" in meta:
         meta["annotations"] = annotations
     finalizers = [f for f in meta.get("finalizers") or [] if f != names.FINALIZER]

@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ccm.controller.external import ExternalIPAM, ExternalRetry
 from ccm.controller.pool_sync import PoolSync
 from ccm.controller.queue import WorkQueue
 from ccm.controller.service_view import ServiceOptions, parse_service
@@ -85,6 +86,16 @@ class Controller:
             self.client, self.ippools.cache, self.recorder, self.elector.is_leader,
             s.pool_status_interval,
         )
+        self.external = ExternalIPAM(
+            self.client,
+            namespace=s.namespace,
+            cluster_id=s.cluster_id,
+            grace_seconds=s.external_grace_seconds,
+            pools=lambda: self.pool_sync.pools.valid,
+            services=self.services.cache,
+            fence=self.elector.is_leader,
+            on_call=self.metrics.backend_call,
+        )
         self.ctx = SyncContext(
             client=self.client,
             services=self.services.cache,
@@ -97,6 +108,7 @@ class Controller:
             observer=self.metrics,
             on_freed=self._retry_waiting,
             on_usage_changed=self.pool_sync.dirty.set,
+            external=self.external,
         )
         self.sync = ServiceSync(self.ctx)
         for informer in (self.services, self.ippools, self.namespaces):
@@ -118,6 +130,8 @@ class Controller:
             await self.elector.release()
         await self._cancel(self._tasks)
         self.queue.close()
+        if hasattr(self, "external"):
+            await self.external.close()
         if self._client is not None:
             await self._client.close()
 
@@ -183,6 +197,9 @@ class Controller:
             self._spawn(self._worker(), f"worker-{index}", leader=True)
         self._spawn(self.pool_sync.run_status_loop(lambda: self.allocator), "pool-status", True)
         self._spawn(self.pool_sync.report(), "pool-report", leader=True)
+        self._spawn(
+            self.external.run(self.settings.external_reconcile_seconds), "external", leader=True
+        )
 
     async def _stopped_leading(self) -> None:
         self.metrics.leader.set(0)
@@ -257,6 +274,10 @@ class Controller:
                 self.queue.forget(key)
             except NotLeader:
                 result = "not_leader"
+            except ExternalRetry as exc:
+                result = "error"
+                wait = self.queue.retry(key, exc.delay)
+                self._note_error(key, str(exc))
             except ApiError as exc:
                 result = "error"
                 wait = self.queue.retry(key, exc.retry_after)
@@ -304,7 +325,9 @@ class Controller:
         if self.elector.is_leader():
             if not self.restored.is_set():
                 return False, "restoring assignments"
-            return True, "leader, assignments restored"
+            down = [n for n, st in self.external.state.items() if st.healthy is False]
+            detail = f"; external IPAM down: {', '.join(down)}" if down else ""
+            return True, f"leader, assignments restored{detail}"
         return True, f"standby (leader: {self.elector.observed_holder or 'none'})"
 
     def status(self) -> dict[str, Any]:
@@ -331,6 +354,7 @@ class Controller:
             "queue_depth": self.queue.depth,
             "pools": pools,
             "waiting": sorted(self.ctx.waiting),
+            "external_ipam": self.external.status(),
             "last_errors": self.last_errors[-10:],
         }
 

@@ -14,6 +14,9 @@ ANN_ANNOUNCING_NODE = "vipam.io/announcing-node"
 # Not in DESIGN.md: remembers that spec.loadBalancerIP was written by us rather than requested by
 # the user, so that release clears only what we set (the rule) even after a restart.
 ANN_SET_LB_IP = "vipam.io/set-load-balancer-ip"
+# Not in DESIGN.md: the external IPAM allocation key (cluster id/Service uid), written with the
+# finalizer before the first backend call, so every backend address has an owner on both sides.
+ANN_EXTERNAL_KEY = "vipam.io/external-key"
 
 # Compatibility annotations, enabled per project with --compat.
 COMPAT_IPS = {

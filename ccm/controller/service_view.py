@@ -84,7 +84,8 @@ def parse_service(
         spec_ip_ours=spec_ip_ours,
         allocated_from=allocated_from,
         request=None,
-        ours=has_finalizer or allocated_from is not None or spec_ip_ours,
+        ours=has_finalizer or allocated_from is not None or spec_ip_ours
+        or names.ANN_EXTERNAL_KEY in annotations,
     )
     if not view.served:
         return view

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ccm.controller import desired, names
+from ccm.controller.external import ExternalRetry
 from ccm.controller.service_view import ServiceOptions, ServiceView, parse_service
 from ccm.kube.client import JSON, ApiError, KubeClient
 from ccm.kube.events import EventRecorder
 from ccm.kube.resources import SERVICES
 from pools.allocator import AllocationError, Allocator, Assignment, ExternalPoolRequired
+from pools.external import BackendError
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,8 @@ class NotLeader(Exception):
 
 class ExternalAllocator(Protocol):
     """Obtains addresses from an external IPAM for a pool with `spec.external` (see external.py)."""
+
+    cluster_id: str
 
     async def allocate(self, view: ServiceView, error: ExternalPoolRequired) -> tuple[str, ...]: ...
 
@@ -118,14 +122,21 @@ class ServiceSync:
         if allocator.lookup(key) is None and view.shown_ips:
             if not await self._adopt_shown(obj, view):
                 return
-        try:
-            assignment = allocator.allocate(view.request)
-        except ExternalPoolRequired as exc:
-            assignment = await self._allocate_external(obj, view, exc)
-            if assignment is None:
+        assignment: Assignment | None = None
+        for _ in range(len(view.request.families) + 1):  # at most one backend round per family
+            try:
+                assignment = allocator.allocate(view.request)
+                break
+            except ExternalPoolRequired as exc:
+                adopted = await self._allocate_external(obj, view, exc)
+                if adopted is None:
+                    return
+                obj = adopted
+            except AllocationError as exc:
+                await self._fail(obj, view, exc.reason, exc.message)
                 return
-        except AllocationError as exc:
-            await self._fail(obj, view, exc.reason, exc.message)
+        if assignment is None:
+            await self._fail(obj, view, "ExternalPool", "external IPAM answered no address")
             return
         await self._apply(obj, view, assignment)
 
@@ -155,20 +166,34 @@ class ServiceSync:
 
     async def _allocate_external(
         self, obj: JSON, view: ServiceView, error: ExternalPoolRequired
-    ) -> Assignment | None:
-        if self.ctx.external is None:
+    ) -> JSON | None:
+        """Record the key on the Service, ask the backend, adopt its answer; the updated object,
+        or None when the Service was reported as failed."""
+        external = self.ctx.external
+        if external is None:
             await self._fail(
                 obj, view, "ExternalPool",
                 f"pool {error.pool} uses an external IPAM, which is not configured here",
             )
             return None
         assert view.request is not None
+        keyed = desired.with_external_key(obj, f"{external.cluster_id}/{view.uid}")
+        if keyed is not None:
+            obj = await self._write(keyed)
         try:
-            ips = await self.ctx.external.allocate(view, error)
-            return self.ctx.allocator().adopt(view.request, ips, error.pool)
+            ips = await external.allocate(view, error)
+        except BackendError as exc:
+            message = f"external IPAM of pool {error.pool} failed: {exc.reason}: {exc.message}"
+            await self._fail(obj, view, "ExternalPool", message)
+            if exc.retryable:
+                raise ExternalRetry(message, exc.retry_after) from exc
+            return None
+        try:
+            self.ctx.allocator().adopt(view.request, ips, error.pool)
         except AllocationError as exc:
             await self._fail(obj, view, exc.reason, exc.message)
             return None
+        return obj
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -1,0 +1,180 @@
+"""Pools backed by an external IPAM: the controller against the reference http IPAM server.
+
+Real HTTP on both sides: the controller talks to the API emulator and to the reference
+implementation of docs/ipam-http.yaml, whose fault injection stands in for a flaky IPAM.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from ccm.controller import names
+from ccm.emulator import Emulator
+from ccm.kube.client import KubeClient
+from ccm.kube.resources import SECRETS, SERVICES
+from pools.external import AllocationKey
+from pools.external.reference_server import ReferenceServer
+from tests.integration.controller.harness import (
+    addresses_of,
+    create_pool,
+    create_service,
+    events_for,
+    failure_of,
+    get_service,
+    leader_ready,
+    start_controller,
+    wait_for,
+)
+
+TOKEN = "s3cret-token"
+CLUSTER = "lab-cluster"
+
+
+@pytest.fixture
+async def ipam(kube: KubeClient) -> AsyncIterator[ReferenceServer]:
+    server = ReferenceServer({"lab": ["198.51.100.0/29", "2001:db8:5::/125"]}, token=TOKEN)
+    await server.start()
+    await kube.create(SECRETS, "kube-system", {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ipam-token"},
+        "data": {"token": base64.b64encode(TOKEN.encode()).decode()},
+    })
+    await create_pool(kube, "ext", external={
+        "provider": "http", "url": server.url, "secretRef": {"name": "ipam-token"},
+        "timeoutSeconds": 1, "options": {"pool": "lab"},
+    })
+    yield server
+    await server.stop()
+
+
+def held(server: ReferenceServer) -> dict[str, str]:
+    """uid/family -> ip, as the IPAM records it."""
+    return {f"{r.key.service_uid}/{r.key.family}": r.ip for r in server.ipam.list(CLUSTER)}
+
+
+async def test_allocate_records_owner_and_release_returns_it(
+    emu: Emulator, kube: KubeClient, kubeconfig: Path, ipam: ReferenceServer
+) -> None:
+    c = await start_controller(kubeconfig, cluster_id=CLUSTER)
+    try:
+        await leader_ready(c)
+        svc = await create_service(kube, "web")
+        uid = svc["metadata"]["uid"]
+        (ip,) = await addresses_of(emu, "default", "web")
+        obj = get_service(emu, "default", "web") or {}
+        assert obj["metadata"]["annotations"][names.ANN_EXTERNAL_KEY] == f"{CLUSTER}/{uid}"
+        assert obj["metadata"]["annotations"][names.ANN_ALLOCATED_FROM] == "ext"
+        assert held(ipam) == {f"{uid}/IPv4": ip}  # the IPAM chose it and recorded the owner
+        (record,) = ipam.ipam.list(CLUSTER)
+        assert record.service == "default/web"
+        await kube.delete(SERVICES, "default", "web")
+        await wait_for(lambda: get_service(emu, "default", "web") is None, 5)
+        await wait_for(lambda: not held(ipam), 5, "backend release")
+    finally:
+        await c.stop()
+
+
+async def test_dual_stack_from_the_backend(
+    emu: Emulator, kube: KubeClient, kubeconfig: Path, ipam: ReferenceServer
+) -> None:
+    c = await start_controller(kubeconfig, cluster_id=CLUSTER)
+    try:
+        await leader_ready(c)
+        svc = await create_service(
+            kube, "dual", families=["IPv4", "IPv6"], policy="RequireDualStack"
+        )
+        v4, v6 = await addresses_of(emu, "default", "dual")
+        uid = svc["metadata"]["uid"]
+        assert held(ipam) == {f"{uid}/IPv4": v4, f"{uid}/IPv6": v6}
+        assert ":" not in v4 and ":" in v6
+    finally:
+        await c.stop()
+
+
+async def test_crash_after_commit_gets_the_same_address_not_a_second(
+    emu: Emulator, kube: KubeClient, kubeconfig: Path, ipam: ReferenceServer
+) -> None:
+    ipam.faults.crash_after_commit = 1  # the IPAM commits, then the reply is lost
+    c = await start_controller(kubeconfig, cluster_id=CLUSTER)
+    try:
+        await leader_ready(c)
+        svc = await create_service(kube, "lost-reply")
+        ips = await addresses_of(emu, "default", "lost-reply")
+        assert held(ipam) == {f"{svc['metadata']['uid']}/IPv4": ips[0]}
+        assert len(ipam.ipam.list(CLUSTER)) == 1
+    finally:
+        await c.stop()
+
+
+async def test_backend_down_is_reported_and_served_services_keep_working(
+    emu: Emulator, kube: KubeClient, kubeconfig: Path, ipam: ReferenceServer
+) -> None:
+    c = await start_controller(kubeconfig, cluster_id=CLUSTER)
+    try:
+        await leader_ready(c)
+        await create_service(kube, "early")
+        early = await addresses_of(emu, "default", "early")
+        ipam.faults.fail(503, times=10_000)
+        await create_service(kube, "late")
+        cond = await failure_of(emu, "default", "late", timeout=15)
+        assert cond["reason"] == "ExternalPool"
+        assert "external IPAM of pool ext failed: Unavailable" in cond["message"]
+        events = await wait_for(lambda: events_for(emu, "late", names.REASON_FAILED), 5)
+        assert "Unavailable" in events[0]["message"]
+        assert c.status()["external_ipam"]["ext"]["healthy"] is False
+        assert "external IPAM down: ext" in c.ready()[1]
+        assert (await addresses_of(emu, "default", "early")) == early
+        ipam.faults.fail_next.clear()
+        (late,) = await addresses_of(emu, "default", "late", timeout=15)
+        assert late != early[0]
+    finally:
+        await c.stop()
+
+
+async def test_reconcile_releases_addresses_whose_service_is_gone(
+    emu: Emulator, kube: KubeClient, kubeconfig: Path, ipam: ReferenceServer
+) -> None:
+    # an allocation made for a Service that no longer exists (crash, then deletion)
+    ghost = AllocationKey(CLUSTER, "0000-ghost", "IPv4")
+    ipam.ipam.allocate(ghost, "default/ghost", None, None, "lab")
+    c = await start_controller(
+        kubeconfig, cluster_id=CLUSTER, external_grace_seconds=0.5,
+        external_reconcile_seconds=0.2,
+    )
+    try:
+        await leader_ready(c)
+        await create_service(kube, "alive")
+        await addresses_of(emu, "default", "alive")
+        await wait_for(
+            lambda: all(r.key != ghost for r in ipam.ipam.list(CLUSTER)), 10, "ghost released"
+        )
+        assert len(ipam.ipam.list(CLUSTER)) == 1  # the live Service's address stays
+    finally:
+        await c.stop()
+
+
+async def test_restart_keeps_external_addresses_without_writes(
+    emu: Emulator, kube: KubeClient, kubeconfig: Path, ipam: ReferenceServer
+) -> None:
+    first = await start_controller(kubeconfig, cluster_id=CLUSTER)
+    await leader_ready(first)
+    for name in ("a", "b", "c"):
+        await create_service(kube, name)
+    before = [await addresses_of(emu, "default", n) for n in ("a", "b", "c")]
+    await first.stop()
+    emu.reset_stats()
+    calls_before = len(ipam.requests)
+    second = await start_controller(kubeconfig, cluster_id=CLUSTER)
+    try:
+        await leader_ready(second)
+        await wait_for(lambda: second.queue.depth == 0, 5)
+        after = [await addresses_of(emu, "default", n) for n in ("a", "b", "c")]
+        assert after == before
+        assert emu.stats.count("update", "services") == 0
+        allocations = [r for r in ipam.requests[calls_before:] if r.startswith("PUT")]
+        assert allocations == []
+    finally:
+        await second.stop()
