@@ -49,26 +49,42 @@ def _pool(cidr: str) -> Pool:
     return parse_pool("bench", {"addresses": [cidr]})
 
 
-def _fill(allocator: Allocator, start: int, stop: int, family: Family) -> float:
+class Clock:
+    """Wall and CPU time of a block: the machine is shared, so CPU time is the steadier figure."""
+
+    def __enter__(self) -> Clock:
+        self._wall = time.perf_counter()
+        self._cpu = time.process_time()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = time.process_time() - self._cpu
+
+
+def _fill(allocator: Allocator, start: int, stop: int, family: Family) -> Clock:
     requests = [_request(index, family) for index in range(start, stop)]
-    began = time.perf_counter()
-    for request in requests:
-        allocator.allocate(request)
-    return time.perf_counter() - began
+    with Clock() as clock:
+        for request in requests:
+            allocator.allocate(request)
+    return clock
 
 
-def _batch(allocator: Allocator, base: int, batch: int, family: Family) -> tuple[float, float]:
-    """Seconds per allocation and per release for ``batch`` extra Services."""
+def _batch(allocator: Allocator, base: int, batch: int, family: Family) -> dict[str, float]:
+    """Microseconds per allocation and per release for ``batch`` extra Services."""
     requests = [_request(base + 10_000_000 + index, family) for index in range(batch)]
-    began = time.perf_counter()
-    for request in requests:
-        allocator.allocate(request)
-    allocated = time.perf_counter() - began
-    began = time.perf_counter()
-    for request in requests:
-        allocator.release(request.key)
-    released = time.perf_counter() - began
-    return allocated / batch, released / batch
+    with Clock() as allocated:
+        for request in requests:
+            allocator.allocate(request)
+    with Clock() as released:
+        for request in requests:
+            allocator.release(request.key)
+    return {
+        "allocate_us": allocated.wall / batch * 1e6,
+        "allocate_cpu_us": allocated.cpu / batch * 1e6,
+        "release_us": released.wall / batch * 1e6,
+        "release_cpu_us": released.cpu / batch * 1e6,
+    }
 
 
 def bench_space(cidr: str, family: Family, sizes: list[int], batch: int) -> dict[str, object]:
@@ -76,41 +92,44 @@ def bench_space(cidr: str, family: Family, sizes: list[int], batch: int) -> dict
     allocator = Allocator([_pool(cidr)])
     per_size: dict[str, dict[str, float]] = {}
     filled = 0
-    fill_seconds = 0.0
+    fill_wall = fill_cpu = 0.0
     for size in sizes:
-        fill_seconds += _fill(allocator, filled, size, family)
+        clock = _fill(allocator, filled, size, family)
+        fill_wall += clock.wall
+        fill_cpu += clock.cpu
         filled = size
-        allocate_each, release_each = _batch(allocator, size, batch, family)
-        per_size[str(size)] = {"allocate_us": allocate_each * 1e6, "release_us": release_each * 1e6}
+        per_size[str(size)] = _batch(allocator, size, batch, family)
     largest = sizes[-1]
     snapshot = allocator.snapshot()
     fresh = Allocator([_pool(cidr)])
-    began = time.perf_counter()
-    report = fresh.restore(snapshot)
-    restore_seconds = time.perf_counter() - began
+    with Clock() as restore:
+        report = fresh.restore(snapshot)
     assert len(report.restored) == largest and not report.conflicts
     # Fragment: release every other Service, then allocate into the holes.
     for index in range(0, largest, 2):
         allocator.release(f"bench/svc-{index}")
-    fragmented_allocate, fragmented_release = _batch(allocator, largest, batch, family)
-    ratio = per_size[str(largest)]["allocate_us"] / per_size[str(sizes[0])]["allocate_us"]
+    fragmented = _batch(allocator, largest, batch, family)
+    small, large = per_size[str(sizes[0])], per_size[str(largest)]
     return {
         "pool": cidr,
         "batch": batch,
         "per_size": per_size,
-        "fill_total_s": fill_seconds,
         "fill_count": largest,
-        "restore_s": restore_seconds,
+        "fill_total_s": fill_wall,
+        "fill_total_cpu_s": fill_cpu,
         "restore_count": largest,
-        "fragmented_allocate_us": fragmented_allocate * 1e6,
-        "fragmented_release_us": fragmented_release * 1e6,
-        "allocate_ratio_largest_vs_smallest": ratio,
+        "restore_s": restore.wall,
+        "restore_cpu_s": restore.cpu,
+        "fragmented": fragmented,
+        "allocate_ratio_largest_vs_smallest": large["allocate_us"] / small["allocate_us"],
+        "allocate_cpu_ratio_largest_vs_smallest": large["allocate_cpu_us"]
+        / small["allocate_cpu_us"],
     }
 
 
 def bench_memory(cidr: str, family: Family, count: int) -> dict[str, float]:
-    """Bytes the allocator keeps per allocation (requests built beforehand are not counted,
-    since the controller owns them anyway; the allocator keeps a reference to each)."""
+    """Bytes kept per allocation: by the allocator alone (requests are built untraced first:
+    the controller owns them, the allocator keeps a reference), and with the requests too."""
     requests = [_request(index, family) for index in range(count)]
     gc.collect()
     tracemalloc.start()
@@ -121,23 +140,36 @@ def bench_memory(cidr: str, family: Family, count: int) -> dict[str, float]:
         allocator.allocate(request)
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    empty = Allocator([_pool(cidr)])
-    del empty
+    del allocator, requests
+    gc.collect()
+    tracemalloc.start()
+    with_requests = Allocator([_pool(cidr)])
+    start, _ = tracemalloc.get_traced_memory()
+    for index in range(count):
+        with_requests.allocate(_request(index, family))
+    total, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
     return {
         "count": count,
         "bytes_per_allocation": (current - before) / count,
         "peak_bytes_per_allocation": (peak - before) / count,
+        "bytes_per_allocation_with_requests": (total - start) / count,
         "peak_mib": peak / 2**20,
     }
 
 
 def bench_empty_pool_memory() -> dict[str, int]:
-    """Bytes an allocator with one empty pool holds: a /30 and a /48 should cost the same."""
+    """Bytes an allocator with one empty pool holds: a /30 and a /48 should cost the same.
+
+    Each is built once untraced first, so one-time caches (pydantic, netaddr) are not counted.
+    """
     result = {}
     for cidr in ("192.0.2.0/30", "2001:db8::/48"):
+        Allocator([_pool(cidr)])
         gc.collect()
         tracemalloc.start()
         allocator = Allocator([_pool(cidr)])
+        gc.collect()
         current, _ = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         result[cidr] = current
@@ -168,18 +200,31 @@ def _table(results: dict[str, object], sizes: list[int]) -> None:
     spaces = results["spaces"]
     memory = results["memory"]
     assert isinstance(spaces, dict) and isinstance(memory, dict)
-    header = f"{'pool':<10}" + "".join(f"{'alloc@' + _short(s):>12}" for s in sizes)
-    header += f"{'release':>10}{'fragm.':>9}{'fill':>9}{'restore':>9}{'B/alloc':>9}"
+    print("wall/cpu; alloc, release: microseconds per operation; fill, restore: seconds;")
+    print("B/alloc: bytes kept per allocation by the allocator / including the requests")
+    header = f"{'pool':<9}" + "".join(f"{'alloc@' + _short(s):>14}" for s in sizes)
+    header += f"{'release':>12}{'fragm.':>12}{'fill':>12}{'restore':>12}{'B/alloc':>10}"
     print(header)
     for name, data in spaces.items():
         per_size = data["per_size"]
-        row = f"{name:<10}" + "".join(f"{per_size[str(s)]['allocate_us']:>10.1f}us" for s in sizes)
-        row += f"{per_size[str(sizes[-1])]['release_us']:>8.1f}us"
-        row += f"{data['fragmented_allocate_us']:>7.1f}us"
-        row += f"{data['fill_total_s']:>8.2f}s{data['restore_s']:>8.2f}s"
-        row += f"{memory[name]['bytes_per_allocation']:>9.0f}"
+        row = f"{name:<9}" + "".join(
+            _pair(per_size[str(s)]["allocate_us"], per_size[str(s)]["allocate_cpu_us"], 14)
+            for s in sizes
+        )
+        last = per_size[str(sizes[-1])]
+        row += _pair(last["release_us"], last["release_cpu_us"], 12)
+        row += _pair(data["fragmented"]["allocate_us"], data["fragmented"]["allocate_cpu_us"], 12)
+        row += _pair(data["fill_total_s"], data["fill_total_cpu_s"], 12)
+        row += _pair(data["restore_s"], data["restore_cpu_s"], 12)
+        kept = memory[name]
+        alone, total = kept["bytes_per_allocation"], kept["bytes_per_allocation_with_requests"]
+        row += f"{alone:.0f}/{total:.0f}".rjust(10)
         print(row)
     print(f"empty pool bytes: {results['empty_pool_bytes']}")
+
+
+def _pair(wall: float, cpu: float, width: int) -> str:
+    return f"{wall:.2f}/{cpu:.2f}".rjust(width)
 
 
 def _short(size: int) -> str:
