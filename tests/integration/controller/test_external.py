@@ -178,3 +178,39 @@ async def test_restart_keeps_external_addresses_without_writes(
         assert allocations == []
     finally:
         await second.stop()
+
+
+async def test_controller_killed_mid_allocation_converges_on_one_address(
+    emu: Emulator, kube: KubeClient, kubeconfig: Path, ipam: ReferenceServer
+) -> None:
+    """The first controller dies while the IPAM is committing; its successor finds that
+    allocation (same key) instead of making a second one."""
+    commit = ipam.ipam.allocate
+
+    def commit_then_go_dark(*args: object, **kwargs: object) -> object:
+        result = commit(*args, **kwargs)  # type: ignore[arg-type]
+        ipam.faults.fail(503, times=10_000)  # the IPAM is unreachable from now on
+        return result
+
+    ipam.ipam.allocate = commit_then_go_dark  # type: ignore[method-assign]
+    ipam.faults.crash_after_commit = 1  # ... and the reply to the commit is lost
+    first = await start_controller(kubeconfig, cluster_id=CLUSTER)
+    await leader_ready(first)
+    svc = await create_service(kube, "torn")
+    uid = svc["metadata"]["uid"]
+    await wait_for(lambda: any(f"/{uid}/" in r for r in ipam.requests), 5, "backend call sent")
+    await wait_for(lambda: held(ipam), 5, "the IPAM committed the first allocation")
+    await first.stop(release=True)  # dies without an answer; the Service has no address
+    assert not (get_service(emu, "default", "torn") or {}).get("status", {}).get(
+        "loadBalancer", {}).get("ingress")
+    committed = held(ipam)
+    ipam.ipam.allocate = commit  # type: ignore[method-assign]
+    ipam.faults.fail_next.clear()
+    second = await start_controller(kubeconfig, cluster_id=CLUSTER)
+    try:
+        await leader_ready(second)
+        (ip,) = await addresses_of(emu, "default", "torn")
+        assert committed == {f"{uid}/IPv4": ip}
+        assert held(ipam) == committed
+    finally:
+        await second.stop()
