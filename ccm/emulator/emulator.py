@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from ccm.emulator.conversion import served
 from ccm.emulator.crds import load_crd_documents
 from ccm.emulator.faults import Faults
 from ccm.emulator.objects import clone
@@ -89,11 +90,11 @@ class Emulator:
         under test (which must go through the API)."""
         rt = self.registry.resolve(group_version_resource)
         obj = self.store.peek(rt, namespace if rt.namespaced else None, name)
-        return clone(obj) if obj is not None else None
+        return clone(served(obj, rt)) if obj is not None else None
 
     def list_objects(self, resource: str, namespace: str | None = None) -> list[dict[str, Any]]:
         rt = self.registry.resolve(resource)
-        return [clone(o) for o in self.store.select(
+        return [clone(served(o, rt)) for o in self.store.select(
             rt, lambda o: namespace is None or o["metadata"].get("namespace") == namespace)]
 
     def write_kubeconfig(self, path: Path, *, namespace: str = "default") -> Path:

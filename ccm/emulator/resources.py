@@ -29,6 +29,7 @@ class ResourceType:
     field_selectors: frozenset[str] = field(default_factory=frozenset)
     # every version the storage is served at; objects are stored once per (group, plural)
     served_versions: tuple[str, ...] = ()
+    storage_group: str | None = None  # set when another group's storage holds the objects
 
     @property
     def api_version(self) -> str:
@@ -36,7 +37,8 @@ class ResourceType:
 
     @property
     def storage_key(self) -> tuple[str, str]:
-        return (self.group, self.plural)
+        group = self.group if self.storage_group is None else self.storage_group
+        return (group, self.plural)
 
     @property
     def gvr(self) -> str:
@@ -72,7 +74,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
                  singular="endpointslice"),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True, singular="lease"),
     ResourceType("events.k8s.io", "v1", "events", "Event", True, singular="event",
-                 short_names=("ev",),
+                 short_names=("ev",), storage_group="",
                  field_selectors=frozenset({"reason", "type", "regarding.kind",
                                             "regarding.name", "regarding.namespace"})),
     ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions",

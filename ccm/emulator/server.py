@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from ccm.emulator import discovery, tables
+from ccm.emulator import conversion, discovery, tables
 from ccm.emulator.errors import ApiError, bad_request, gone
 from ccm.emulator.faults import Faults
 from ccm.emulator.resources import Registry, ResourceType
@@ -37,11 +37,7 @@ def _error_response(error: ApiError) -> web.Response:
     return _json_response(error.status(), error.code, error.headers)
 
 
-def _served(obj: dict[str, Any], rt: ResourceType) -> dict[str, Any]:
-    """Objects are stored once per resource; show them at the version that was asked for."""
-    if obj.get("apiVersion") == rt.api_version:
-        return obj
-    return {**obj, "apiVersion": rt.api_version}
+_served = conversion.served  # stored once per resource, shown at the version asked for
 
 
 class ApiServer:
@@ -218,6 +214,8 @@ class ApiServer:
         labels = parse_label_selector(request.query.get("labelSelector"))
         fields = parse_field_selector(request.query.get("fieldSelector"),
                                       route.rt.field_selectors)
+        fields = tuple((conversion.storage_field_path(route.rt, path), equal, value)
+                       for path, equal, value in fields)
         return make_filter(route.namespace, labels, fields)
 
     def _list(self, request: web.Request, route: ResourceRoute) -> web.Response:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ccm.emulator import crds, schema, validation
+from ccm.emulator import conversion, crds, schema, validation
 from ccm.emulator.errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
 from ccm.emulator.objects import clone
 from ccm.emulator.patch import json_patch, merge_patch, strategic_merge_patch
@@ -100,6 +100,7 @@ class Store:
             raise bad_request("the request body must be a JSON object")
         obj = clone(body)
         self._check_type(rt, obj)
+        obj = conversion.to_storage(rt, obj)
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise bad_request("metadata must be an object")
@@ -204,13 +205,14 @@ class Store:
         old = self.get(rt, namespace, name)
         candidate = clone(body)
         self._check_type(rt, candidate)
+        candidate = conversion.to_storage(rt, candidate)
         return self._replace(rt, old, candidate, subresource, options or WriteOptions())
 
     def patch(self, rt: ResourceType, namespace: str | None, name: str, content_type: str,
               body: Any, subresource: str | None = None, options: WriteOptions | None = None,
               ) -> dict[str, Any]:
         old = self.get(rt, namespace, name)
-        base = clone(old)
+        base = clone(conversion.served(old, rt))
         if content_type == MERGE_PATCH:
             if not isinstance(body, dict):
                 raise bad_request("a merge patch must be a JSON object")
@@ -230,6 +232,7 @@ class Store:
         if not isinstance(patched, dict):
             raise bad_request("the patched object is not a JSON object")
         self._check_type(rt, patched)
+        patched = conversion.to_storage(rt, patched)
         return self._replace(rt, old, patched, subresource, options or WriteOptions())
 
     def _replace(self, rt: ResourceType, old: dict[str, Any], candidate: dict[str, Any],

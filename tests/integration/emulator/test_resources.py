@@ -172,3 +172,31 @@ async def test_unknown_paths_are_404_status(emulator: Emulator) -> None:
                                     "Content-Type": "application/json"}) as response:
             assert response.status == 400
             assert (await response.json())["reason"] == "BadRequest"
+
+
+async def test_both_event_apis_share_storage(emulator: Emulator, api: client.ApiClient) -> None:
+    """Events written through events.k8s.io/v1 show up in core/v1 (kubectl get events) and
+    the other way round, with the fields renamed as the apiserver converts them."""
+    events = client.EventsV1Api(api)
+    core = client.CoreV1Api(api)
+    await events.create_namespaced_event("default", {
+        "metadata": {"name": "new-api"}, "eventTime": MICRO,
+        "reportingController": "vipam.io/controller", "reportingInstance": "vipam-0",
+        "action": "Allocate", "reason": "IPAllocated", "type": "Normal", "note": "192.0.2.1",
+        "regarding": {"kind": "Service", "namespace": "default", "name": "svc-a"}})
+    as_core = await core.read_namespaced_event("new-api", "default")
+    assert (as_core.message, as_core.involved_object.name,
+            as_core.reporting_component) == ("192.0.2.1", "svc-a", "vipam.io/controller")
+    await core.create_namespaced_event("default", {
+        # eventTime set: kubernetes-asyncio's EventsV1Event model refuses events without it
+        "metadata": {"name": "old-api"}, "reason": "IPReleased", "message": "bye",
+        "eventTime": MICRO, "reportingComponent": "vipam", "reportingInstance": "vipam-0",
+        "involvedObject": {"kind": "Service", "namespace": "default", "name": "svc-b"}})
+    listed = await events.list_namespaced_event("default", field_selector="regarding.name=svc-b")
+    assert [(e.metadata.name, e.note) for e in listed.items] == [("old-api", "bye")]
+    patched = await events.patch_namespaced_event("new-api", "default", {"note": "changed"},
+                                                  _content_type="application/merge-patch+json")
+    assert patched.note == "changed"
+    assert (await core.read_namespaced_event("new-api", "default")).message == "changed"
+    peek = emulator.get_object("events.k8s.io/v1/events", "default", "new-api")
+    assert peek is not None and peek["note"] == "changed" and "message" not in peek
