@@ -9,6 +9,8 @@ ExaBGP to shut down before exiting: ExaBGP then closes its sessions with a Cease
 and the peers drop our routes at once, instead of after the hold time. A speaker that is not
 running must not keep attracting traffic. (A parent-death signal cannot do this: ExaBGP drops
 privileges after start, and the kernel clears the parent-death signal on that change.)
+If the relay itself dies, the speaker restarts ExaBGP as a whole (ExaBGP's own respawn is off:
+after dropping privileges it could not start the relay with the speaker's rights).
 
 Deliberately tiny and stdlib-only: it starts on every ExaBGP (re)start.
 """

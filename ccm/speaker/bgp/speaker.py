@@ -62,6 +62,7 @@ class BGPSpeaker:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         stable_after: float = 30.0,
+        exabgp_user: str = "nobody",
     ) -> None:
         self.router_id = router_id
         self.exabgp_argv = tuple(exabgp_argv)
@@ -70,6 +71,9 @@ class BGPSpeaker:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.stable_after = stable_after
+        #: the user ExaBGP drops to after start when run as root (it refuses to stay root;
+        #: "root" keeps it root)
+        self.exabgp_user = exabgp_user
         #: how many times ExaBGP died and was started again
         self.restarts = 0
         self._given_workdir = workdir
@@ -212,7 +216,11 @@ class BGPSpeaker:
                 "exabgp_api_cli": "false",  # no named-pipe CLI: we are the only client
                 "exabgp_api_ack": "true",
                 "exabgp_daemon_daemonize": "false",
-                "exabgp_daemon_drop": "false",  # the speaker already runs with what it needs
+                # start our relay before dropping to exabgp_user, so it has the speaker's rights
+                "exabgp_daemon_drop": "false",
+                "exabgp_daemon_user": self.exabgp_user,
+                # a lost relay means a lost speaker link: we restart ExaBGP as a whole instead
+                "exabgp_api_respawn": "false",
                 "exabgp_log_destination": "stdout",
                 "exabgp_log_short": "true",
                 # session changes reach us as API events; keep the file to what went wrong
@@ -341,6 +349,16 @@ class BGPSpeaker:
                 self._acks[0].output.append(line)
         if self._writer is writer:
             self._disconnected()
+            self._restart_exabgp("its API connection closed")
+
+    def _restart_exabgp(self, why: str) -> None:
+        """ExaBGP without a link to us would keep announcing routes we can no longer withdraw:
+        stop it (its peers drop our routes) and let the supervisor start a fresh one."""
+        process = self._process
+        if self._stopping or process is None or process.returncode is not None:
+            return
+        log.warning("restarting ExaBGP (pid %d): %s", process.pid, why)
+        process.terminate()
 
     def _event(self, line: str) -> None:
         with contextlib.suppress(ValueError, KeyError, TypeError):

@@ -119,3 +119,20 @@ async def test_no_peers_records_without_spawning(tmp_path: Path) -> None:
     assert bgp.pid is None
     assert bgp.announced() == {"203.0.113.10/32"}
     await bgp.stop()
+
+
+async def test_lost_relay_restarts_exabgp_with_the_routes(speaker: BGPSpeaker) -> None:
+    """ExaBGP that cannot hear us could not withdraw: it is replaced, routes replayed."""
+    await speaker.announce("203.0.113.10", "192.0.2.2")
+    exabgp = speaker.pid
+    assert exabgp is not None
+    children = (await asyncio.to_thread(_children, exabgp)).split()
+    assert len(children) == 1  # the relay
+    os.kill(int(children[0]), signal.SIGKILL)
+    await _wait(lambda: speaker.pid not in (None, exabgp))
+    assert speaker.restarts == 1
+    assert await _exabgp_prefixes(speaker) == {"203.0.113.10/32"}
+
+
+def _children(pid: int) -> str:
+    return Path(f"/proc/{pid}/task/{pid}/children").read_text()

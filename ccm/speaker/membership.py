@@ -1,0 +1,180 @@
+"""Which speakers are alive: one Lease per node, renewed by that node's speaker.
+
+API cost is O(nodes) per renew period and independent of the number of Services (no Lease per
+Service, the load kube-vip and Cilium users report). Every speaker watches all speaker Leases
+and judges liveness on its own monotonic clock: a node is live while its Lease keeps changing
+within `lease_duration` (clock skew between nodes does not matter). A speaker that cannot renew
+its own Lease stops announcing after `fence_after` (< lease_duration) since its last good renew
+started, so it is silent before any other node may consider it dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ccm.kube.client import JSON, ApiError, KubeClient
+from ccm.kube.informer import Informer
+from ccm.kube.leader import micro_time
+from ccm.kube.resources import LEASES
+
+log = logging.getLogger(__name__)
+
+PREFIX = "vipam-speaker-"
+
+
+@dataclass(frozen=True)
+class MembershipTiming:
+    renew_interval: float = 0.5
+    lease_duration: float = 1.5
+    fence_after: float = 1.2
+
+    def __post_init__(self) -> None:
+        if not 0 < self.renew_interval < self.fence_after < self.lease_duration:
+            raise ValueError(
+                "need 0 < renew interval < fence after < lease duration, got "
+                f"{self.renew_interval} / {self.fence_after} / {self.lease_duration}"
+            )
+
+
+class Membership:
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        namespace: str,
+        node: str,
+        timing: MembershipTiming | None = None,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.node = node
+        self.timing = timing or MembershipTiming()
+        self.on_change = on_change
+        self.informer = Informer(client, LEASES, self._lease_changed, namespace=namespace)
+        self._seen: dict[str, tuple[str, float]] = {}  # node -> (renewTime, monotonic when seen)
+        self._renewed_at: float | None = None
+        self.renewals = 0
+        self.last_error: str | None = None
+        self._live_cache: frozenset[str] = frozenset()
+
+    @property
+    def lease_name(self) -> str:
+        return PREFIX + self.node
+
+    # -- own lease -------------------------------------------------------------------------
+
+    def is_live(self) -> bool:
+        """False once our own renewals have failed for `fence_after`: stop announcing."""
+        if self._renewed_at is None:
+            return False
+        return time.monotonic() - self._renewed_at < self.timing.fence_after
+
+    async def renew_forever(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self._renew(started)
+            except ApiError as exc:
+                self.last_error = str(exc)
+                log.warning("speaker lease renew failed: %s", exc, extra={"node": self.node})
+            await asyncio.sleep(max(0.0, self.timing.renew_interval - (time.monotonic() - started)))
+
+    async def _renew(self, started: float) -> None:
+        now = micro_time()
+        spec = {
+            "holderIdentity": self.node,
+            "leaseDurationSeconds": max(1, round(self.timing.lease_duration)),
+            "renewTime": now,
+        }
+        try:
+            lease = await self.client.get(LEASES, self.namespace, self.lease_name)
+        except ApiError as exc:
+            if not exc.not_found:
+                raise
+            body: JSON = {
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": self.lease_name, "namespace": self.namespace,
+                             "labels": {"app.kubernetes.io/component": "speaker"}},
+                "spec": {**spec, "acquireTime": now},
+            }
+            await self.client.create(LEASES, self.namespace, body)
+        else:
+            lease.setdefault("spec", {}).update(spec)
+            await self.client.replace(LEASES, self.namespace, self.lease_name, lease)
+        was_live = self.is_live()
+        self._renewed_at = started
+        self.renewals += 1
+        self.last_error = None
+        if not was_live:
+            self.on_change()
+
+    async def release(self) -> None:
+        """Clean shutdown: empty the holder so peers take over at once, not after expiry."""
+        self._renewed_at = None
+        try:
+            lease = await self.client.get(LEASES, self.namespace, self.lease_name)
+            lease["spec"]["holderIdentity"] = ""
+            lease["spec"]["renewTime"] = micro_time()
+            await self.client.replace(LEASES, self.namespace, self.lease_name, lease)
+        except ApiError as exc:
+            log.warning("speaker lease not released: %s", exc)
+
+    # -- everyone's leases -----------------------------------------------------------------
+
+    def _lease_changed(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        name = key.split("/", 1)[-1]
+        if not name.startswith(PREFIX):
+            return
+        node = name[len(PREFIX):]
+        spec = (new or {}).get("spec") or {}
+        if new is None or not spec.get("holderIdentity"):
+            self._seen.pop(node, None)
+        else:
+            renew = str(spec.get("renewTime", ""))
+            previous = self._seen.get(node)
+            if previous is None or previous[0] != renew:
+                self._seen[node] = (renew, time.monotonic())
+        self._check()
+
+    def live_nodes(self) -> frozenset[str]:
+        """Nodes whose speaker renewed within the lease duration (as we observed it)."""
+        now = time.monotonic()
+        live = {
+            node for node, (_, seen) in self._seen.items()
+            if now - seen < self.timing.lease_duration
+        }
+        if self.is_live():
+            live.add(self.node)
+        else:
+            live.discard(self.node)
+        return frozenset(live)
+
+    def _check(self) -> None:
+        live = self.live_nodes()
+        if live != self._live_cache:
+            self._live_cache = live
+            self.on_change()
+
+    async def watch_expiry(self) -> None:
+        """Leases expire silently (a dead node writes nothing): look often enough to notice."""
+        while True:
+            self._check()
+            await asyncio.sleep(min(0.1, self.timing.renew_interval / 4))
+
+    def status(self) -> dict[str, object]:
+        now = time.monotonic()
+        return {
+            "node": self.node,
+            "live": self.is_live(),
+            "renewals": self.renewals,
+            "last_error": self.last_error,
+            "peers": {
+                node: {"renewTime": renew, "seen_seconds_ago": round(now - seen, 3)}
+                for node, (renew, seen) in sorted(self._seen.items())
+            },
+        }
