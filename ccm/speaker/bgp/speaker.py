@@ -34,7 +34,11 @@ log = logging.getLogger(__name__)
 
 
 class BGPError(RuntimeError):
-    """ExaBGP refused a command, or could not be reached in time."""
+    """ExaBGP could not be reached, or refused a command."""
+
+
+class BGPRefused(BGPError):
+    """ExaBGP answered "error": the command itself is wrong (e.g. names no configured peer)."""
 
 
 @dataclass
@@ -166,17 +170,26 @@ class BGPSpeaker:
             if previous is not None and previous.peers != route.peers:
                 await self._command(withdraw_command(previous))
             await self._command(announce_command(route))
-        except BGPError:
+        except BGPRefused:
             if self._routes.get(route.prefix) == route:
                 del self._routes[route.prefix]
             raise
+        except BGPError as exc:
+            # the link to ExaBGP broke: a fresh ExaBGP is coming and gets the route on replay
+            log.warning("announce %s deferred to ExaBGP's restart: %s", route.prefix, exc)
 
     async def withdraw(self, prefix: str) -> None:
         """Withdraw ``prefix`` from every peer it was announced to; unknown prefixes are a no-op."""
         route = self._routes.pop(Route(prefix).prefix, None)
         if route is None or not self._connected.is_set():
             return
-        await self._command(withdraw_command(route))
+        try:
+            await self._command(withdraw_command(route))
+        except BGPRefused:
+            raise
+        except BGPError as exc:
+            # the link broke; ExaBGP is being replaced, and the new one never gets this route
+            log.warning("withdraw %s completed by ExaBGP's restart: %s", route.prefix, exc)
 
     async def withdraw_all(self) -> None:
         for prefix in list(self._routes):
@@ -406,7 +419,11 @@ class BGPSpeaker:
         try:
             answer = await asyncio.wait_for(pending.answer, timeout=self.command_timeout)
         except TimeoutError as exc:
+            # an ExaBGP that stopped answering is as good as unreachable: replace it
+            self._restart_exabgp(f"no answer within {self.command_timeout}s")
             raise BGPError(f"no answer from ExaBGP to {line!r}") from exc
+        if answer == "error":
+            raise BGPRefused(f"ExaBGP refused {line!r}")
         if answer != "done":
             raise BGPError(f"ExaBGP answered {answer!r} to {line!r}")
         return pending.output

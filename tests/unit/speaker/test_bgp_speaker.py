@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ccm.speaker.bgp import BGPError, BGPSpeaker, Peer
+from ccm.speaker.bgp import BGPError, BGPRefused, BGPSpeaker, Peer
 
 
 def _unused_port() -> int:
@@ -67,7 +67,7 @@ async def test_announce_and_withdraw_are_acknowledged(speaker: BGPSpeaker) -> No
 
 async def test_exabgp_refusal_is_reported_and_not_recorded(speaker: BGPSpeaker) -> None:
     # a peer selector naming no configured neighbour: ExaBGP answers "error"
-    with pytest.raises(BGPError, match="error"):
+    with pytest.raises(BGPRefused, match="refused"):
         await speaker.announce("203.0.113.10", "192.0.2.2", peers=["198.51.100.7"])
     assert speaker.announced() == set()
 
