@@ -593,7 +593,7 @@ class Allocator:
             return
         if not parsed:
             return
-        packed = tuple(pack(family, value) for family, value in parsed)
+        packed = tuple([pack(family, value) for family, value in parsed])
         current = self._entries.get(req.key)
         if current is not None and current.packed == packed:
             report.restored.append(current.assignment)

@@ -57,7 +57,7 @@ def parse_ips(req: ServiceRequest, ips: Sequence[str]) -> list[tuple[Family, int
             raise AllocationError(
                 "InvalidRequest", f"Service {req.key}: {ip!r} is not an IP address"
             ) from None
-        if any(family == seen for seen, _ in parsed):
+        if parsed and any(family == seen for seen, _ in parsed):
             raise AllocationError(
                 "InvalidRequest",
                 f"Service {req.key} lists two {family} addresses ({', '.join(ips)}); "
