@@ -9,9 +9,10 @@ from typing import Any
 import netaddr
 import pytest
 
+from pools.external import make_backend as backend_from_provider
 from pools.external.base import AllocationKey, BackendError
 from pools.external.netbox import NetBoxBackend, owner_description
-from tests.netbox.conftest import Sandbox
+from tests.netbox.conftest import NetBoxEnv, Sandbox
 
 pytestmark = pytest.mark.netbox
 
@@ -226,3 +227,29 @@ async def test_bad_token_is_unauthorized(sandbox: Sandbox, make_backend: Build) 
     with pytest.raises(BackendError) as denied:
         await backend.health()
     assert denied.value.reason == "Unauthorized"
+
+
+async def test_v2_token_works_through_the_factory(sandbox: Sandbox, netbox_env: NetBoxEnv) -> None:
+    # NetBox 4.5+ creates v2 tokens by default; they travel as "Bearer nbt_<key>.<secret>".
+    _, users = await sandbox.admin.request("GET", "/api/users/users/",
+                                           params={"username": "vipam"})
+    _, token = await sandbox.admin.request("POST", "/api/users/tokens/", body={
+        "user": users["results"][0]["id"], "version": 2, "description": "vipam test"})
+    backend = backend_from_provider(
+        "netbox", url=netbox_env.url, token=f"nbt_{token['key']}.{token['token']}",
+        options={"prefixId": await sandbox.prefix("198.51.100.192/29")},
+    )
+    try:
+        await backend.health()
+        ip = await backend.allocate(key("u1"), service="shop/web")
+        assert netaddr.IPAddress(ip) in netaddr.IPNetwork("198.51.100.192/29")
+    finally:
+        await backend.close()
+        await sandbox.admin.request("DELETE", f"/api/users/tokens/{token['id']}/")
+
+
+async def test_missing_prefix_is_not_found(sandbox: Sandbox, make_backend: Build) -> None:
+    backend = make_backend(prefixId=2_000_000_000)
+    with pytest.raises(BackendError) as missing:
+        await backend.health()
+    assert missing.value.reason == "NotFound" and not missing.value.retryable
