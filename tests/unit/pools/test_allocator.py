@@ -455,3 +455,35 @@ def test_overlapping_pools_never_hand_out_one_address_twice() -> None:
     allocator.release("default/s2")
     assert allocator.stats()["b"]["IPv4"].available == 1
     assert allocator.allocate(svc("again", requested_pools=("b",))).ips == ("192.0.2.2",)
+
+
+@pytest.mark.parametrize(
+    ("block", "family", "expected"),
+    [
+        ("192.0.2.9/32", "IPv4", ["192.0.2.9"]),
+        ("192.0.2.8/31", "IPv4", ["192.0.2.8", "192.0.2.9"]),
+        ("2001:db8::9/128", "IPv6", ["2001:db8::9"]),
+        ("2001:db8::8/127", "IPv6", ["2001:db8::8", "2001:db8::9"]),
+    ],
+)
+def test_smallest_blocks_hand_out_every_address_then_run_out(
+    block: str, family: str, expected: list[str]
+) -> None:
+    allocator = Allocator([pool("tiny", block)])
+    got = [allocator.allocate(svc(f"s{i}", families=(family,))).ips[0] for i in expected]
+    assert got == expected
+    assert reason_of(allocator, svc("one-more", families=(family,))) == "PoolExhausted"
+    assert allocator.stats()["tiny"][family] == PoolStats(len(expected), len(expected), 0)  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("block", "family"), [("10.0.0.0/8", "IPv4"), ("2001:db8::/64", "IPv6")])
+def test_sequential_allocations_keep_one_free_interval(block: str, family: str) -> None:
+    """The free space of a big pool stays one interval however many addresses are handed out:
+    the cost of the next allocation does not grow with the allocations."""
+    allocator = Allocator([pool("big", block)])
+    for index in range(1000):
+        allocator.allocate(svc(f"s{index}", families=(family,)))
+    (state,) = allocator._ledger.states
+    (free,) = state.free.values()
+    assert len(free) == 1
+    assert allocator.stats()["big"][family].allocated == 1000  # type: ignore[index]
