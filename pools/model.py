@@ -60,6 +60,7 @@ def _exclude_entry(text: str) -> str:
     return text
 
 
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"  # a namespace name
 AddressEntry = Annotated[str, AfterValidator(_address_entry)]
 ExcludeEntry = Annotated[str, AfterValidator(_exclude_entry)]
 
@@ -72,7 +73,9 @@ class ServiceAllocation(_CamelModel):
     match as well (AND). Unset parts do not restrict.
     """
 
-    namespaces: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    namespaces: list[Annotated[str, Field(pattern=_DNS_LABEL, max_length=63)]] = Field(
+        default_factory=list
+    )
     namespace_selector: LabelSelector | None = Field(default=None, alias="namespaceSelector")
     service_selector: LabelSelector | None = Field(default=None, alias="serviceSelector")
 
@@ -121,7 +124,7 @@ class IPPoolSpec(_CamelModel):
     exclude: list[ExcludeEntry] = Field(default_factory=list)
     auto_assign: bool = Field(default=True, alias="autoAssign")
     avoid_buggy_ips: bool = Field(default=False, alias="avoidBuggyIPs")
-    priority: int | None = None
+    priority: int | None = Field(default=None, ge=0, le=2**31 - 1)
     disabled: bool = False
     service_allocation: ServiceAllocation | None = Field(default=None, alias="serviceAllocation")
     external: ExternalSpec | None = None
@@ -130,6 +133,11 @@ class IPPoolSpec(_CamelModel):
     def _addresses_or_external(self) -> IPPoolSpec:
         if not self.addresses and self.external is None:
             raise ValueError("addresses: a pool needs at least one address entry (or external)")
+        if self.addresses and self.external is not None:
+            raise ValueError(
+                "addresses: an external pool takes its addresses from the IPAM; "
+                "leave addresses out (or drop external)"
+            )
         return self
 
 

@@ -174,7 +174,23 @@ def test_every_bad_field_is_reported_at_once() -> None:
         ),
         (
             {"addresses": ["192.0.2.0/24"], "serviceAllocation": {"namespaces": [""]}},
-            "serviceAllocation.namespaces[0]: String should have at least 1 character",
+            "serviceAllocation.namespaces[0]: String should match pattern",
+        ),
+        (
+            {"addresses": ["192.0.2.0/24"], "serviceAllocation": {"namespaces": ["Kube_System"]}},
+            "serviceAllocation.namespaces[0]: String should match pattern",
+        ),
+        (
+            {"addresses": ["192.0.2.0/24"], "priority": -1},
+            "priority: Input should be greater than or equal to 0 (got -1)",
+        ),
+        (
+            {"addresses": ["192.0.2.0/24"], "priority": 2**31},
+            "priority: Input should be less than or equal to 2147483647",
+        ),
+        (
+            {"addresses": ["192.0.2.0/24"], "external": {"provider": "http", "url": "https://x"}},
+            "addresses: an external pool takes its addresses from the IPAM",
         ),
         (
             {
