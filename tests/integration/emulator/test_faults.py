@@ -46,7 +46,8 @@ async def test_clear_removes_planned_failures_and_latency(emulator: Emulator,
     emulator.faults.fail_next(5, 503)
     emulator.faults.set_latency(10)
     emulator.faults.clear()
-    assert (await core.list_namespace()).items
+    # neither a 503 nor a 10 s delay may remain
+    assert (await asyncio.wait_for(core.list_namespace(), 5)).items
 
 
 async def test_latency_delays_responses(emulator: Emulator, core: CoreV1Api) -> None:

@@ -172,7 +172,7 @@ async def test_resume_after_dropped_connections_misses_and_repeats_nothing(
         for i in range(total):
             await cm(core, f"r{i:02d}")
             if i % 10 == 5:
-                assert emulator.faults.drop_watches() >= 0
+                emulator.faults.drop_watches()
             await asyncio.sleep(0.01)
 
     async def follower() -> int:
