@@ -157,7 +157,7 @@ async def test_slow_server_times_out_per_request(server: ReferenceServer) -> Non
         assert len(server.requests) == 2
         [(name, op, result, seconds)] = calls
         assert (name, op, result) == ("pool-a", "allocate", "Timeout")
-        assert 0.4 <= seconds < 1.5
+        assert 0.4 <= seconds < 3.0  # two 0.2 s timeouts; the upper bound only catches hangs
     finally:
         await client.close()
 
