@@ -71,6 +71,14 @@ class Emulator:
         await asyncio.sleep(0)  # let watch handlers see the abort before the server closes
         await runner.cleanup()
 
+    async def restart(self, *, expire_history: bool = False) -> None:
+        """stop() then start(). A real apiserver rebuilds its watch cache on start, so watches
+        resumed from before the restart usually get 410; expire_history=True models that."""
+        await self.stop()
+        if expire_history:
+            self.faults.expire_history()
+        await self.start()
+
     async def __aenter__(self) -> Emulator:
         await self.start()
         return self

@@ -123,3 +123,17 @@ async def test_failed_requests_are_still_counted(emulator: Emulator, core: CoreV
         await core.create_namespaced_service("default", lb_service("x"))
     assert status_body(caught.value)["code"] == 500
     assert emulator.stats.writes == 1
+
+
+async def test_restart_with_expired_history_forces_relist(emulator: Emulator,
+                                                          core: CoreV1Api) -> None:
+    created = await core.create_namespaced_config_map("default", {"metadata": {"name": "x"}})
+    await emulator.restart(expire_history=True)
+    with pytest.raises(ApiException) as caught:
+        async for _ in watch.Watch().stream(core.list_namespaced_config_map, "default",
+                                            resource_version=created.metadata.resource_version,
+                                            timeout_seconds=1):
+            pass
+    assert caught.value.status == 410
+    listing = await core.list_namespaced_config_map("default")
+    assert [i.metadata.name for i in listing.items] == ["x"]

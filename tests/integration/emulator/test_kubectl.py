@@ -160,3 +160,19 @@ def test_apply_catches_unknown_fields_strictly(kubectl: Kubectl) -> None:
     assert 'unknown field "spec.sise"' in result.stderr
     loose = kubectl.apply(WIDGET.replace("size: 7", "sise: 7"), "--validate=false")
     assert "created" in loose.stdout
+
+
+def test_delete_waits_until_the_finalizer_is_released(kubectl: Kubectl) -> None:
+    """kubectl delete (with its default --wait) follows the object by watch until it is gone."""
+    kubectl.apply(SERVICE.replace("labels: {app: web}", "labels: {app: web}, finalizers: "
+                                  "[service.kubernetes.io/load-balancer-cleanup]"))
+    deleting = kubectl.popen("delete", "svc", "web")
+    try:
+        time.sleep(1.5)
+        assert deleting.poll() is None  # still waiting: the finalizer holds the object
+        kubectl("patch", "svc", "web", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+        assert deleting.wait(timeout=15) == 0
+    finally:
+        if deleting.poll() is None:
+            deleting.kill()
+        deleting.communicate(timeout=5)
