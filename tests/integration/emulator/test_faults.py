@@ -128,6 +128,7 @@ async def test_failed_requests_are_still_counted(emulator: Emulator, core: CoreV
 async def test_restart_with_expired_history_forces_relist(emulator: Emulator,
                                                           core: CoreV1Api) -> None:
     created = await core.create_namespaced_config_map("default", {"metadata": {"name": "x"}})
+    await core.create_namespaced_config_map("default", {"metadata": {"name": "y"}})
     await emulator.restart(expire_history=True)
     with pytest.raises(ApiException) as caught:
         async for _ in watch.Watch().stream(core.list_namespaced_config_map, "default",
@@ -136,4 +137,4 @@ async def test_restart_with_expired_history_forces_relist(emulator: Emulator,
             pass
     assert caught.value.status == 410
     listing = await core.list_namespaced_config_map("default")
-    assert [i.metadata.name for i in listing.items] == ["x"]
+    assert [i.metadata.name for i in listing.items] == ["x", "y"]
