@@ -14,6 +14,7 @@ from typing import Any
 from ccm.emulator.objects import clone
 
 Errors = list[tuple[str, str]]
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),
@@ -120,7 +121,14 @@ def _validate_string(value: str, schema: dict[str, Any], where: str, errors: Err
                               f"type {fmt}: {_show(value)}"))
 
 
+_INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+
+
 def _validate_number(value: float, schema: dict[str, Any], where: str, errors: Errors) -> None:
+    low_high = _INT_RANGES.get(schema.get("format", ""))
+    if low_high and not low_high[0] <= value <= low_high[1]:
+        errors.append((where, f"Invalid value: {value}: {where} in body must be of type "
+                              f"{schema['format']}"))
     if "minimum" in schema:
         low = schema["minimum"]
         if value < low or (schema.get("exclusiveMinimum") is True and value == low):
@@ -145,12 +153,17 @@ def _validate_array(value: list[Any], schema: dict[str, Any], path: str, errors:
     if isinstance(items, dict):
         for index, item in enumerate(value):
             _validate(item, items, f"{path}[{index}]", errors)
-    if schema.get("x-kubernetes-list-type") == "set":
+    list_type = schema.get("x-kubernetes-list-type")
+    if list_type in ("set", "map"):
+        keys = schema.get("x-kubernetes-list-map-keys") or []
         seen: list[Any] = []
         for index, item in enumerate(value):
-            if item in seen:
-                errors.append((f"{path}[{index}]", f"Duplicate value: {_show(item)}"))
-            seen.append(item)
+            identity = item
+            if list_type == "map" and isinstance(item, dict):
+                identity = {k: item.get(k) for k in keys}
+            if identity in seen:
+                errors.append((f"{path}[{index}]", f"Duplicate value: {_show(identity)}"))
+            seen.append(identity)
 
 
 def _validate_object(value: dict[str, Any], schema: dict[str, Any], path: str,
@@ -199,6 +212,8 @@ def _format_ok(value: str, fmt: str) -> bool:
             ipaddress.ip_address(value)
         elif fmt == "cidr":
             ipaddress.ip_network(value, strict=False)
+        elif fmt == "date-time":
+            return _DATE_TIME.fullmatch(value) is not None
         else:
             return True  # formats the apiserver does not check (or we do not know) pass
     except ValueError:

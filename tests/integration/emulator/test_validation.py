@@ -82,6 +82,7 @@ async def test_ingress_ip_mode_enum(core: CoreV1Api) -> None:
     ({"color": "red", "address": "192.0.2.999"}, "spec.address"),  # format
     ({"color": "red", "tags": ["a", "b", "c", "d"]}, "spec.tags"),  # maxItems
     ({"color": "red", "labels": {"a": 1}}, "spec.labels.a"),  # additionalProperties
+    ({"color": "red", "weight": 2**31}, "spec.weight"),  # format: int32
     ({"size": 2}, "spec.color"),                      # required
 ])
 async def test_custom_resource_schema(custom: CustomObjectsApi, spec: dict[str, Any],
@@ -106,11 +107,31 @@ async def test_schema_defaults_and_pruning(custom: CustomObjectsApi) -> None:
     assert "topLevelJunk" not in created
 
 
-async def test_status_is_validated_on_status_writes(custom: CustomObjectsApi) -> None:
+@pytest.mark.parametrize(("conditions", "field"), [
+    ([{"type": "Ready", "status": "Yes"}], "status.conditions[0].status"),
+    ([{"type": "Ready", "status": "True"}, {"type": "Ready", "status": "False"}],
+     "status.conditions[1]"),  # listType=map keyed by type
+    ([{"type": "Ready", "status": "True", "lastTransitionTime": "yesterday"}],
+     "status.conditions[0].lastTransitionTime"),  # format: date-time
+])
+async def test_status_is_validated_on_status_writes(custom: CustomObjectsApi,
+                                                    conditions: list[Any], field: str) -> None:
     await custom.create_namespaced_custom_object(*WIDGETS, widget("sv"))
     await expect_invalid(custom.patch_namespaced_custom_object_status(
-        *WIDGETS, "sv", {"status": {"conditions": [{"type": "Ready", "status": "Yes"}]}},
-        _content_type="application/merge-patch+json"), "status.conditions[0].status")
+        *WIDGETS, "sv", {"status": {"conditions": conditions}},
+        _content_type="application/merge-patch+json"), field)
+
+
+async def test_valid_conditions_and_formats_pass(custom: CustomObjectsApi) -> None:
+    await custom.create_namespaced_custom_object(*WIDGETS, widget("ok", weight=2**31 - 1))
+    patched = await custom.patch_namespaced_custom_object_status(
+        *WIDGETS, "ok", {"status": {"conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-21T08:00:00Z",
+             "observedGeneration": 1},
+            {"type": "Other", "status": "False",
+             "lastTransitionTime": "2026-11-21T08:00:00.5+01:00"}]}},
+        _content_type="application/merge-patch+json")
+    assert [c["type"] for c in patched["status"]["conditions"]] == ["Ready", "Other"]
 
 
 async def test_wrong_kind_is_bad_request(core: CoreV1Api) -> None:
