@@ -26,6 +26,13 @@ class Agent:
     async def handle(self, op: str, args: dict[str, Any]) -> Any:
         if op == "ping":
             return None
+        if op == "l2_options":
+            assert not self.l2.announced(), "configure before announcing"
+            self.l2 = L2Announcer(**args)
+            return None
+        if op == "refresh":
+            await self.l2.refresh()
+            return None
         if op == "announce":
             started = time.monotonic()
             await self.l2.announce(args["ip"], args["interface"])

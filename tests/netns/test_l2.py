@@ -137,3 +137,20 @@ def test_withdraw_stops_the_repeats(lab: Lab) -> None:
     frames = _frames(capture, vip)
     assert [frame["kind"] for frame in frames] == ["arp-1", "arp-2"]
     node1.close()
+
+
+def test_address_lifetime_fences_a_dead_speaker_and_refresh_keeps_a_live_one(lab: Lab) -> None:
+    vip = VIPS[4]
+    live, dead = Agent(lab, lab.nodes[0]), Agent(lab, lab.nodes[1])
+    for agent in (live, dead):
+        agent.call("l2_options", address_lifetime=2)
+        agent.call("announce", ip=vip, interface="eth0")
+    dead.kill()
+    started = time.monotonic()
+    # the live speaker renews its lease every second and refreshes; the dead one cannot
+    while time.monotonic() - started < 3.5:
+        live.call("refresh")
+        time.sleep(1)
+    assert vip not in addresses(dead.node.name)  # the kernel expired it: no code of ours ran
+    assert vip in addresses(live.node.name)
+    live.close()

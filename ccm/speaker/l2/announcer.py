@@ -10,6 +10,11 @@ background, so announcing many addresses does not serialise on the spacing.
 Addresses we add carry our own address protocol number (``IFA_PROTO``), so that a speaker
 restarted after being killed can find and remove what its predecessor left behind (``reclaim``)
 without ever touching addresses someone else configured.
+
+With ``address_lifetime`` the addresses are added with a kernel lifetime (valid_lft) that
+``refresh`` extends; the speaker calls it after each successful renewal of its Lease. A speaker
+that is killed, hangs or stops renewing thus loses its addresses in the kernel itself when the
+lifetime runs out: self-fencing that holds even when no code of ours runs any more.
 """
 
 from __future__ import annotations
@@ -77,11 +82,16 @@ def interface_mac(interface: str) -> bytes:
 class L2Announcer:
     """Announces addresses from this node: adds each to its interface, then ARP/NDP bursts."""
 
-    def __init__(self, *, repeats: int = 3, interval: float = 0.5) -> None:
+    def __init__(
+        self, *, repeats: int = 3, interval: float = 0.5, address_lifetime: int | None = None
+    ) -> None:
         if repeats < 1:
             raise ValueError("repeats must be at least 1")
+        if address_lifetime is not None and address_lifetime < 1:
+            raise ValueError("address_lifetime must be at least 1 second")
         self.repeats = repeats
         self.interval = interval
+        self.address_lifetime = address_lifetime
         self._interfaces: dict[str, str] = {}
         self._repeaters: dict[str, asyncio.Task[None]] = {}
 
@@ -124,6 +134,21 @@ class L2Announcer:
         for ip in list(self._interfaces):
             await self.withdraw(ip)
 
+    async def refresh(self) -> None:
+        """Extend the kernel lifetime of every announced address (no-op without a lifetime).
+
+        Call after each successful Lease renewal, well within ``address_lifetime``.
+        """
+        if self.address_lifetime is None:
+            return
+        async with AsyncIPRoute() as ipr:
+            for ip, interface in list(self._interfaces.items()):
+                try:
+                    index = await self._index(ipr, interface)
+                    await ipr.addr("replace", index=index, **self._address_arguments(ip))
+                except (NetlinkError, AnnounceError) as exc:
+                    log.warning("could not refresh %s on %s: %s", ip, interface, exc)
+
     async def reclaim(self) -> set[str]:
         """Remove addresses that a previous speaker on this node added and never withdrew.
 
@@ -161,7 +186,7 @@ class L2Announcer:
         if task is not None:
             task.cancel()
 
-    async def _add_address(self, ip: str, interface: str) -> None:
+    def _address_arguments(self, ip: str) -> dict[str, Any]:
         arguments: dict[str, Any] = {
             "address": ip,
             "prefixlen": _host_prefixlen(ip),
@@ -170,13 +195,22 @@ class L2Announcer:
         if ipaddress.ip_address(ip).version == 6:
             # without NODAD the address stays "tentative" for ~1 s and cannot be used or announced
             arguments["flags"] = IFA_F_NODAD
+        if self.address_lifetime is not None:
+            arguments["valid_lft"] = self.address_lifetime
+            arguments["preferred_lft"] = self.address_lifetime
+        return arguments
+
+    async def _add_address(self, ip: str, interface: str) -> None:
+        arguments = self._address_arguments(ip)
         async with AsyncIPRoute() as ipr:
             index = await self._index(ipr, interface)
             for existing in await self._configured(ipr, ip):
                 if existing.get("proto") != VIPAM_ADDRESS_PROTO:
                     raise AnnounceError(f"{ip} is already configured on this node, not by vipam")
                 if existing["index"] == index and existing["prefixlen"] == arguments["prefixlen"]:
-                    return  # ours already (re-announce, or adopted from a killed predecessor)
+                    # ours already (re-announce, or adopted from a killed predecessor)
+                    await ipr.addr("replace", index=index, **arguments)  # renews the lifetime
+                    return
                 # ours, but on another interface: move it
                 await ipr.addr(
                     "del", index=existing["index"], address=ip, prefixlen=existing["prefixlen"]

@@ -38,3 +38,8 @@ async def test_withdrawing_an_unknown_address_is_a_no_op() -> None:
     announcer = L2Announcer()
     await announcer.withdraw("192.0.2.10")
     assert announcer.announced() == set()
+
+
+def test_l2_announcer_lifetime_must_be_whole_positive_seconds() -> None:
+    with pytest.raises(ValueError, match="address_lifetime"):
+        L2Announcer(address_lifetime=0)
