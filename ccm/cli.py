@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("version", help="print the version")
     controller = sub.add_parser("controller", help="run the controller (allocates addresses)")
     _add_settings_flags(controller, ControllerSettings)
+    from ccm.speaker.settings import SpeakerSettings
+
+    speaker = sub.add_parser("speaker", help="run the speaker (announces addresses; one per node)")
+    _add_settings_flags(speaker, SpeakerSettings)
     playground = sub.add_parser(
         "playground", help="API emulator + controller + samples on this machine"
     )
@@ -71,36 +75,48 @@ def main(argv: list[str] | None = None) -> int:
         from ccm.playground import main as playground_main
 
         return playground_main(args)
-    if args.command == "controller":
+    if args.command in ("controller", "speaker"):
         from ccm.settings import ControllerSettings
+        from ccm.speaker.settings import SpeakerSettings
 
+        model: type[BaseModel] = (
+            ControllerSettings if args.command == "controller" else SpeakerSettings
+        )
         try:
-            settings = _settings_from(args, ControllerSettings)
+            settings = _settings_from(args, model)
         except ValidationError as exc:
             for error in exc.errors():
                 where = ".".join(str(p) for p in error["loc"])
-                print(f"vipam controller: --{where.replace('_', '-')}: {error['msg']}",
+                print(f"vipam {args.command}: --{where.replace('_', '-')}: {error['msg']}",
                       file=sys.stderr)
             return 2
-        return asyncio.run(_run_controller(settings))
+        return asyncio.run(_run_process(args.command, settings))
     parser.error(f"unknown command {args.command}")
     return 2
 
 
-async def _run_controller(settings: Any) -> int:
-    from ccm.controller.manager import Controller
+async def _run_process(kind: str, settings: Any) -> int:
+    """Run a controller or a speaker until SIGINT/SIGTERM, then stop it cleanly."""
     from ccm.health.server import HealthServer
     from ccm.logs import setup_logging
 
     setup_logging(settings.log_format, settings.log_level)
-    controller = Controller(settings)
+    controller: Any
+    if kind == "controller":
+        from ccm.controller.manager import Controller
+
+        controller = Controller(settings)
+    else:
+        from ccm.speaker.process import Speaker
+
+        controller = Speaker(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     health = HealthServer(controller, settings.health_host, int(settings.health_port))
     await health.start()
-    print(f"vipam controller: health on {health.url}", file=sys.stderr, flush=True)
+    print(f"vipam {kind}: health on {health.url}", file=sys.stderr, flush=True)
     try:
         starting = asyncio.create_task(controller.start())
         stopping = asyncio.create_task(stop.wait())

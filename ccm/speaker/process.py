@@ -1,0 +1,367 @@
+"""The speaker process on one node: watch, plan, announce, report.
+
+One level-triggered loop: any change (a Service, a pool, an advertisement, a node, an endpoint,
+a speaker Lease, our own liveness) marks the state dirty; `reconcile` recomputes the whole plan
+with `plan.make_plan` and applies the difference to the announcers. The only periodic API writes
+are this node's Lease renewals; Services are written (the `vipam.io/announcing-node`
+annotation, a NodeAssigned Event) only when their owner changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import re
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from ccm.controller import names
+from ccm.kube.client import JSON, ApiError, KubeClient
+from ccm.kube.events import EventRecorder
+from ccm.kube.informer import Informer
+from ccm.kube.resources import (
+    BGPADVERTISEMENTS,
+    BGPPEERS,
+    ENDPOINTSLICES,
+    IPPOOLS,
+    L2ADVERTISEMENTS,
+    NODES,
+    SECRETS,
+    SERVICES,
+)
+from ccm.speaker.bgp.config import Peer
+from ccm.speaker.bgp.speaker import BGPSpeaker
+from ccm.speaker.l2.announcer import Announcer, L2Announcer, LoggingAnnouncer
+from ccm.speaker.membership import Membership, MembershipTiming
+from ccm.speaker.plan import ClusterView, Plan, make_plan
+from ccm.speaker.settings import SpeakerSettings
+
+log = logging.getLogger(__name__)
+
+
+def default_interface(ip: str) -> str:
+    """The interface the kernel would use to reach `ip` (the segment the address lives on)."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        routes = ipr.route("get", dst=ip)
+        index = routes[0].get_attr("RTA_OIF")
+        return str(ipr.get_links(index)[0].get_attr("IFLA_IFNAME"))
+
+
+def _hold_seconds(value: object) -> int:
+    if value is None:
+        return 90
+    match = re.fullmatch(r"(\d+)s?", str(value))
+    if not match:
+        raise ValueError(f"holdTime {value!r} is not a number of seconds")
+    return int(match.group(1))
+
+
+class Speaker:
+    def __init__(self, settings: SpeakerSettings, client: KubeClient | None = None) -> None:
+        self.settings = settings
+        self.node = settings.node_name
+        self._client = client
+        self.registry = CollectorRegistry()
+        self.announced_gauge = Gauge(
+            "vipam_speaker_announced_addresses", "Addresses this node announces", ["mode"],
+            registry=self.registry,
+        )
+        self.reconciles = Counter(
+            "vipam_speaker_reconciles", "Plan recomputations", registry=self.registry
+        )
+        self.announce_errors = Counter(
+            "vipam_speaker_announce_errors", "Failed announcements", ["mode"],
+            registry=self.registry,
+        )
+        self.dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.l2_owned: dict[str, str] = {}  # ip -> service key
+        self.bgp: BGPSpeaker | None = None  # started when a BGPAdvertisement first needs it
+        self.bgp_peers_key: tuple[Any, ...] = ()
+        self.plan = Plan()
+        self.last_errors: list[dict[str, Any]] = []
+        self._heartbeat = time.monotonic()
+        self.ready_event = asyncio.Event()
+
+    @property
+    def client(self) -> KubeClient:
+        assert self._client is not None
+        return self._client
+
+    def _mark(self, *_: object) -> None:
+        self.dirty.set()
+
+    async def start(self) -> None:
+        s = self.settings
+        if self._client is None:
+            self._client = await KubeClient.connect(
+                s.kubeconfig, s.context, qps=s.qps, burst=s.burst
+            )
+        self.announcer = self._make_announcer()
+        self.membership = Membership(
+            self.client, namespace=s.namespace, node=self.node,
+            timing=MembershipTiming(s.renew_interval, s.lease_duration, s.fence_after),
+            on_change=self._mark,
+        )
+        self.recorder = EventRecorder(self.client, "vipam-speaker", host=self.node)
+        self.informers = {
+            res.plural: Informer(self.client, res, self._mark)
+            for res in (SERVICES, IPPOOLS, L2ADVERTISEMENTS, BGPADVERTISEMENTS, BGPPEERS, NODES,
+                        ENDPOINTSLICES)
+        }
+        if isinstance(self.announcer, L2Announcer):
+            with contextlib.suppress(Exception):
+                await self.announcer.reclaim()  # addresses a killed predecessor left behind
+        for name, informer in self.informers.items():
+            self._spawn(informer.run(), f"informer-{name}")
+        self._spawn(self.membership.informer.run(), "informer-leases")
+        await asyncio.gather(*(i.synced.wait() for i in self.informers.values()),
+                             self.membership.informer.synced.wait())
+        self._spawn(self.membership.renew_forever(), "lease-renew")
+        self._spawn(self.membership.watch_expiry(), "lease-expiry")
+        self._spawn(self._loop(), "reconcile")
+        self._spawn(self._heartbeat_loop(), "heartbeat")
+        self.ready_event.set()
+
+    def _make_announcer(self) -> Announcer:
+        mode = self.settings.announcer
+        if mode == "auto":
+            mode = "kernel" if os.geteuid() == 0 else "log"
+        if mode == "kernel":
+            return L2Announcer(repeats=self.settings.garp_repeats,
+                               interval=self.settings.garp_interval)
+        return LoggingAnnouncer(log)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self._tasks.append(asyncio.get_running_loop().create_task(coro, name=name))
+
+    async def stop(self, *, crash: bool = False) -> None:
+        """Clean stop: withdraw everything and release the Lease. `crash` skips both (tests)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if not crash:
+            await self._withdraw_everything()
+            if hasattr(self, "membership"):
+                await self.membership.release()
+        if self._client is not None:
+            await self._client.close()
+
+    async def _withdraw_everything(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.announcer.withdraw_all()
+        self.l2_owned.clear()
+        if self.bgp is not None:
+            with contextlib.suppress(Exception):
+                await self.bgp.stop()
+            self.bgp = None
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while True:
+            await self.dirty.wait()
+            self.dirty.clear()
+            try:
+                await self.reconcile()
+            except Exception as exc:  # keep serving; the next change retries
+                log.exception("speaker reconcile failed")
+                self._note_error("reconcile", str(exc))
+                await asyncio.sleep(0.5)
+                self.dirty.set()
+
+    def view(self) -> ClusterView:
+        i = self.informers
+        return ClusterView(
+            services=i["services"].cache, pools=i["ippools"].cache,
+            l2_advertisements=i["l2advertisements"].cache,
+            bgp_advertisements=i["bgpadvertisements"].cache, peers=i["bgppeers"].cache,
+            nodes=i["nodes"].cache, endpoint_slices=i["endpointslices"].cache,
+            serve_unclassed=self.settings.serve_unclassed,
+        )
+
+    async def reconcile(self) -> None:
+        self.reconciles.inc()
+        live = self.membership.live_nodes() if self.membership.is_live() else frozenset()
+        plan = make_plan(self.view(), self.node, live)
+        self.plan = plan
+        await self._apply_l2(plan)
+        await self._apply_bgp(plan)
+        self.announced_gauge.labels(mode="l2").set(len(self.l2_owned))
+        self.announced_gauge.labels(mode="bgp").set(len(plan.bgp))
+
+    async def _apply_l2(self, plan: Plan) -> None:
+        mine = {ip: duty for ip, duty in plan.l2.items() if duty.owner == self.node}
+        for ip in list(self.l2_owned):
+            if ip not in mine:
+                await self.announcer.withdraw(ip)
+                del self.l2_owned[ip]
+        for ip, duty in mine.items():
+            if ip in self.l2_owned:
+                continue
+            try:
+                interface = duty.interfaces[0] if duty.interfaces else (
+                    "log" if isinstance(self.announcer, LoggingAnnouncer)
+                    else await asyncio.to_thread(default_interface, ip)
+                )
+                await self.announcer.announce(ip, interface)
+            except Exception as exc:
+                self.announce_errors.labels(mode="l2").inc()
+                self._note_error(duty.service, f"announce {ip}: {exc}")
+                await self._event(duty.service, "Warning", "AnnounceFailed",
+                                  f"node {self.node} could not announce {ip}: {exc}")
+                continue
+            self.l2_owned[ip] = duty.service
+        await self._write_announcing_nodes(plan, mine)
+
+    async def _write_announcing_nodes(self, plan: Plan, mine: dict[str, Any]) -> None:
+        """The owner of a Service's first address records every owner in the annotation."""
+        by_service: dict[str, list[str]] = {}
+        for ip, duty in plan.l2.items():
+            by_service.setdefault(duty.service, []).append(ip)
+        writes = []
+        for key, ips in by_service.items():
+            svc = self.informers["services"].cache.get(key)
+            if svc is None:
+                continue
+            ingress = [e.get("ip") for e in
+                       ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []]
+            first = next((ip for ip in ingress if ip in ips), ips[0])
+            if first not in mine:
+                continue
+            value = ",".join(sorted({o for ip in ips if (o := plan.l2[ip].owner)}))
+            annotations = (svc.get("metadata") or {}).get("annotations") or {}
+            if annotations.get(names.ANN_ANNOUNCING_NODE) != value:
+                writes.append(self._annotate(key, svc, value, [ip for ip in ips if ip in mine]))
+        limit = asyncio.Semaphore(16)
+
+        async def bounded(write: Any) -> None:
+            async with limit:
+                await write
+
+        await asyncio.gather(*(bounded(w) for w in writes))
+
+    async def _annotate(self, key: str, svc: JSON, value: str, ips: list[str]) -> None:
+        namespace, name = key.split("/", 1)
+        try:
+            await self.client.patch(
+                SERVICES, namespace, name,
+                {"metadata": {"annotations": {names.ANN_ANNOUNCING_NODE: value}}},
+            )
+        except ApiError as exc:
+            self._note_error(key, f"annotate: {exc}")
+            return
+        await self.recorder.record(
+            svc, "Normal", "NodeAssigned", f"{', '.join(ips)} announced from node {self.node}"
+        )
+
+    async def _apply_bgp(self, plan: Plan) -> None:
+        if not self.settings.bgp:
+            return
+        if not plan.bgp and self.bgp is None:
+            return
+        peers = await self._peers(plan.peers)
+        if not peers or not plan.bgp:
+            if self.bgp is not None:
+                await self.bgp.withdraw_all()
+            if not peers:
+                return
+        key = tuple(peers)
+        if self.bgp is None:
+            self.bgp = BGPSpeaker(router_id=self.settings.bgp_router_id,
+                                  workdir=self.settings.bgp_workdir)
+            await self.bgp.start(peers)
+            self.bgp_peers_key = key
+        elif key != self.bgp_peers_key:
+            await self.bgp.set_peers(peers)
+            self.bgp_peers_key = key
+        bgp = self.bgp
+        names_to_address = {
+            (p.get("metadata") or {}).get("name"): (p.get("spec") or {}).get("address")
+            for p in plan.peers
+        }
+        for prefix in list(bgp.announced()):
+            ip = prefix.split("/", 1)[0]
+            if ip not in plan.bgp:
+                await bgp.withdraw(prefix)
+        for ip, duty in plan.bgp.items():
+            try:
+                await bgp.announce(
+                    ip, communities=duty.communities, local_pref=duty.local_pref,
+                    peers=[str(names_to_address[n]) for n in duty.peers if n in names_to_address],
+                )
+            except Exception as exc:
+                self.announce_errors.labels(mode="bgp").inc()
+                await self._event(duty.service, "Warning", "AnnounceFailed",
+                                  f"node {self.node} could not announce {ip} by BGP: {exc}")
+
+    async def _peers(self, objects: list[JSON]) -> list[Peer]:
+        peers = []
+        for obj in objects:
+            spec = obj.get("spec") or {}
+            try:
+                password = await self._password(spec.get("passwordSecretRef"))
+                peers.append(Peer(
+                    address=str(spec["address"]), asn=int(spec["asn"]),
+                    local_asn=int(spec.get("localASN") or spec["asn"]),
+                    hold_time=_hold_seconds(spec.get("holdTime")), password=password,
+                    source_address=spec.get("sourceAddress"), port=int(spec.get("port") or 179),
+                ))
+            except (KeyError, ValueError, ApiError) as exc:
+                self._note_error(f"bgppeer/{obj['metadata']['name']}", str(exc))
+        return peers
+
+    async def _password(self, ref: JSON | None) -> str | None:
+        if not ref:
+            return None
+        namespace = ref.get("namespace") or self.settings.namespace
+        secret = await self.client.get(SECRETS, namespace, str(ref["name"]))
+        raw = (secret.get("data") or {}).get(ref.get("key") or "password")
+        return base64.b64decode(raw).decode() if raw else None
+
+    async def _event(self, service: str, kind: str, reason: str, message: str) -> None:
+        svc = self.informers["services"].cache.get(service)
+        if svc is not None:
+            await self.recorder.record(svc, kind, reason, message)  # type: ignore[arg-type]
+
+    def _note_error(self, what: str, message: str) -> None:
+        self.last_errors.append({"object": what, "error": message, "at": time.time()})
+        del self.last_errors[:-20]
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            self._heartbeat = time.monotonic()
+            await asyncio.sleep(1.0)
+
+    # -- health ----------------------------------------------------------------------------
+
+    def healthy(self) -> tuple[bool, str]:
+        if time.monotonic() - self._heartbeat > 10:
+            return False, "event loop stalled"
+        return True, "live" if self.membership.is_live() else "not renewing its lease"
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.ready_event.is_set():
+            return False, "caches not synced"
+        return True, f"announcing {len(self.l2_owned)} L2, {len(self.plan.bgp)} BGP addresses"
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "membership": self.membership.status(),
+            "live_nodes": sorted(self.membership.live_nodes()),
+            "l2": {ip: svc for ip, svc in sorted(self.l2_owned.items())},
+            "bgp": sorted(self.plan.bgp),
+            "bgp_peers": self.bgp.peer_states() if self.bgp is not None else {},
+            "last_errors": self.last_errors[-10:],
+        }

@@ -1,0 +1,211 @@
+"""L2 election across speakers: one announcer per address, fast failover, O(nodes) API writes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from ccm.controller import names
+from ccm.emulator import Emulator
+from ccm.kube.client import KubeClient
+from ccm.kube.resources import ENDPOINTSLICES
+from ccm.speaker.process import Speaker
+from tests.integration.controller.harness import (
+    create_pool,
+    create_service,
+    events_for,
+    ingress_ips,
+    leader_ready,
+    start_controller,
+    wait_for,
+)
+from tests.integration.speaker.harness import (
+    announcers,
+    l2_everywhere,
+    make_nodes,
+    start_speaker,
+)
+
+NODES = ["node-a", "node-b", "node-c"]
+
+
+async def _setup(kube: KubeClient, kubeconfig: Path, services: int) -> tuple[object, list[str]]:
+    await make_nodes(kube, NODES)
+    await create_pool(kube, "v4", addresses=["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"])
+    await create_pool(kube, "v6", addresses=["2001:db8:7::/64"])
+    await l2_everywhere(kube)
+    controller = await start_controller(kubeconfig)
+    await leader_ready(controller)
+    sem = asyncio.Semaphore(32)
+
+    async def make(i: int) -> None:
+        async with sem:
+            families = ["IPv6"] if i % 3 == 0 else None
+            await create_service(kube, f"s{i}", families=families)
+
+    await asyncio.gather(*(make(i) for i in range(services)))
+    return controller, [f"s{i}" for i in range(services)]
+
+
+def _all_addresses(emu: Emulator) -> set[str]:
+    return {ip for svc in emu.list_objects("services") for ip in ingress_ips(svc)}
+
+
+def _exactly_one_each(emu: Emulator, speakers: list[Speaker]) -> bool:
+    wanted = _all_addresses(emu)
+    current = announcers(speakers)
+    return bool(wanted) and set(current) == wanted and all(
+        len(nodes) == 1 for nodes in current.values()
+    )
+
+
+async def test_one_announcer_per_address_and_failover_under_two_seconds(
+    emu: Emulator, kube: KubeClient, kubeconfig: Path
+) -> None:
+    controller, _ = await _setup(kube, kubeconfig, 60)
+    speakers = [await start_speaker(kubeconfig, node) for node in NODES]
+    try:
+        await wait_for(lambda: len(_all_addresses(emu)) == 60, 20, "all allocated")
+        await wait_for(lambda: _exactly_one_each(emu, speakers), 10, "one announcer each")
+        spread = {n: len(s.announcer.announced()) for n, s in zip(NODES, speakers, strict=True)}
+        assert all(count > 5 for count in spread.values()), spread  # rendezvous spreads load
+        svc = emu.get_object("v1/services", "default", "s1") or {}
+        (ip,) = ingress_ips(svc)
+        owner = announcers(speakers)[ip][0]
+        assert svc["metadata"]["annotations"][names.ANN_ANNOUNCING_NODE] == owner
+        assert await wait_for(lambda: events_for(emu, "s1", "NodeAssigned"), 5)
+
+        victim = speakers[0]
+        orphaned = set(victim.announcer.announced())
+        killed = time.monotonic()
+        await victim.stop(crash=True)  # like SIGKILL: no withdraw, no lease release
+        survivors = speakers[1:]
+        await wait_for(lambda: orphaned <= set(announcers(survivors)), 5, "takeover")
+        failover = time.monotonic() - killed
+        assert _exactly_one_each(emu, survivors)
+        assert failover < 2.0, f"failover took {failover:.2f}s"
+        print(f"L2 failover after a crash: {failover:.3f}s for {len(orphaned)} addresses")
+    finally:
+        for speaker in speakers[1:]:
+            await speaker.stop()
+        await controller.stop()  # type: ignore[attr-defined]
+
+
+async def test_clean_stop_hands_over_at_once(
+    emu: Emulator, kube: KubeClient, kubeconfig: Path
+) -> None:
+    controller, _ = await _setup(kube, kubeconfig, 12)
+    speakers = [await start_speaker(kubeconfig, node) for node in NODES]
+    try:
+        await wait_for(lambda: _exactly_one_each(emu, speakers), 10, "one announcer each")
+        started = time.monotonic()
+        await speakers[0].stop()
+        await wait_for(lambda: _exactly_one_each(emu, speakers[1:]), 5, "handover")
+        assert time.monotonic() - started < 1.0
+    finally:
+        for speaker in speakers[1:]:
+            await speaker.stop()
+        await controller.stop()  # type: ignore[attr-defined]
+
+
+async def test_speaker_that_cannot_renew_goes_silent_before_takeover(
+    emu: Emulator, kube: KubeClient, kubeconfig: Path
+) -> None:
+    controller, _ = await _setup(kube, kubeconfig, 12)
+    speakers = [await start_speaker(kubeconfig, node) for node in NODES]
+    try:
+        await wait_for(lambda: _exactly_one_each(emu, speakers), 10, "one announcer each")
+        victim = speakers[0]
+        theirs = set(victim.announcer.announced())
+        (renew,) = [t for t in victim._tasks if t.get_name() == "lease-renew"]
+        renew.cancel()  # partitioned from the API server, still running
+        silent_at = taken_at = None
+        cut = time.monotonic()
+        while time.monotonic() - cut < 5 and taken_at is None:
+            now = time.monotonic()
+            if silent_at is None and not victim.announcer.announced():
+                silent_at = now
+            if taken_at is None and theirs <= set(announcers(speakers[1:])):
+                taken_at = now
+            await asyncio.sleep(0.005)
+        assert silent_at is not None and taken_at is not None
+        assert silent_at < taken_at, "two nodes answered for one address"
+    finally:
+        for speaker in speakers:
+            await speaker.stop()
+        await controller.stop()  # type: ignore[attr-defined]
+
+
+async def test_local_traffic_policy_announces_only_from_nodes_with_endpoints(
+    emu: Emulator, kube: KubeClient, kubeconfig: Path
+) -> None:
+    await make_nodes(kube, NODES)
+    await create_pool(kube, "v4", addresses=["192.0.2.0/28"])
+    await l2_everywhere(kube)
+    controller = await start_controller(kubeconfig)
+    await leader_ready(controller)
+    await create_service(kube, "local", externalTrafficPolicy="Local")
+    ips = await wait_for(
+        lambda: ingress_ips(emu.get_object("v1/services", "default", "local")), 5
+    )
+    await kube.create(ENDPOINTSLICES, "default", {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "local-1", "labels": {"kubernetes.io/service-name": "local"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.1.0.5"], "nodeName": "node-c",
+                       "conditions": {"ready": True}}],
+    })
+    speakers = [await start_speaker(kubeconfig, node) for node in NODES]
+    try:
+        await wait_for(lambda: announcers(speakers).get(ips[0]) == ["node-c"], 5, "node-c")
+    finally:
+        for speaker in speakers:
+            await speaker.stop()
+        await controller.stop()
+
+
+def _annotated(emu: Emulator) -> int:
+    return sum(
+        1 for svc in emu.list_objects("services")
+        if (svc["metadata"].get("annotations") or {}).get(names.ANN_ANNOUNCING_NODE)
+    )
+
+
+async def _writes_per_second(emu: Emulator, seconds: float) -> float:
+    emu.reset_stats()
+    await asyncio.sleep(seconds)
+    return emu.stats.writes / seconds
+
+
+async def test_api_writes_do_not_grow_with_services(
+    emu: Emulator, kube: KubeClient, kubeconfig: Path
+) -> None:
+    controller, _ = await _setup(kube, kubeconfig, 10)
+    speakers = [await start_speaker(kubeconfig, node) for node in NODES]
+    try:
+        await wait_for(lambda: _exactly_one_each(emu, speakers), 10, "10 settled")
+        await wait_for(lambda: _annotated(emu) == 10, 10, "every owner recorded")
+        await controller.stop()  # type: ignore[attr-defined]  # only the speakers write now
+        few = await _writes_per_second(emu, 3.0)
+        controller = await start_controller(kubeconfig)
+        await leader_ready(controller)  # type: ignore[attr-defined]
+        sem = asyncio.Semaphore(32)
+
+        async def make(i: int) -> None:
+            async with sem:
+                await create_service(kube, f"more{i}", families=["IPv6"])
+
+        await asyncio.gather(*(make(i) for i in range(990)))
+        await wait_for(lambda: len(_all_addresses(emu)) == 1000, 180, "1000 allocated")
+        await wait_for(lambda: _exactly_one_each(emu, speakers), 60, "1000 settled")
+        await wait_for(lambda: _annotated(emu) == 1000, 60, "every owner recorded")
+        await controller.stop()  # type: ignore[attr-defined]
+        many = await _writes_per_second(emu, 3.0)
+        per_node = 1 / speakers[0].settings.renew_interval
+        print(f"speaker API writes/s: {few:.1f} with 10 Services, {many:.1f} with 1000")
+        assert many <= len(NODES) * per_node * 1.2 + 0.5
+        assert many <= few * 1.25 + 0.5
+    finally:
+        for speaker in speakers:
+            await speaker.stop()
