@@ -50,6 +50,8 @@ class _Pending:
 
 
 _ANSWERS = frozenset({"done", "error", "shutdown"})
+#: sun_path holds 108 bytes including the terminating NUL
+_MAX_SOCKET_PATH = 107
 
 
 class BGPSpeaker:
@@ -124,6 +126,8 @@ class BGPSpeaker:
         self._peers = tuple(peers)
         self._workdir = Path(self._given_workdir or tempfile.mkdtemp(prefix="vipam-bgp-"))
         self._workdir.mkdir(parents=True, exist_ok=True)
+        if len(self._socket_path.encode()) > _MAX_SOCKET_PATH:
+            raise BGPError(f"workdir too long for a Unix socket path: {self._workdir}")
         self._server = await asyncio.start_unix_server(self._accept, path=self._socket_path)
         if self._peers:
             self._supervisor = asyncio.create_task(self._supervise(), name="exabgp-supervisor")

@@ -136,3 +136,9 @@ async def test_lost_relay_restarts_exabgp_with_the_routes(speaker: BGPSpeaker) -
 
 def _children(pid: int) -> str:
     return Path(f"/proc/{pid}/task/{pid}/children").read_text()
+
+
+async def test_a_workdir_too_long_for_a_socket_is_refused_clearly(tmp_path: Path) -> None:
+    bgp = BGPSpeaker(workdir=str(tmp_path / ("d" * 120)))
+    with pytest.raises(BGPError, match="too long"):
+        await bgp.start([])
