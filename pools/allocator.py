@@ -86,6 +86,17 @@ class _Entry:
         self.packed = packed
 
 
+class _Plan:
+    """What choosing found per missing family: an address, an error, or an external pool."""
+
+    __slots__ = ("chosen", "errors", "external")
+
+    def __init__(self) -> None:
+        self.chosen: dict[Family, Choice] = {}
+        self.errors: dict[Family, AllocationError] = {}
+        self.external: dict[str, list[Family]] = {}  # external pool -> families it must serve
+
+
 class Allocator:
     """Pools, the addresses Services hold in them, and the rules for handing out more."""
 
@@ -229,12 +240,21 @@ class Allocator:
                 ):
                     kept[family] = (value, name)
         missing = [family for family in families if family not in kept]
-        chosen, errors = self._choose(req, missing, requested) if missing else ({}, {})
-        chosen.update(kept)
+        plan = self._choose(req, missing, requested) if missing else _Plan()
+        chosen, errors = {**plan.chosen, **kept}, plan.errors
         # A family that cannot be served fails a PreferDualStack Service only when nothing
         # else can be served, but an explicitly requested address is never silently dropped.
-        if errors and (all_required or not chosen or any(f in requested for f in errors)):
+        # Checked before any external IPAM is asked, so a doomed request costs it nothing.
+        if errors and (
+            all_required
+            or any(f in requested for f in errors)
+            or (not chosen and not plan.external)
+        ):
             raise combined(req, errors)
+        if plan.external:
+            pool, external_families = next(iter(plan.external.items()))
+            ordered = tuple(f for f in families if f in external_families)
+            raise ExternalPoolRequired(pool, ordered, req.key)
         result = [(family, *chosen[family]) for family in families if family in chosen]
         return self._commit(req, result)
 
@@ -341,39 +361,40 @@ class Allocator:
 
     def _choose(
         self, req: ServiceRequest, missing: list[Family], requested: dict[Family, int]
-    ) -> tuple[dict[Family, Choice], dict[Family, AllocationError]]:
-        chosen: dict[Family, Choice] = {}
-        errors: dict[Family, AllocationError] = {}
+    ) -> _Plan:
+        plan = _Plan()
         automatic = []
         for family in missing:
             if family in requested:
                 try:
-                    chosen[family] = self._requested_choice(req, family, requested[family])
-                except ExternalPoolRequired:
-                    raise
+                    plan.chosen[family] = self._requested_choice(req, family, requested[family])
+                except ExternalPoolRequired as external:
+                    plan.external.setdefault(external.pool, []).append(family)
                 except AllocationError as err:
-                    errors[family] = err
+                    plan.errors[family] = err
             else:
                 automatic.append(family)
-        if not automatic:
-            return chosen, errors
+        if automatic:
+            self._choose_automatic(req, automatic, plan)
+        return plan
+
+    def _choose_automatic(self, req: ServiceRequest, automatic: list[Family], plan: _Plan) -> None:
         try:
             candidates = self._candidates(req)
         except AllocationError as err:
-            errors.update({family: err for family in automatic})
-            return chosen, errors
+            plan.errors.update({family: err for family in automatic})
+            return
         if req.sharing_key is not None:
             for family in list(automatic):
                 joined = self._joinable(req, family, candidates)
                 if joined is not None:
-                    chosen[family] = joined
+                    plan.chosen[family] = joined
                     automatic.remove(family)
-        if not automatic:
-            return chosen, errors
-        # An external pool counts as having room: if it comes first for some families, they
-        # go to the controller (ExternalPoolRequired), which adopts the backend's answer.
-        first_with_room = {
-            family: next(
+        # An external pool counts as having room: the families it comes first for go to the
+        # controller (ExternalPoolRequired), which adopts the backend's answer.
+        local: list[tuple[Family, PoolState]] = []
+        for family in automatic:
+            first = next(
                 (
                     state
                     for state in candidates
@@ -381,30 +402,19 @@ class Allocator:
                 ),
                 None,
             )
-            for family in automatic
-        }
-        external = [
-            (state.pool.name, family)
-            for family, state in first_with_room.items()
-            if state is not None and state.pool.is_external
-        ]
-        if external:
-            name = external[0][0]
-            families = tuple(family for pool_name, family in external if pool_name == name)
-            raise ExternalPoolRequired(name, families, req.key)
-        if len(automatic) > 1:
-            for state in candidates:
-                if all(f in state.free and state.free[f].count for f in automatic):
-                    for family in automatic:
-                        chosen[family] = (_lowest(state, family), state.pool.name)
-                    return chosen, errors
-        for family in automatic:
-            serving = first_with_room[family]
-            if serving is not None:
-                chosen[family] = (_lowest(serving, family), serving.pool.name)
+            if first is None:
+                plan.errors[family] = unavailable(req, family, candidates)
+            elif first.pool.is_external:
+                plan.external.setdefault(first.pool.name, []).append(family)
             else:
-                errors[family] = unavailable(req, family, candidates)
-        return chosen, errors
+                local.append((family, first))
+        if len(local) > 1:
+            for state in candidates:
+                if all(f in state.free and state.free[f].count for f, _ in local):
+                    local = [(family, state) for family, _ in local]
+                    break
+        for family, state in local:
+            plan.chosen[family] = (_lowest(state, family), state.pool.name)
 
     def _candidates(self, req: ServiceRequest) -> list[PoolState]:
         """Pools the Service may take a new address from, in the order to try them."""

@@ -314,3 +314,20 @@ def test_full_local_pool_overflows_to_the_external_one() -> None:
     with pytest.raises(ExternalPoolRequired) as caught:
         allocator.allocate(svc("second"))
     assert caught.value.pool == "nb"
+
+
+def test_doomed_request_does_not_ask_the_external_ipam() -> None:
+    allocator = Allocator(
+        [pool("v4", "192.0.2.0/32", priority=1), pool("nb", external=EXTERNAL, priority=2)]
+    )
+    allocator.allocate(svc("holder", requested_pools=("v4",)))
+    taken = svc(
+        "x",
+        families=("IPv4", "IPv6"),
+        family_policy="RequireDualStack",
+        requested_ips=("192.0.2.0",),
+    )
+    with pytest.raises(AllocationError) as caught:
+        allocator.allocate(taken)
+    assert caught.value.reason == "RequestedIPInUse"
+    assert not isinstance(caught.value, ExternalPoolRequired)
