@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from ccm.speaker.l2 import L2Announcer
+from ccm.speaker.l2 import L2Announcer, interface_for
 
 
 class Agent:
@@ -30,6 +30,8 @@ class Agent:
             assert not self.l2.announced(), "configure before announcing"
             self.l2 = L2Announcer(**args)
             return None
+        if op == "interface_for":
+            return await interface_for(args["ip"], args.get("allowed"))
         if op == "refresh":
             await self.l2.refresh()
             return None
@@ -66,6 +68,8 @@ class Agent:
             return None
         if op == "bgp_announced":
             return sorted(self.bgp.announced())
+        if op == "bgp_peer_states":
+            return self.bgp.peer_states()
         if op == "bgp_pid":
             return self.bgp.pid
         if op == "bgp_stop":

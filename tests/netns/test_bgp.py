@@ -78,6 +78,7 @@ def test_ibgp_routes_carry_communities_and_local_preference(
     took = _wait_routes(bird, {V4, V6}, "both routes at BIRD")
     print(f"routes at BIRD {took * 1000:.0f} ms after announce")
     routes = bird.bgp_routes()
+    assert agent.call("bgp_peer_states") == {lab.router.ipv4: "up"}
     assert routes[V4]["BGP.next_hop"] == lab.nodes[0].ipv4
     assert routes[V4]["BGP.local_pref"] == "200"
     assert routes[V4]["BGP.community"] == "(64512,100) (64512,200)"

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.netns.lab import REPO, Agent, Lab, addresses, wait_for
+from tests.netns.lab import REPO, Agent, Lab, addresses, run, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -154,3 +154,25 @@ def test_address_lifetime_fences_a_dead_speaker_and_refresh_keeps_a_live_one(lab
     assert vip not in addresses(dead.node.name)  # the kernel expired it: no code of ours ran
     assert vip in addresses(live.node.name)
     live.close()
+
+
+def test_interface_is_chosen_by_subnet_then_by_route(lab: Lab) -> None:
+    node = lab.nodes[0]
+    run("ip", "-n", node.name, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p")
+    run("ip", "-n", node.name, "addr", "add", "198.51.100.2/24", "dev", "eth1")
+    run("ip", "-n", node.name, "link", "set", "eth1", "up")
+    run("ip", "-n", node.name, "link", "set", "eth1p", "up")
+    agent = Agent(lab, node)
+    assert agent.call("interface_for", ip="192.0.2.10") == "eth0"
+    assert agent.call("interface_for", ip="198.51.100.10") == "eth1"
+    assert agent.call("interface_for", ip="2001:db8::10") == "eth0"
+    # outside every subnet and without a route: nowhere to announce
+    assert agent.call("interface_for", ip="203.0.113.10") is None
+    run("ip", "-n", node.name, "route", "add", "default", "via", lab.router.ipv4)
+    assert agent.call("interface_for", ip="203.0.113.10") == "eth0"
+    # the advertisement's interface list filters
+    assert agent.call("interface_for", ip="192.0.2.10", allowed=["eth1"]) is None
+    # an address vipam added (a /32) does not make its interface a segment for others
+    agent.call("announce", ip="203.0.113.20", interface="eth1")
+    assert agent.call("interface_for", ip="203.0.113.20", allowed=["eth1"]) is None
+    agent.close()

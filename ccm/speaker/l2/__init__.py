@@ -7,5 +7,13 @@ from ccm.speaker.l2.announcer import (
     L2Announcer,
     LoggingAnnouncer,
 )
+from ccm.speaker.l2.interfaces import interface_for
 
-__all__ = ["VIPAM_ADDRESS_PROTO", "AnnounceError", "Announcer", "L2Announcer", "LoggingAnnouncer"]
+__all__ = [
+    "VIPAM_ADDRESS_PROTO",
+    "AnnounceError",
+    "Announcer",
+    "L2Announcer",
+    "LoggingAnnouncer",
+    "interface_for",
+]
