@@ -11,8 +11,9 @@ Rules:
   each family is served by its own first pool with room.
 * **Sharing.** An address carries the sharing key of its holders; a Service joins only with the
   same key and a (protocol, port) set disjoint from every holder's. A Service with a key first
-  looks for such an address to join (lowest first) before taking a new one, as MetalLB and
-  Cilium do, so Services meant to share end up sharing.
+  looks for such an address to join (the lowest, in the first candidate pool holding one)
+  before taking a new one, as MetalLB and Cilium do, so Services meant to share end up
+  sharing. A changed port set or key is re-checked against the other holders on every call.
 * **Families.** SingleStack: exactly one family. PreferDualStack: every listed family it can
   get, at least one. RequireDualStack: both or nothing (``DualStackUnavailable``).
 * **Replacing an assignment** (the Service changed its request): addresses still valid for the
@@ -20,11 +21,14 @@ Rules:
   until :meth:`Allocator.finish_retire`. An old address that other Services still hold is
   dropped at once instead (they keep it, so nobody else can be given it, and the moving
   Service must not stay attached to an address whose sharers it no longer fits).
+* **Reconfiguration** (pools added, removed, shrunk, disabled, selectors changed) never moves
+  an assignment; addresses now outside every pool are reported and kept until released.
 * **Requested IPs** are never silently dropped: a PreferDualStack Service that cannot get the
   address it asked for fails instead of getting only its other family.
 * **External pools** are never allocated here; one counts as having room, and when it comes
   first for some families :class:`ExternalPoolRequired` tells the controller to ask its backend
-  for them and record the answer with :meth:`Allocator.adopt`.
+  for them and record the answer with :meth:`Allocator.adopt` -- only once the local families
+  are settled, so a request that fails anyway never reaches the backend.
 
 Cost: per operation O(log n) in the number of allocations (see :mod:`pools.freelist`) times
 the number of pools, independent of pool size.
