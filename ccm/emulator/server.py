@@ -13,18 +13,19 @@ import yaml
 from aiohttp import web
 
 from ccm.emulator import conversion, discovery, tables
+from ccm.emulator.admission import WriteOptions
 from ccm.emulator.errors import ApiError, bad_request, gone
 from ccm.emulator.faults import Faults
 from ccm.emulator.resources import Registry, ResourceType
 from ccm.emulator.routing import ResourceRoute, parse_resource_path
 from ccm.emulator.selectors import make_filter, parse_field_selector, parse_label_selector
 from ccm.emulator.stats import RequestStats
-from ccm.emulator.store import Store, WriteOptions
-from ccm.emulator.watch import ABORT, GRACEFUL, WatchHub
+from ccm.emulator.store import Store
+from ccm.emulator.streaming import TRUE_WORDS, serve_watch
+from ccm.emulator.watch import WatchHub
 
 JSON = "application/json"
 LOG = logging.getLogger("ccm.emulator")
-TRUE_WORDS = ("true", "1", "True", "TRUE", "yes")
 
 
 def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
@@ -157,7 +158,8 @@ class ApiServer:
         if verb == "list":
             return self._list(request, route)
         if verb == "watch":
-            return await self._watch(request, route)
+            return await serve_watch(request, route, self._filter(request, route), self.store,
+                                     self.hub, self.bookmark_interval)
         if verb == "create":
             if name is not None:
                 raise ApiError(405, "the server does not allow this method on the requested "
@@ -260,105 +262,12 @@ class ApiServer:
                        "result. You can start a new list without the continue parameter.")
         return rv, start
 
-    # -------------------------------------------------------------- watch
-
-    async def _watch(self, request: web.Request, route: ResourceRoute) -> web.StreamResponse:
-        rt, query = route.rt, request.query
-        accept = self._filter(request, route)
-        if route.name is not None:  # .../kind/name?watch=1 or legacy /watch/.../kind/name
-            by_name = accept
-            accept = lambda o: by_name(o) and o["metadata"]["name"] == route.name  # noqa: E731
-        rv_text = query.get("resourceVersion", "")
-        since: int | None = None
-        if rv_text not in ("", "0"):
-            if not rv_text.isdigit():
-                raise bad_request(f"invalid resourceVersion {rv_text!r}")
-            since = int(rv_text)
-        as_table = tables.wants_table(request.headers.get("Accept", ""))
-        include = query.get("includeObject", "Metadata")
-        bookmarks = query.get("allowWatchBookmarks", "") in TRUE_WORDS
-        timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
-        response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
-        try:
-            watcher = self.hub.subscribe(rt.storage_key, accept, since)
-        except ApiError as error:  # 410: the apiserver answers 200 with one ERROR event
-            await response.prepare(request)
-            await response.write(_line({"type": "ERROR", "object": error.status()}))
-            await response.write_eof()
-            return response
-        if since is None:
-            for obj in self.store.select(rt, accept):
-                watcher.queue.put_nowait(("ADDED", obj))
-        try:
-            await response.prepare(request)
-            await self._pump(request, response, rt, watcher.queue, timeout, bookmarks,
-                             as_table, include)
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            self.hub.unsubscribe(watcher)
-        return response
-
-    async def _pump(self, request: web.Request, response: web.StreamResponse, rt: ResourceType,
-                    queue: asyncio.Queue[Any], lifetime: float | None, bookmarks: bool,
-                    as_table: bool, include: str) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + lifetime if lifetime else None
-        next_bookmark = loop.time() + self.bookmark_interval
-        while True:
-            now = loop.time()
-            wait = 1.0  # wake up now and then to notice clients that went away
-            if deadline is not None:
-                wait = min(wait, deadline - now)
-            if bookmarks:
-                wait = min(wait, next_bookmark - now)
-            try:
-                item = await asyncio.wait_for(queue.get(), max(wait, 0.0))
-            except TimeoutError:
-                item = None
-            if item == ABORT:
-                if request.transport is not None:
-                    request.transport.abort()
-                raise ConnectionResetError("watch dropped by fault injection")
-            if item == GRACEFUL:
-                break
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                return
-            if item is not None:
-                kind, obj = item
-                obj = _served(obj, rt)
-                if as_table:
-                    obj = tables.to_table(rt, [obj], obj["metadata"]["resourceVersion"], include)
-                await response.write(_line({"type": kind, "object": obj}))
-                continue
-            now = loop.time()
-            if deadline is not None and now >= deadline:
-                if bookmarks:
-                    await response.write(_line(self._bookmark(rt)))
-                break
-            if bookmarks and now >= next_bookmark:
-                await response.write(_line(self._bookmark(rt)))
-                next_bookmark = now + self.bookmark_interval
-        await response.write_eof()
-
-    def _bookmark(self, rt: ResourceType) -> dict[str, Any]:
-        """Safe to resume from: the queue was empty, so every change up to now was sent."""
-        return {"type": "BOOKMARK", "object": {
-            "kind": rt.kind, "apiVersion": rt.api_version,
-            "metadata": {"resourceVersion": str(self.store.rv)}}}
-
-
 def _warnings(options: WriteOptions) -> dict[str, str] | None:
     """Warnings travel in `Warning: 299 - "text"` headers, which kubectl prints."""
     if not options.warnings:
         return None
     return {"Warning": ", ".join(f'299 - "{w.replace(chr(34), chr(39))}"'
                                  for w in options.warnings)}
-
-
-def _line(event: dict[str, Any]) -> bytes:
-    return json.dumps(event, separators=(",", ":")).encode() + b"\n"
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str]:

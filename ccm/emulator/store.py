@@ -8,14 +8,14 @@ so watch history and responses can share them.
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ccm.emulator import conversion, crds, schema, validation
+from ccm.emulator import admission, conversion, crds
+from ccm.emulator.admission import WriteOptions
 from ccm.emulator.errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
 from ccm.emulator.objects import clone
 from ccm.emulator.patch import json_patch, merge_patch, strategic_merge_patch
@@ -29,15 +29,6 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-
-
-@dataclasses.dataclass
-class WriteOptions:
-    """Per-request write settings: dryRun=All, fieldValidation, and the warnings to return."""
-
-    dry_run: bool = False
-    field_validation: str = "Warn"  # Ignore | Warn | Strict, the apiserver's default is Warn
-    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 def now_rfc3339() -> str:
@@ -124,7 +115,7 @@ class Store:
         meta["generation"] = 1
         if rt.status_subresource:
             obj.pop("status", None)  # status is written through /status only
-        obj = self._default_and_validate(rt, obj, None, options)
+        obj = admission.admit(rt, obj, None, options)
         if options.dry_run:
             return obj
         return self._commit(rt, obj, None, "ADDED")
@@ -158,42 +149,6 @@ class Store:
             raise ApiError(403, f'{rt.plural} "{meta.get("name")}" is forbidden: unable to '
                                 f"create new content in namespace {namespace} because it is "
                                 "being terminated", reason="Forbidden")
-
-    def _default_and_validate(self, rt: ResourceType, obj: dict[str, Any],
-                              old: dict[str, Any] | None, options: WriteOptions
-                              ) -> dict[str, Any]:
-        if rt.builtin:
-            if rt.group == "" and rt.plural == "services":
-                if old is not None:
-                    for field in ("ipFamilies", "ipFamilyPolicy", "clusterIP", "clusterIPs"):
-                        if field in old.get("spec", {}) and field not in obj.get("spec", {}):
-                            obj.setdefault("spec", {})[field] = old["spec"][field]
-                validation.default_service(obj)
-            if rt.group == "" and rt.plural == "namespaces":
-                obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-                obj.setdefault("status", {}).setdefault("phase", "Active")
-            if rt.plural == "customresourcedefinitions":
-                crds.check_crd(obj)
-                obj["status"] = {**(obj.get("status") or {}), **crds.established_status(obj)}
-            validation.check_builtin(rt, obj, old)
-            return obj
-        errors = validation.validate_metadata(rt, obj)
-        if rt.schema is not None:
-            meta = obj["metadata"]
-            dropped: list[str] = []
-            obj = schema.default_and_prune(obj, rt.schema, dropped)
-            dropped = [d for d in dropped if d.split(".")[0] not in ("metadata", "apiVersion",
-                                                                      "kind")]
-            _report_unknown_fields(rt, dropped, options)
-            obj["metadata"] = meta
-            obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
-            body = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
-            errors += schema.validate(body, {**rt.schema, "required": [
-                r for r in rt.schema.get("required") or [] if r not in ("metadata", "apiVersion",
-                                                                        "kind")]})
-        if errors:
-            raise invalid(rt.kind, rt.group, obj["metadata"].get("name", ""), errors)
-        return obj
 
     # ------------------------------------------------------------------ update / patch
 
@@ -287,7 +242,7 @@ class Store:
                     "metadata.finalizers",
                     f"Forbidden: no new finalizers can be added if the object is being deleted, "
                     f"found new finalizers {sorted(added)}")])
-        new = self._default_and_validate(rt, new, old, options)
+        new = admission.admit(rt, new, old, options)
         if new == old:
             return old  # a no-op write changes nothing, not even the resourceVersion
         if _spec_changed(rt, old, new):
@@ -377,17 +332,6 @@ class Store:
             return
         for rt in crds.resource_types(crd):
             self.registry.add(rt)
-
-
-def _report_unknown_fields(rt: ResourceType, dropped: list[str], options: WriteOptions) -> None:
-    """fieldValidation: Strict rejects fields the schema would prune, Warn reports them."""
-    if not dropped or options.field_validation == "Ignore":
-        return
-    unknown = [f'unknown field "{path}"' for path in dropped]
-    if options.field_validation == "Strict":
-        raise bad_request(f"{rt.kind} in version \"{rt.version}\" cannot be handled as a "
-                          f"{rt.kind}: strict decoding error: {', '.join(unknown)}")
-    options.warnings.extend(unknown)
 
 
 def _spec_changed(rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> bool:
