@@ -150,6 +150,8 @@ def render_config(
         "process vipam {",
         f"    run {' '.join(process_argv)};",
         "    encoder json;",
+        # the speaker restarts ExaBGP as a whole when the relay is lost (see speaker.py)
+        "    respawn false;",
         "}",
     ]
     for peer in peers:

@@ -236,8 +236,6 @@ class BGPSpeaker:
                 # start our relay before dropping to exabgp_user, so it has the speaker's rights
                 "exabgp_daemon_drop": "false",
                 "exabgp_daemon_user": self.exabgp_user,
-                # a lost relay means a lost speaker link: we restart ExaBGP as a whole instead
-                "exabgp_api_respawn": "false",
                 "exabgp_log_destination": "stdout",
                 "exabgp_log_short": "true",
                 # session changes reach us as API events; keep the file to what went wrong
