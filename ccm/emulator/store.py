@@ -105,6 +105,9 @@ class Store:
             self._check_namespace(rt, obj, namespace)
         else:
             meta.pop("namespace", None)
+        if meta.get("resourceVersion"):
+            # a controller re-creating an object it read must clear this, as on a real cluster
+            raise bad_request("resourceVersion should not be set on objects to be created")
         if self.peek(rt, namespace if rt.namespaced else None, name) is not None:
             raise already_exists(rt.plural, rt.group, name)
         for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds",

@@ -180,3 +180,13 @@ async def test_cluster_scoped_custom_resource_without_status_subresource(
     assert "namespace" not in created["metadata"]
     fetched = await custom.get_cluster_custom_object("example.test", "v1", "gadgets", "g")
     assert fetched["spec"] == {"mode": "x"}
+
+
+async def test_create_with_resource_version_is_bad_request(core: CoreV1Api) -> None:
+    """Re-creating an object read from the API without clearing its version fails, as it
+    does against a real apiserver."""
+    svc = await core.create_namespaced_service("default", lb_service("copy"))
+    await core.delete_namespaced_service("copy", "default")
+    with pytest.raises(ApiException) as caught:
+        await core.create_namespaced_service("default", svc)
+    assert caught.value.status == 400 and reason(caught.value) == "BadRequest"
