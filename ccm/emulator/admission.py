@@ -29,6 +29,7 @@ def admit(rt: ResourceType, obj: dict[str, Any],
                 for field in ("ipFamilies", "ipFamilyPolicy", "clusterIP", "clusterIPs"):
                     if field in old.get("spec", {}) and field not in obj.get("spec", {}):
                         obj.setdefault("spec", {})[field] = old["spec"][field]
+                validation.drop_type_dependent_fields(obj, old)
             validation.default_service(obj)
         if rt.group == "" and rt.plural == "namespaces":
             obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])

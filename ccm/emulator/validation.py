@@ -85,6 +85,25 @@ def default_service(obj: dict[str, Any]) -> None:
     obj.setdefault("status", {}).setdefault("loadBalancer", {})
 
 
+def drop_type_dependent_fields(new: dict[str, Any], old: dict[str, Any]) -> None:
+    """When a Service leaves type LoadBalancer (or NodePort), the apiserver drops the fields
+    that only made sense there, if the writer left them unchanged; so switching a Service to
+    ClusterIP is not an error and its loadBalancerClass goes away."""
+    spec, old_spec = new.get("spec") or {}, old.get("spec") or {}
+    kind = spec.get("type", "ClusterIP")
+    if kind != "LoadBalancer":
+        for field in ("loadBalancerClass", "allocateLoadBalancerNodePorts"):
+            if field in spec and spec.get(field) == old_spec.get(field):
+                del spec[field]
+    if kind not in ("NodePort", "LoadBalancer"):
+        for field in ("externalTrafficPolicy", "healthCheckNodePort"):
+            if field in spec and spec.get(field) == old_spec.get(field):
+                del spec[field]
+        for port in spec.get("ports") or []:
+            if isinstance(port, dict):
+                port.pop("nodePort", None)
+
+
 def _valid_ip(text: Any) -> bool:
     try:
         ipaddress.ip_address(str(text))

@@ -154,3 +154,17 @@ async def test_field_validation_strict_rejects_unknown_fields(emulator: Any) -> 
             assert resp.status == 201
             assert resp.headers["Warning"] == "299 - \"unknown field 'spec.colour'\""
             assert "colour" not in (await resp.json())["spec"]
+
+
+async def test_leaving_load_balancer_drops_its_fields(core: CoreV1Api) -> None:
+    await core.create_namespaced_service("default", lb_service(
+        "switch", loadBalancerClass="vipam.io/vipam"))
+    switched = await core.patch_namespaced_service("switch", "default", {"spec": {
+        "type": "ClusterIP"}})
+    assert switched.spec.type == "ClusterIP"
+    assert switched.spec.load_balancer_class is None
+    assert switched.spec.external_traffic_policy is None
+    assert switched.spec.allocate_load_balancer_node_ports is None
+    back = await core.patch_namespaced_service("switch", "default", {"spec": {
+        "type": "LoadBalancer", "loadBalancerClass": "other.example/lb"}})
+    assert back.spec.load_balancer_class == "other.example/lb"  # set anew, not a change
