@@ -58,6 +58,7 @@ class Membership:
         self.informer = Informer(client, LEASES, self._lease_changed, namespace=namespace)
         self._seen: dict[str, tuple[str, float]] = {}  # node -> (renewTime, monotonic when seen)
         self._renewed_at: float | None = None
+        self._joined_at: float | None = None  # first successful renew
         self.renewals = 0
         self.last_error: str | None = None
         self._live_cache: frozenset[str] = frozenset()
@@ -108,10 +109,20 @@ class Membership:
             await self.client.replace(LEASES, self.namespace, self.lease_name, lease)
         was_live = self.is_live()
         self._renewed_at = started
+        if self._joined_at is None:
+            self._joined_at = started
         self.renewals += 1
         self.last_error = None
         if not was_live:
             self.on_change()
+
+    def settled(self) -> bool:
+        """True once we have been renewing for a lease duration: by then every live speaker has
+        renewed at least once while we watched, so our view of who is live is complete. Before
+        that, two speakers starting together would each see only itself and both announce."""
+        if self._joined_at is None:
+            return False
+        return time.monotonic() - self._joined_at >= self.timing.lease_duration
 
     async def release(self) -> None:
         """Clean shutdown: empty the holder so peers take over at once, not after expiry."""
@@ -155,7 +166,7 @@ class Membership:
         return frozenset(live)
 
     def _check(self) -> None:
-        live = self.live_nodes()
+        live = self.live_nodes() if self.settled() else frozenset()
         if live != self._live_cache:
             self._live_cache = live
             self.on_change()

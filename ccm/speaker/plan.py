@@ -63,38 +63,64 @@ def _labels(obj: JSON | None) -> Mapping[str, str]:
     return ((obj or {}).get("metadata") or {}).get("labels") or {}
 
 
-def _selects(selectors: Iterable[JSON], labels: Mapping[str, str]) -> bool:
-    selectors = list(selectors)
-    if not selectors:
-        return True
-    return any(LabelSelector.model_validate(s).matches(labels) for s in selectors)
+def _selectors(raw: Iterable[JSON]) -> list[LabelSelector]:
+    return [LabelSelector.model_validate(s) for s in raw]
 
 
-def _selects_pool(spec: JSON, pool: str, pools: Mapping[str, JSON]) -> bool:
-    named = spec.get("ipPools") or []
-    selectors = spec.get("ipPoolSelectors") or []
-    if not named and not selectors:
-        return True
-    if pool in named:
-        return True
-    return bool(selectors) and _selects(selectors, _labels(pools.get(pool)))
+def _selects(selectors: list[LabelSelector], labels: Mapping[str, str]) -> bool:
+    """Any selector matches; no selector at all means everything."""
+    return not selectors or any(s.matches(labels) for s in selectors)
 
 
-def _ready_nodes(service: JSON, slices: Mapping[str, JSON]) -> set[str]:
-    meta = service.get("metadata") or {}
-    namespace, name = meta.get("namespace"), meta.get("name")
-    nodes: set[str] = set()
+@dataclass
+class _Advertisement:
+    """One advertisement, parsed once per plan (a plan covers every Service)."""
+
+    spec: JSON
+    pool_names: frozenset[str]
+    pool_selectors: list[LabelSelector]
+    nodes: frozenset[str]  # live nodes its node selectors admit
+    _pool_answers: dict[str, bool] = field(default_factory=dict)
+
+    def selects_pool(self, pool: str, pools: Mapping[str, JSON]) -> bool:
+        answer = self._pool_answers.get(pool)
+        if answer is None:
+            answer = (not self.pool_names and not self.pool_selectors) or pool in self.pool_names
+            if not answer and self.pool_selectors:
+                answer = _selects(self.pool_selectors, _labels(pools.get(pool)))
+            self._pool_answers[pool] = answer
+        return answer
+
+
+def _parse(advertisements: Mapping[str, JSON], live: frozenset[str],
+           node_labels: Mapping[str, Mapping[str, str]]) -> list[_Advertisement]:
+    parsed = []
+    for obj in advertisements.values():
+        spec = obj.get("spec") or {}
+        node_selectors = _selectors(spec.get("nodeSelectors") or [])
+        parsed.append(_Advertisement(
+            spec=spec,
+            pool_names=frozenset(spec.get("ipPools") or ()),
+            pool_selectors=_selectors(spec.get("ipPoolSelectors") or []),
+            nodes=frozenset(n for n in live if _selects(node_selectors, node_labels.get(n, {}))),
+        ))
+    return parsed
+
+
+def _ready_nodes_index(slices: Mapping[str, JSON]) -> dict[tuple[str, str], set[str]]:
+    """(namespace, service name) -> nodes with a ready endpoint, from every EndpointSlice."""
+    index: dict[tuple[str, str], set[str]] = {}
     for endpoint_slice in slices.values():
-        slice_meta = endpoint_slice.get("metadata") or {}
-        if slice_meta.get("namespace") != namespace:
+        namespace = str((endpoint_slice.get("metadata") or {}).get("namespace", ""))
+        service = _labels(endpoint_slice).get("kubernetes.io/service-name")
+        if not service:
             continue
-        if _labels(endpoint_slice).get("kubernetes.io/service-name") != name:
-            continue
+        nodes = index.setdefault((namespace, service), set())
         for endpoint in endpoint_slice.get("endpoints") or []:
             ready = (endpoint.get("conditions") or {}).get("ready")
             if endpoint.get("nodeName") and ready is not False:
                 nodes.add(str(endpoint["nodeName"]))
-    return nodes
+    return index
 
 
 def _announced_addresses(view: ClusterView) -> Iterable[tuple[str, JSON, str, str]]:
@@ -126,41 +152,45 @@ def _announced_addresses(view: ClusterView) -> Iterable[tuple[str, JSON, str, st
 def make_plan(view: ClusterView, node: str, live: frozenset[str]) -> Plan:
     plan = Plan()
     node_labels = {name: _labels(obj) for name, obj in view.nodes.items()}
+    l2_ads = _parse(view.l2_advertisements, live, node_labels)
+    bgp_ads = _parse(view.bgp_advertisements, live, node_labels)
+    ready_index: dict[tuple[str, str], set[str]] | None = None
 
-    def eligible(selectors: Iterable[JSON], svc: JSON) -> set[str]:
-        candidates = {n for n in live if _selects(selectors, node_labels.get(n, {}))}
-        if (svc.get("spec") or {}).get("externalTrafficPolicy") == "Local":
-            candidates &= _ready_nodes(svc, view.endpoint_slices)
-        return candidates
+    def eligible(advertisement: _Advertisement, svc: JSON) -> frozenset[str]:
+        nonlocal ready_index
+        if (svc.get("spec") or {}).get("externalTrafficPolicy") != "Local":
+            return advertisement.nodes
+        if ready_index is None:
+            ready_index = _ready_nodes_index(view.endpoint_slices)
+        meta = svc.get("metadata") or {}
+        ready = ready_index.get((str(meta.get("namespace")), str(meta.get("name"))), set())
+        return advertisement.nodes & ready
 
     for key, svc, ip, pool in _announced_addresses(view):
         # L2: one owner over the union of nodes of every advertisement that selects the pool
-        candidates: dict[str, set[str]] = {}  # node -> interfaces it would use
-        for advertisement in view.l2_advertisements.values():
-            spec = advertisement.get("spec") or {}
-            if not _selects_pool(spec, pool, view.pools):
-                continue
-            for candidate in eligible(spec.get("nodeSelectors") or [], svc):
-                candidates.setdefault(candidate, set()).update(spec.get("interfaces") or ())
-        if candidates or any(
-            _selects_pool(a.get("spec") or {}, pool, view.pools)
-            for a in view.l2_advertisements.values()
-        ):
+        selecting = [a for a in l2_ads if a.selects_pool(pool, view.pools)]
+        if selecting:
+            candidates: dict[str, set[str]] = {}  # node -> interfaces it would use
+            for advertisement in selecting:
+                for candidate in eligible(advertisement, svc):
+                    candidates.setdefault(candidate, set()).update(
+                        advertisement.spec.get("interfaces") or ()
+                    )
             chosen = owner(ip, candidates)
             interfaces = tuple(sorted(candidates.get(chosen, set()))) if chosen else ()
             plan.l2[ip] = L2Duty(ip, key, chosen, interfaces)
-        for advertisement in view.bgp_advertisements.values():
-            spec = advertisement.get("spec") or {}
-            if not _selects_pool(spec, pool, view.pools):
+        for advertisement in bgp_ads:
+            if not advertisement.selects_pool(pool, view.pools):
                 continue
-            if node not in eligible(spec.get("nodeSelectors") or [], svc):
+            if node not in eligible(advertisement, svc):
                 continue
+            spec = advertisement.spec
             plan.bgp[ip] = BGPDuty(
                 ip, key, tuple(spec.get("communities") or ()), spec.get("localPref"),
                 tuple(spec.get("peers") or ()),
             )
     for peer in view.peers.values():
-        if _selects((peer.get("spec") or {}).get("nodeSelectors") or [],
-                    node_labels.get(node, {})):
+        selectors = _selectors((peer.get("spec") or {}).get("nodeSelectors") or [])
+        if _selects(selectors, node_labels.get(node, {})):
             plan.peers.append(peer)
     return plan

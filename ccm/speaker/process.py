@@ -171,6 +171,8 @@ class Speaker:
     async def _loop(self) -> None:
         while True:
             await self.dirty.wait()
+            # coalesce a burst of changes (a thousand Services created at once) into one plan
+            await asyncio.sleep(self.settings.coalesce_seconds)
             self.dirty.clear()
             try:
                 await self.reconcile()
@@ -192,7 +194,8 @@ class Speaker:
 
     async def reconcile(self) -> None:
         self.reconciles.inc()
-        live = self.membership.live_nodes() if self.membership.is_live() else frozenset()
+        ready = self.membership.is_live() and self.membership.settled()
+        live = self.membership.live_nodes() if ready else frozenset()
         plan = make_plan(self.view(), self.node, live)
         self.plan = plan
         await self._apply_l2(plan)

@@ -30,6 +30,9 @@ class SpeakerSettings(BaseSettings):
         description="kernel: add addresses and send ARP/NDP; log: only log (no privileges); "
         "auto: kernel when running as root",
     )
+    coalesce_seconds: float = Field(
+        0.05, ge=0, le=1, description="wait this long after a change before re-planning"
+    )
     garp_repeats: int = Field(3, ge=1, le=20)
     garp_interval: float = Field(0.5, gt=0)
     bgp: bool = Field(True, description="run ExaBGP when a BGPAdvertisement selects this node")
