@@ -108,6 +108,7 @@ class Allocator:
         self._ledger = Ledger()
         self._pools: dict[str, PoolState] = {}
         self._entries: dict[str, _Entry] = {}
+        self._pool_tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.set_pools(pools)
 
     # --- pools ------------------------------------------------------------------------------
@@ -541,7 +542,10 @@ class Allocator:
             ips.append(format_ip(family, value))
             names.append(name)
         packed = tuple(packed_list)
-        assignment = Assignment(key, tuple(ips), tuple(names), sharing_key, req.ports)
+        pool_names = tuple(names)
+        # Most Services share a few pool tuples; keeping one copy saves an object per Service.
+        pool_names = self._pool_tuples.setdefault(pool_names, pool_names)
+        assignment = Assignment(key, tuple(ips), pool_names, sharing_key, req.ports)
         old = self._entries.get(key)
         if old is None:
             if key in ledger.retiring:
