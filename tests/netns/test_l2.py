@@ -176,3 +176,14 @@ def test_interface_is_chosen_by_subnet_then_by_route(lab: Lab) -> None:
     agent.call("announce", ip="203.0.113.20", interface="eth1")
     assert agent.call("interface_for", ip="203.0.113.20", allowed=["eth1"]) is None
     agent.close()
+
+
+def test_announcing_again_restores_an_address_removed_by_hand(lab: Lab) -> None:
+    node = Agent(lab, lab.nodes[0])
+    node.call("announce", ip=VIPS[6], interface="eth0")
+    run("ip", "-n", node.node.name, "addr", "del", f"{VIPS[6]}/128", "dev", "eth0")
+    assert VIPS[6] not in addresses(node.node.name)
+    node.call("announce", ip=VIPS[6], interface="eth0")
+    assert VIPS[6] in addresses(node.node.name)
+    node.close()
+    assert VIPS[6] not in addresses(node.node.name)

@@ -35,6 +35,8 @@ from ccm.speaker.l2.frames import announcement_frames
 
 log = logging.getLogger(__name__)
 
+RTN_LOCAL = 2  # route type of the kernel's own addresses (linux/rtnetlink.h)
+
 #: ``IFA_PROTO`` value that marks addresses added by vipam (kernel values 0-3 are reserved).
 VIPAM_ADDRESS_PROTO = 118
 
@@ -63,20 +65,61 @@ def _host_prefixlen(ip: str) -> int:
     return 32 if ipaddress.ip_address(ip).version == 4 else 128
 
 
-def send_frames(interface: str, frames: Iterable[bytes]) -> None:
-    """Send raw Ethernet frames out of ``interface`` (needs CAP_NET_RAW)."""
-    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
-        sock.bind((interface, 0))
-        for frame in frames:
-            sock.send(frame)
+class FrameSender:
+    """Raw Ethernet output, one packet socket per interface, kept open.
 
+    Closing a packet socket waits for a network-wide RCU grace period (about 10 ms, more under
+    load): opening one per frame burst made each announce cost tens of milliseconds, which adds
+    up when a failed node's addresses move at once. Bound with protocol 0, the sockets receive
+    nothing, so keeping them open costs no buffers.
+    """
 
-def interface_mac(interface: str) -> bytes:
-    """The interface's hardware address, read from a packet socket bound to it."""
-    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
-        sock.bind((interface, 0))
-        address: bytes = sock.getsockname()[4]
+    def __init__(self) -> None:
+        self._sockets: dict[str, socket.socket] = {}
+
+    def _socket(self, interface: str) -> socket.socket:
+        sock = self._sockets.get(interface)
+        if sock is None:
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            try:
+                sock.bind((interface, 0))
+            except OSError:
+                sock.close()
+                raise
+            self._sockets[interface] = sock
+        return sock
+
+    def _forget(self, interface: str) -> None:
+        sock = self._sockets.pop(interface, None)
+        if sock is not None:
+            sock.close()
+
+    def mac(self, interface: str) -> bytes:
+        """The interface's hardware address (read from the bound socket, so always current)."""
+        address: bytes = self._socket(interface).getsockname()[4]
         return address
+
+    def send(self, interface: str, frames: Iterable[bytes]) -> None:
+        """Send ``frames`` out of ``interface`` (needs CAP_NET_RAW).
+
+        One retry on a fresh socket: an interface deleted and re-created under the same name
+        (a new index) leaves the cached socket bound to the old one.
+        """
+        frames = list(frames)
+        for attempt in (1, 2):
+            try:
+                sock = self._socket(interface)
+                for frame in frames:
+                    sock.send(frame)
+                return
+            except OSError:
+                self._forget(interface)
+                if attempt == 2:
+                    raise
+
+    def close(self) -> None:
+        for interface in list(self._sockets):
+            self._forget(interface)
 
 
 class L2Announcer:
@@ -94,9 +137,16 @@ class L2Announcer:
         self.address_lifetime = address_lifetime
         self._interfaces: dict[str, str] = {}
         self._repeaters: dict[str, asyncio.Task[None]] = {}
+        self._sender = FrameSender()
 
     def announced(self) -> set[str]:
         return set(self._interfaces)
+
+    def close(self) -> None:
+        """Release the packet sockets (after ``withdraw_all``, or to leave addresses in place)."""
+        for ip in list(self._repeaters):
+            self._cancel_repeater(ip)
+        self._sender.close()
 
     async def announce(self, ip: str, interface: str) -> None:
         """Own ``ip`` on ``interface``.
@@ -108,12 +158,14 @@ class L2Announcer:
         current = self._interfaces.get(ip)
         if current is not None and current != interface:
             await self.withdraw(ip)
-        await self._add_address(ip, interface)
+        await self._add_address(ip, interface, ours=current == interface)
         self._interfaces[ip] = interface
         self._cancel_repeater(ip)
-        mac = interface_mac(interface)
-        frames = announcement_frames(mac, ip)
-        send_frames(interface, frames)
+        try:
+            frames = announcement_frames(self._sender.mac(interface), ip)
+            self._sender.send(interface, frames)
+        except OSError as exc:
+            raise AnnounceError(f"cannot send announcements on {interface}: {exc}") from exc
         if self.repeats > 1:
             self._repeaters[ip] = asyncio.create_task(
                 self._repeat(interface, frames), name=f"l2-announce-{ip}"
@@ -133,6 +185,7 @@ class L2Announcer:
     async def withdraw_all(self) -> None:
         for ip in list(self._interfaces):
             await self.withdraw(ip)
+        self._sender.close()
 
     async def refresh(self) -> None:
         """Extend the kernel lifetime of every announced address (no-op without a lifetime).
@@ -176,7 +229,7 @@ class L2Announcer:
         for _ in range(self.repeats - 1):
             await asyncio.sleep(self.interval)
             try:
-                send_frames(interface, frames)
+                self._sender.send(interface, frames)
             except OSError as exc:  # interface went away; the next reconcile reports it
                 log.warning("repeat announcement on %s failed: %s", interface, exc)
                 return
@@ -200,11 +253,21 @@ class L2Announcer:
             arguments["preferred_lft"] = self.address_lifetime
         return arguments
 
-    async def _add_address(self, ip: str, interface: str) -> None:
+    async def _add_address(self, ip: str, interface: str, *, ours: bool) -> None:
+        """Configure ``ip``; ``ours`` (we announce it there already) re-creates it if removed."""
         arguments = self._address_arguments(ip)
         async with AsyncIPRoute() as ipr:
             index = await self._index(ipr, interface)
-            for existing in await self._configured(ipr, ip):
+            if ours:
+                try:
+                    await ipr.addr("replace", index=index, **arguments)
+                except NetlinkError as exc:
+                    raise AnnounceError(f"cannot renew {ip} on {interface}: {exc}") from exc
+                return
+            # an address not in the local table is configured nowhere on a live interface:
+            # skip the dump, whose cost grows with the number of addresses on the node
+            configured = await self._configured(ipr, ip) if await self._is_local(ipr, ip) else []
+            for existing in configured:
                 if existing.get("proto") != VIPAM_ADDRESS_PROTO:
                     raise AnnounceError(f"{ip} is already configured on this node, not by vipam")
                 if existing["index"] == index and existing["prefixlen"] == arguments["prefixlen"]:
@@ -219,6 +282,14 @@ class L2Announcer:
                 await ipr.addr("add", index=index, **arguments)
             except NetlinkError as exc:
                 raise AnnounceError(f"cannot add {ip} to {interface}: {exc}") from exc
+
+    @staticmethod
+    async def _is_local(ipr: AsyncIPRoute, ip: str) -> bool:
+        try:
+            routes = await ipr.route("get", dst=ip)
+        except NetlinkError:  # unreachable: certainly not local
+            return False
+        return any(route["type"] == RTN_LOCAL for route in routes)
 
     @staticmethod
     async def _configured(ipr: AsyncIPRoute, ip: str) -> list[Any]:
