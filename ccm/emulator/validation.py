@@ -150,6 +150,8 @@ def validate_service(new: dict[str, Any], old: dict[str, Any] | None) -> Errors:
     ):
         errors.append(("spec.ipFamilies", f"Invalid value: {families}"))
     errors += _validate_ingress(new)
+    errors += validate_conditions((new.get("status") or {}).get("conditions"),
+                                  "status.conditions")
     return errors
 
 
@@ -204,6 +206,56 @@ def _validate_ingress(obj: dict[str, Any]) -> Errors:
         if mode is not None and not entry.get("ip"):
             errors.append((f"{where}.ipMode", "Forbidden: may not be specified when `ip` is "
                                               "not set"))
+    return errors
+
+
+_REASON = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
+def validate_conditions(conditions: Any, where: str) -> Errors:
+    """metav1.Condition rules (Service status.conditions): what the apiserver rejects when a
+    controller writes a sloppy condition."""
+    if conditions is None:
+        return []
+    if not isinstance(conditions, list):
+        return [(where, "Invalid value: must be a list")]
+    errors: Errors = []
+    seen: set[Any] = set()
+    for index, condition in enumerate(conditions):
+        at = f"{where}[{index}]"
+        if not isinstance(condition, dict):
+            errors.append((at, "Invalid value: must be an object"))
+            continue
+        kind = condition.get("type")
+        if not kind:
+            errors.append((f"{at}.type", "Required value"))
+        elif not _label_key_ok(str(kind)):
+            errors.append((f"{at}.type", f'Invalid value: "{kind}": must be a qualified name'))
+        elif kind in seen:
+            errors.append((f"{at}.type", f'Duplicate value: "{kind}"'))
+        seen.add(kind)
+        if condition.get("status") not in ("True", "False", "Unknown"):
+            errors.append((f"{at}.status", f'Unsupported value: "{condition.get("status")}": '
+                                           'supported values: "False", "True", "Unknown"'))
+        stamp = condition.get("lastTransitionTime")
+        if not stamp:
+            errors.append((f"{at}.lastTransitionTime", "Required value"))
+        elif not _RFC3339.fullmatch(str(stamp)):
+            errors.append((f"{at}.lastTransitionTime", f'Invalid value: "{stamp}"'))
+        reason = condition.get("reason")
+        if not reason:
+            errors.append((f"{at}.reason", "Required value"))
+        elif len(str(reason)) > 1024 or not _REASON.fullmatch(str(reason)):
+            errors.append((f"{at}.reason", f'Invalid value: "{reason}": a condition reason '
+                                           "must start with a letter and contain letters, "
+                                           "digits, '_', ',' or ':'"))
+        if len(str(condition.get("message", ""))) > 32768:
+            errors.append((f"{at}.message", "Too long: may not be more than 32768 bytes"))
+        generation = condition.get("observedGeneration", 0)
+        if not isinstance(generation, int) or generation < 0:
+            errors.append((f"{at}.observedGeneration", f"Invalid value: {generation}: must be "
+                                                       "greater than or equal to zero"))
     return errors
 
 

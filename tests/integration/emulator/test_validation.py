@@ -168,3 +168,35 @@ async def test_leaving_load_balancer_drops_its_fields(core: CoreV1Api) -> None:
     back = await core.patch_namespaced_service("switch", "default", {"spec": {
         "type": "LoadBalancer", "loadBalancerClass": "other.example/lb"}})
     assert back.spec.load_balancer_class == "other.example/lb"  # set anew, not a change
+
+
+GOOD_CONDITION = {"type": "vipam.io/IPAllocated", "status": "True", "reason": "Allocated",
+                  "message": "192.0.2.1", "lastTransitionTime": "2026-11-21T08:00:00Z"}
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"reason": ""}, "status.conditions[0].reason"),
+    ({"reason": "no spaces allowed"}, "status.conditions[0].reason"),
+    ({"status": "Yes"}, "status.conditions[0].status"),
+    ({"lastTransitionTime": None}, "status.conditions[0].lastTransitionTime"),
+    ({"type": "bad type!"}, "status.conditions[0].type"),
+    ({"observedGeneration": -1}, "status.conditions[0].observedGeneration"),
+])
+async def test_service_conditions_follow_metav1_rules(core: CoreV1Api, change: dict[str, Any],
+                                                      field: str) -> None:
+    await core.create_namespaced_service("default", lb_service("cond"))
+    condition = {k: v for k, v in {**GOOD_CONDITION, **change}.items() if v is not None}
+    await expect_invalid(core.patch_namespaced_service_status("cond", "default", {"status": {
+        "conditions": [condition]}}), field)
+
+
+async def test_service_condition_types_are_unique(core: CoreV1Api) -> None:
+    await core.create_namespaced_service("default", lb_service("dupcond"))
+    ok = await core.patch_namespaced_service_status("dupcond", "default", {"status": {
+        "conditions": [GOOD_CONDITION]}})
+    assert [c.type for c in ok.status.conditions] == ["vipam.io/IPAllocated"]
+    svc = await core.read_namespaced_service("dupcond", "default")
+    body = core.api_client.sanitize_for_serialization(svc)
+    body["status"]["conditions"].append({**GOOD_CONDITION, "status": "False"})
+    await expect_invalid(core.replace_namespaced_service_status("dupcond", "default", body),
+                         "status.conditions[1].type")
