@@ -253,3 +253,19 @@ async def test_missing_prefix_is_not_found(sandbox: Sandbox, make_backend: Build
     with pytest.raises(BackendError) as missing:
         await backend.health()
     assert missing.value.reason == "NotFound" and not missing.value.retryable
+
+
+async def test_list_follows_pages(
+    sandbox: Sandbox, make_backend: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pools.external.netbox.PAGE", 2)
+    backend = make_backend(prefixId=await sandbox.prefix("198.51.100.200/29"))
+    got = {await backend.allocate(key(f"u{i}"), service="shop/s") for i in range(5)}
+    assert {x.ip for x in await backend.list("lab")} == got
+    assert len(got) == 5
+
+
+async def test_dns_name_can_be_left_out(sandbox: Sandbox, make_backend: Build) -> None:
+    backend = make_backend(prefixId=await sandbox.prefix("198.51.100.208/29"), dnsName=False)
+    ip = await backend.allocate(key("u1"), service="shop/web", dns_name="web.shop.example")
+    assert ours(await sandbox.addresses())[ip]["dns_name"] == ""
