@@ -173,6 +173,13 @@ class Lab:
                         found.add(int(entry.name))
         return found
 
+    def neighbours(self) -> dict[str, str]:
+        """The router's whole neighbour table on eth0: {address: MAC} for resolved entries."""
+        entries = json.loads(
+            run("ip", "-j", "-n", self.router.name, "neigh", "show", "dev", "eth0").stdout or "[]"
+        )
+        return {entry["dst"]: entry["lladdr"] for entry in entries if "lladdr" in entry}
+
     def destroy(self) -> set[int]:
         """Stop every process we started (by pid), then delete our namespaces (by name).
 
