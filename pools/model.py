@@ -250,6 +250,10 @@ class Pool:
         object.__setattr__(self, "_starts", {f: tuple(i[0] for i in v) for f, v in usable.items()})
         object.__setattr__(self, "_capacity", capacity)
 
+    def __hash__(self) -> int:
+        # The spec holds lists, so hash by name: equal pools always have equal names.
+        return hash(self.name)
+
     def _avoids_buggy(self, family: Family) -> bool:
         return self.spec.avoid_buggy_ips and family == "IPv4"
 

@@ -387,3 +387,11 @@ def test_find_overlaps_many_pools_chained() -> None:
         (f"p{i:02d}", f"p{i + 1:02d}") for i in range(9)
     ]
     assert overlaps[0].ranges == "2001:db8::10-2001:db8::14"
+
+
+def test_pools_compare_by_name_and_spec_and_are_hashable() -> None:
+    one = parse_pool("a", {"addresses": ["192.0.2.0/24"]})
+    same = parse_pool("a", {"addresses": ["192.0.2.0/24"]})
+    changed = parse_pool("a", {"addresses": ["192.0.2.0/25"]})
+    assert one == same and one != changed
+    assert len({one, same, changed}) == 2
