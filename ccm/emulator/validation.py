@@ -259,11 +259,58 @@ def validate_conditions(conditions: Any, where: str) -> Errors:
     return errors
 
 
+def validate_lease(obj: dict[str, Any]) -> Errors:
+    spec = obj.get("spec") or {}
+    errors: Errors = []
+    duration = spec.get("leaseDurationSeconds")
+    if duration is not None and (not isinstance(duration, int) or duration <= 0):
+        errors.append(("spec.leaseDurationSeconds", f"Invalid value: {duration}: must be "
+                                                    "greater than 0"))
+    transitions = spec.get("leaseTransitions")
+    if transitions is not None and (not isinstance(transitions, int) or transitions < 0):
+        errors.append(("spec.leaseTransitions", f"Invalid value: {transitions}: must be "
+                                                "greater than or equal to 0"))
+    return errors
+
+
+def validate_event(rt: ResourceType, obj: dict[str, Any]) -> Errors:
+    """Event rules. Events created through events.k8s.io/v1 must carry the fields of the new
+    API (the apiserver rejects them otherwise); core/v1 keeps the lenient legacy rules. The
+    object is in core form here, so new-API names are given in the messages."""
+    errors: Errors = []
+    if obj.get("type") not in (None, "", "Normal", "Warning"):
+        errors.append(("type", f'Unsupported value: "{obj.get("type")}": supported values: '
+                               '"Normal", "Warning"'))
+    involved = obj.get("involvedObject") or {}
+    namespace = (obj.get("metadata") or {}).get("namespace")
+    if involved.get("namespace") and involved["namespace"] != namespace:
+        errors.append(("involvedObject.namespace", f'Invalid value: "{involved["namespace"]}"'
+                                                   ": does not match event.namespace"))
+    if rt.group != "events.k8s.io":
+        return errors
+    for core_name, new_name, limit in (("eventTime", "eventTime", None),
+                                       ("reportingComponent", "reportingController", 253),
+                                       ("reportingInstance", "reportingInstance", 128),
+                                       ("action", "action", 128), ("reason", "reason", 128)):
+        value = obj.get(core_name)
+        if not value:
+            errors.append((new_name, "Required value"))
+        elif limit and len(str(value)) > limit:
+            errors.append((new_name, f"Too long: may not be more than {limit} bytes"))
+    if len(str(obj.get("message") or "")) > 1024:
+        errors.append(("note", "Too long: may not be more than 1024 bytes"))
+    return errors
+
+
 def check_builtin(rt: ResourceType, new: dict[str, Any], old: dict[str, Any] | None) -> None:
     """Raise 422 Invalid with every cause found, as the apiserver aggregates them."""
     errors = validate_metadata(rt, new)
     if rt.group == "" and rt.plural == "services":
         errors += validate_service(new, old)
+    if rt.plural == "events" and rt.group in ("", "events.k8s.io"):
+        errors += validate_event(rt, new)
+    if rt.plural == "leases" and rt.group == "coordination.k8s.io":
+        errors += validate_lease(new)
     if errors:
         raise invalid(rt.kind, rt.group, (new.get("metadata") or {}).get("name", ""), errors)
 

@@ -200,3 +200,30 @@ async def test_both_event_apis_share_storage(emulator: Emulator, api: client.Api
     assert (await core.read_namespaced_event("new-api", "default")).message == "changed"
     peek = emulator.get_object("events.k8s.io/v1/events", "default", "new-api")
     assert peek is not None and peek["note"] == "changed" and "message" not in peek
+
+
+async def test_events_k8s_io_requires_the_new_fields(emulator: Emulator) -> None:
+    """The new Events API rejects events missing eventTime/reportingController/... (a common
+    controller bug: the legacy core/v1 API accepts them)."""
+    body = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "thin"},
+            "reason": "IPAllocated", "type": "Normal", "note": "x",
+            "regarding": {"kind": "Service", "namespace": "default", "name": "svc"}}
+    url = emulator.url + "/apis/events.k8s.io/v1/namespaces/default/events"
+    async with aiohttp.ClientSession() as session, session.post(url, json=body) as response:
+        status = await response.json()
+    assert response.status == 422 and status["reason"] == "Invalid"
+    fields = {c["field"] for c in status["details"]["causes"]}
+    assert fields == {"eventTime", "reportingController", "reportingInstance", "action"}
+    legacy = {"metadata": {"name": "thin"}, "reason": "IPAllocated", "type": "Normal",
+              "involvedObject": {"kind": "Service", "namespace": "default", "name": "svc"}}
+    async with aiohttp.ClientSession() as session, session.post(
+            emulator.url + "/api/v1/namespaces/default/events", json=legacy) as response:
+        assert response.status == 201
+
+
+async def test_lease_duration_must_be_positive(api: client.ApiClient) -> None:
+    leases = client.CoordinationV1Api(api)
+    with pytest.raises(ApiException) as caught:
+        await leases.create_namespaced_lease("kube-system", {"metadata": {"name": "z"},
+                                                             "spec": {"leaseDurationSeconds": 0}})
+    assert caught.value.status == 422
