@@ -6,6 +6,9 @@ default "vipam") and a description of fixed form
     vipam cluster=<cluster id> service=<namespace/name> uid=<Service uid> family=<IPv4|IPv6>
 
 (a description needs no schema change in NetBox, and is what a person reading NetBox sees).
+Lookups filter on the tag and on the description's start/end (description__isw/__iew) and are
+restricted to the configured prefix or range and its VRF; NetBox silently ignores filter names it
+does not know, so every answer is re-checked here by parsing the description.
 
 NetBox's POST .../available-ips/ is not idempotent, so allocation is made idempotent here: look the
 key up first, and only allocate when it holds nothing. After creating, the key is looked up again
@@ -42,6 +45,7 @@ KNOWN_OPTIONS = frozenset(
 )
 RELEASE_MODES = ("delete", "status:deprecated")
 PAGE = 500
+DESCRIPTION_MAX = 200  # NetBox's limit on an IP address object's description
 
 _OWNER = re.compile(
     r"^vipam cluster=(?P<cluster>\S+) service=(?P<service>\S+) "
@@ -50,9 +54,17 @@ _OWNER = re.compile(
 
 
 def owner_description(key: AllocationKey, service: str) -> str:
-    """The description that marks an IP address object as held by `key`."""
-    return (f"vipam cluster={key.cluster_id} service={service} "
-            f"uid={key.service_uid} family={key.family}")
+    """The description that marks an IP address object as held by `key`.
+
+    NetBox limits descriptions to 200 characters; a long namespace/name is shortened (ending in
+    "~"), since only the key parts must survive intact."""
+    head = f"vipam cluster={key.cluster_id} service="
+    tail = f" uid={key.service_uid} family={key.family}"
+    service = re.sub(r"\s", "_", service) or "-"
+    room = DESCRIPTION_MAX - len(head) - len(tail)
+    if len(service) > room:
+        service = service[: max(room - 1, 1)] + "~"
+    return head + service + tail
 
 
 def parse_owner(description: str) -> tuple[AllocationKey, str] | None:

@@ -131,3 +131,16 @@ def test_netbox_owner_description_round_trips() -> None:
 def test_netbox_options_are_checked_up_front(options: dict[str, object], error: str) -> None:
     with pytest.raises(ValueError, match=error):
         NetBoxBackend("http://127.0.0.1:1", "t", options=options)
+
+
+def test_netbox_owner_description_fits_netbox_limit() -> None:
+    key = AllocationKey("production-eu-west", "0b9d1a2c-aaaa-bbbb-cccc-000000000001", "IPv6")
+    service = "n" * 63 + "/" + "s" * 63
+    text = owner_description(key, service)
+    assert len(text) <= 200
+    parsed = parse_owner(text)
+    assert parsed is not None and parsed[0] == key
+    assert parsed[1].endswith("~") and service.startswith(parsed[1][:-1])
+    assert owner_description(key, "shop/web") == (
+        "vipam cluster=production-eu-west service=shop/web "
+        "uid=0b9d1a2c-aaaa-bbbb-cccc-000000000001 family=IPv6")
