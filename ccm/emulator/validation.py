@@ -273,6 +273,37 @@ def validate_lease(obj: dict[str, Any]) -> Errors:
     return errors
 
 
+def validate_endpoint_slice(obj: dict[str, Any]) -> Errors:
+    """addressType and address families: the speaker reads slices to find local endpoints,
+    and test fixtures that a real apiserver would refuse should fail here too."""
+    family = obj.get("addressType")
+    if family not in ("IPv4", "IPv6", "FQDN"):
+        return [("addressType", f'Unsupported value: "{family}": supported values: "FQDN", '
+                                '"IPv4", "IPv6"')]
+    errors: Errors = []
+    for index, endpoint in enumerate(obj.get("endpoints") or []):
+        addresses = endpoint.get("addresses") if isinstance(endpoint, dict) else None
+        if not addresses or not isinstance(addresses, list) or len(addresses) > 100:
+            errors.append((f"endpoints[{index}].addresses", "Required value: between 1 and "
+                                                            "100 addresses"))
+            continue
+        for position, address in enumerate(addresses):
+            if family == "FQDN":
+                continue
+            try:
+                ok = ipaddress.ip_address(str(address)).version == (4 if family == "IPv4" else 6)
+            except ValueError:
+                ok = False
+            if not ok:
+                errors.append((f"endpoints[{index}].addresses[{position}]",
+                               f'Invalid value: "{address}": must be a valid {family} address'))
+    for index, port in enumerate(obj.get("ports") or []):
+        if isinstance(port, dict) and port.get("protocol", "TCP") not in PROTOCOLS:
+            errors.append((f"ports[{index}].protocol", f'Unsupported value: '
+                                                       f'"{port.get("protocol")}"'))
+    return errors
+
+
 def validate_event(rt: ResourceType, obj: dict[str, Any]) -> Errors:
     """Event rules. Events created through events.k8s.io/v1 must carry the fields of the new
     API (the apiserver rejects them otherwise); core/v1 keeps the lenient legacy rules. The
@@ -311,6 +342,8 @@ def check_builtin(rt: ResourceType, new: dict[str, Any], old: dict[str, Any] | N
         errors += validate_event(rt, new)
     if rt.plural == "leases" and rt.group == "coordination.k8s.io":
         errors += validate_lease(new)
+    if rt.plural == "endpointslices" and rt.group == "discovery.k8s.io":
+        errors += validate_endpoint_slice(new)
     if errors:
         raise invalid(rt.kind, rt.group, (new.get("metadata") or {}).get("name", ""), errors)
 

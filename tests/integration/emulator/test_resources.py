@@ -3,6 +3,7 @@ discovery documents."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
@@ -227,3 +228,20 @@ async def test_lease_duration_must_be_positive(api: client.ApiClient) -> None:
         await leases.create_namespaced_lease("kube-system", {"metadata": {"name": "z"},
                                                              "spec": {"leaseDurationSeconds": 0}})
     assert caught.value.status == 422
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"addressType": "IPv5", "endpoints": []}, "addressType"),
+    ({"addressType": "IPv4", "endpoints": [{"addresses": ["2001:db8::1"]}]},
+     "endpoints[0].addresses[0]"),
+    ({"addressType": "IPv6", "endpoints": [{"addresses": []}]}, "endpoints[0].addresses"),
+])
+async def test_endpoint_slice_validation(api: client.ApiClient, body: dict[str, Any],
+                                         field: str) -> None:
+    slices = client.DiscoveryV1Api(api)
+    with pytest.raises(ApiException) as caught:
+        await slices.create_namespaced_endpoint_slice("default", {"metadata": {"name": "s"},
+                                                                  **body})
+    assert caught.value.status == 422
+    causes = json.loads(caught.value.body)["details"]["causes"]
+    assert field in [c["field"] for c in causes]
