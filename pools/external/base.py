@@ -116,7 +116,9 @@ class IPAMBackend(Protocol):
         ...
 
     async def list(self, cluster_id: str) -> list[ExternalAddress]:
-        """Every address this backend holds for `cluster_id`, for reconciliation."""
+        """Every address this backend holds for `cluster_id`, for reconciliation: one per key.
+        A backend without server-side idempotency (NetBox) deletes duplicate objects of one key
+        here, keeping the one allocate returns; no key ever loses its only address."""
         ...
 
     async def health(self) -> None:

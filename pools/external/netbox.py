@@ -13,7 +13,10 @@ does not know, so every answer is re-checked here by parsing the description.
 NetBox's POST .../available-ips/ is not idempotent, so allocation is made idempotent here: look the
 key up first, and only allocate when it holds nothing. After creating, the key is looked up again
 and, should a lost reply and a retry have produced two objects for one key, the oldest (lowest id)
-is kept and the others are deleted, so every caller settles on the same address.
+is kept and the others are deleted, so every caller settles on the same address; `list` settles
+duplicates the same way. Keeping the oldest is consistent with what allocate returned: NetBox
+commits each available-ips insert inside its lock, so an older object is always visible to the
+lookup that follows a newer one.
 
 NetBox 4.7 serialises POST .../available-ips/ with one PostgreSQL advisory lock
 (ADVISORY_LOCK_KEYS["available-ips"], shared by every prefix and IP range, held across "find the
@@ -184,8 +187,15 @@ class NetBoxBackend:
             found = await self._query(
                 {"description__isw": f"vipam cluster={cluster_id}"}
             )
-            return [ExternalAddress(h.ip, h.key, h.service)
-                    for h in found if h.key.cluster_id == cluster_id]
+            by_key: dict[AllocationKey, builtins.list[Held]] = {}
+            for held in found:
+                if held.key.cluster_id == cluster_id:
+                    by_key.setdefault(held.key, []).append(held)
+            # Duplicates of one key (a lost reply, then a retry) are settled here too: the
+            # controller never calls allocate again for a Service that has its address, so
+            # without this a duplicate would outlive every reconcile.
+            kept = [await self._settle(group) for group in by_key.values()]
+            return [ExternalAddress(h.ip, h.key, h.service) for h in kept]
 
         return await observed(self._on_call, self.name, "list", self._retry.run(attempt))
 

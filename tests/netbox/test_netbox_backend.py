@@ -191,19 +191,35 @@ async def test_cancel_in_flight_never_leaves_two(sandbox: Sandbox, make_backend:
     assert [x["address"].split("/")[0] for x in await sandbox.addresses()] == [ip]
 
 
+async def _duplicate(sandbox: Sandbox, owner: AllocationKey, address: str) -> None:
+    """What a retry after a lost reply can leave behind: a second object with the same owner."""
+    tag = (await sandbox.addresses())[0]["tags"][0]["id"]
+    await sandbox.admin.request("POST", "/api/ipam/ip-addresses/", body={
+        "address": address, "vrf": sandbox.vrf_id, "tags": [tag],
+        "description": owner_description(owner, "shop/web"),
+    })
+
+
 async def test_duplicates_from_a_lost_reply_settle_on_the_oldest(
     sandbox: Sandbox, make_backend: Build
 ) -> None:
     backend = make_backend(prefixId=await sandbox.prefix("198.51.100.160/28"))
     first = await backend.allocate(key("u1"), service="shop/web")
-    # What a retry after a lost reply could leave behind: a second object with the same owner.
-    tag = (await sandbox.addresses())[0]["tags"][0]["id"]
-    await sandbox.admin.request("POST", "/api/ipam/ip-addresses/", body={
-        "address": "198.51.100.170/28", "vrf": sandbox.vrf_id, "tags": [tag],
-        "description": owner_description(key("u1"), "shop/web"),
-    })
+    await _duplicate(sandbox, key("u1"), "198.51.100.170/28")
     assert await backend.allocate(key("u1"), service="shop/web") == first
     assert list(ours(await sandbox.addresses())) == [first]
+
+
+async def test_list_settles_duplicates_too(sandbox: Sandbox, make_backend: Build) -> None:
+    backend = make_backend(prefixId=await sandbox.prefix("198.51.100.216/29"))
+    first = await backend.allocate(key("u1"), service="shop/web")
+    other = await backend.allocate(key("u2"), service="shop/api")
+    await _duplicate(sandbox, key("u1"), "198.51.100.222/29")
+    assert len(await sandbox.addresses()) == 3
+    listed = await backend.list("lab")
+    assert sorted((x.ip, str(x.key)) for x in listed) == sorted(
+        [(first, str(key("u1"))), (other, str(key("u2")))])
+    assert sorted(ours(await sandbox.addresses())) == sorted([first, other])
 
 
 async def test_release_by_status_keeps_the_address_out_of_use(
