@@ -6,7 +6,8 @@ being 5xx/429, an allocation that commits and then drops the connection before r
 ones a real IPAM produces, and the ones the controller must converge through.
 
 Run standalone:  python -m pools.external.reference_server --listen 127.0.0.1:8090 \
-                     --token secret --pool default=198.51.100.0/28,2001:db8::/124
+                     --token secret --pool default=198.51.100.0/28,2001:db8::/124 \
+                     [--cert server.pem --key server.key]
 """
 
 from __future__ import annotations
@@ -262,7 +263,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--token", default=None, help="require this Bearer token")
     parser.add_argument("--pool", action="append", default=[],
                         help="name=cidr-or-range[,...] (repeatable)")
+    parser.add_argument("--cert", help="serve HTTPS with this PEM certificate (chain)")
+    parser.add_argument("--key", help="private key of --cert (PEM)")
     args = parser.parse_args(argv)
+    context = None
+    if args.cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.cert, args.key)
     pools = {}
     for item in args.pool or ["default=198.51.100.0/28,2001:db8::/124"]:
         name, _, specs = item.partition("=")
@@ -271,7 +278,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     async def serve() -> None:
         server = ReferenceServer(pools, token=args.token)
-        print(f"reference IPAM listening on {await server.start(host, int(port))}", flush=True)
+        url = await server.start(host, int(port), ssl_context=context)
+        print(f"reference IPAM listening on {url}", flush=True)
         try:
             await asyncio.Event().wait()
         finally:

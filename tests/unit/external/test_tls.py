@@ -6,9 +6,12 @@ The CA and server certificate are made per test run with the openssl CLI (the ve
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import socket
 import ssl
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -76,3 +79,27 @@ async def test_untrusted_certificate_fails_without_retrying(tls_server: Referenc
         assert tls_server.requests == []
     finally:
         await client.close()
+
+
+async def test_standalone_server_serves_https(pki: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pools.external.reference_server",
+        "--listen", f"127.0.0.1:{port}", "--token", "cli-token", "--pool", "lab=192.0.2.0/29",
+        "--cert", str(pki / "server.pem"), "--key", str(pki / "server.key"),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    client = HTTPBackend(f"https://127.0.0.1:{port}", "cli-token",
+                         ca_bundle=(pki / "ca.pem").read_text())
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=20)
+        assert line.decode().strip() == f"reference IPAM listening on https://127.0.0.1:{port}"
+        ip = await client.allocate(AllocationKey("c1", "u1", "IPv4"), service="default/web")
+        assert ip == "192.0.2.1"
+    finally:
+        await client.close()
+        process.terminate()
+        await process.wait()
