@@ -141,6 +141,10 @@ def render_config(
     ``router_id`` must be an IPv4 address; when it is None, IPv4 peers with a source address
     use that address, and other peers make ExaBGP pick one when it connects.
     """
+    peers = list(peers)
+    addresses = [peer.address for peer in peers]
+    if len(set(addresses)) != len(addresses):
+        raise ValueError(f"one session per peer address: {sorted(addresses)}")
     for argument in process_argv:
         if any(c in argument for c in ";\n{}\"' "):
             raise ValueError(f"process argument unsafe for ExaBGP syntax: {argument!r}")

@@ -124,6 +124,7 @@ class BGPSpeaker:
             raise RuntimeError("BGPSpeaker already started")
         self._stopping = False
         self._peers = tuple(peers)
+        render_config(self._peers, ["relay"])  # refuse a configuration ExaBGP would refuse
         self._workdir = Path(self._given_workdir or tempfile.mkdtemp(prefix="vipam-bgp-"))
         self._workdir.mkdir(parents=True, exist_ok=True)
         if len(self._socket_path.encode()) > _MAX_SOCKET_PATH:
@@ -141,6 +142,7 @@ class BGPSpeaker:
         new = tuple(peers)
         if new == self._peers:
             return
+        render_config(new, ["relay"])  # refuse a configuration ExaBGP would refuse, up front
         await self._shutdown_exabgp(withdraw=False)
         self._peers = new
         self._peer_states.clear()

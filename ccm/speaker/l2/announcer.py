@@ -54,7 +54,13 @@ class Announcer(Protocol):
 
     async def withdraw_all(self) -> None: ...
 
+    async def refresh(self) -> None: ...
+
+    async def reclaim(self) -> set[str]: ...
+
     def announced(self) -> set[str]: ...
+
+    def close(self) -> None: ...
 
 
 def _normalise(ip: str) -> str:
@@ -342,3 +348,12 @@ class LoggingAnnouncer:
     async def withdraw_all(self) -> None:
         for ip in list(self._interfaces):
             await self.withdraw(ip)
+
+    async def refresh(self) -> None:
+        self._log.debug("would refresh %d address(es)", len(self._interfaces))
+
+    async def reclaim(self) -> set[str]:
+        return set()
+
+    def close(self) -> None:
+        """Nothing to release."""

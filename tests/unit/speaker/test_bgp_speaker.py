@@ -142,3 +142,26 @@ async def test_a_workdir_too_long_for_a_socket_is_refused_clearly(tmp_path: Path
     bgp = BGPSpeaker(workdir=str(tmp_path / ("d" * 120)))
     with pytest.raises(BGPError, match="too long"):
         await bgp.start([])
+
+
+async def test_changing_peers_restarts_exabgp_with_the_routes(
+    speaker: BGPSpeaker, tmp_path: Path
+) -> None:
+    await speaker.announce("203.0.113.10", "192.0.2.2")
+    before = speaker.pid
+    first = Peer("127.0.0.1", 64512, 64512, port=_unused_port())
+    second = Peer("127.0.0.2", 64512, 64512, port=_unused_port())
+    await speaker.set_peers([first, second])
+    assert speaker.pid not in (None, before)
+    held = await speaker.exabgp_routes()
+    # one adj-RIB-out line per peer, each with the replayed route
+    assert len([line for line in held if "203.0.113.10/32" in line]) == 2
+    await speaker.set_peers([first, second])  # unchanged: nothing restarts
+    assert speaker.pid is not None
+
+
+async def test_two_sessions_to_one_address_are_refused(tmp_path: Path) -> None:
+    bgp = BGPSpeaker(workdir=str(tmp_path / "bgp"))
+    twice = [Peer("127.0.0.1", 64512, 64512, port=port) for port in (1179, 1180)]
+    with pytest.raises(ValueError, match="one session per peer address"):
+        await bgp.start(twice)
