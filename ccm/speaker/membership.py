@@ -59,6 +59,7 @@ class Membership:
         self._seen: dict[str, tuple[str, float]] = {}  # node -> (renewTime, monotonic when seen)
         self._renewed_at: float | None = None
         self._joined_at: float | None = None  # first successful renew
+        self._own: JSON | None = None  # our Lease as last written
         self.renewals = 0
         self.last_error: str | None = None
         self._live_cache: frozenset[str] = frozenset()
@@ -86,27 +87,38 @@ class Membership:
             await asyncio.sleep(max(0.0, self.timing.renew_interval - (time.monotonic() - started)))
 
     async def _renew(self, started: float) -> None:
+        """One write per renewal: PUT on top of our last write; GET only after a 409/404."""
         now = micro_time()
         spec = {
             "holderIdentity": self.node,
             "leaseDurationSeconds": max(1, round(self.timing.lease_duration)),
             "renewTime": now,
         }
-        try:
-            lease = await self.client.get(LEASES, self.namespace, self.lease_name)
-        except ApiError as exc:
-            if not exc.not_found:
-                raise
+        lease = self._own
+        if lease is None:
+            try:
+                lease = await self.client.get(LEASES, self.namespace, self.lease_name)
+            except ApiError as exc:
+                if not exc.not_found:
+                    raise
+        if lease is None:
             body: JSON = {
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": self.lease_name, "namespace": self.namespace,
                              "labels": {"app.kubernetes.io/component": "speaker"}},
                 "spec": {**spec, "acquireTime": now},
             }
-            await self.client.create(LEASES, self.namespace, body)
+            self._own = await self.client.create(LEASES, self.namespace, body)
         else:
             lease.setdefault("spec", {}).update(spec)
-            await self.client.replace(LEASES, self.namespace, self.lease_name, lease)
+            try:
+                self._own = await self.client.replace(
+                    LEASES, self.namespace, self.lease_name, lease
+                )
+            except ApiError as exc:
+                if exc.conflict or exc.not_found:
+                    self._own = None  # someone else wrote it; re-read next time
+                raise
         was_live = self.is_live()
         self._renewed_at = started
         if self._joined_at is None:

@@ -1,0 +1,142 @@
+"""Speaker API cost does not grow with Services: only node Leases are written periodically.
+
+Realistic process layout: the emulator serves from this test process, while the controller and
+three speakers run as separate `vipam` processes (as they would on a cluster), so no component
+starves another's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from ccm.controller import names
+from ccm.emulator import Emulator
+from ccm.kube.client import KubeClient
+from tests.integration.controller.harness import (
+    ROOT,
+    create_pool,
+    create_service,
+    ingress_ips,
+    wait_for,
+)
+from tests.integration.speaker.harness import l2_everywhere, make_nodes
+
+NODES = ["node-a", "node-b", "node-c"]
+RENEW_INTERVAL = 0.5
+
+
+class Proc:
+    def __init__(self, proc: asyncio.subprocess.Process, log: Path) -> None:
+        self.proc = proc
+        self.log = log
+
+    def health_url(self) -> str | None:
+        match = re.search(r"health on (http://\S+)", self.log.read_text(errors="replace"))
+        return match.group(1) if match else None
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+async def spawn(tmp_path: Path, name: str, *args: str) -> Proc:
+    log = tmp_path / f"{name}.log"
+    handle = log.open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ccm", *args, cwd=ROOT, stdout=handle, stderr=handle,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    handle.close()
+    return Proc(proc, log)
+
+
+async def status_of(http: aiohttp.ClientSession, proc: Proc) -> dict[str, Any] | None:
+    url = proc.health_url()
+    if url is None:
+        return None
+    try:
+        async with http.get(f"{url}/status") as response:
+            result: dict[str, Any] = await response.json()
+            return result
+    except aiohttp.ClientError:
+        return None
+
+
+def annotated(emu: Emulator) -> int:
+    return sum(
+        1 for svc in emu.list_objects("services")
+        if (svc["metadata"].get("annotations") or {}).get(names.ANN_ANNOUNCING_NODE)
+    )
+
+
+async def writes_per_second(emu: Emulator, seconds: float) -> float:
+    emu.reset_stats()
+    await asyncio.sleep(seconds)
+    return emu.stats.writes / seconds
+
+
+async def test_speaker_writes_per_second_with_10_and_1000_services(
+    emu: Emulator, kube: KubeClient, kubeconfig: Path, tmp_path: Path
+) -> None:
+    await make_nodes(kube, NODES)
+    await create_pool(kube, "v6", addresses=["2001:db8:7::/64"])
+    await l2_everywhere(kube)
+    common = ["--kubeconfig", str(kubeconfig), "--namespace", "kube-system",
+              "--health-port", "0", "--log-format", "text"]
+    controller = await spawn(tmp_path, "controller", "controller", *common)
+    speakers = [
+        await spawn(tmp_path, node, "speaker", "--node-name", node, "--announcer", "log",
+                    "--no-bgp", "--renew-interval", str(RENEW_INTERVAL), *common)
+        for node in NODES
+    ]
+    processes = [controller, *speakers]
+    try:
+        async with aiohttp.ClientSession() as http:
+            for i in range(10):
+                await create_service(kube, f"s{i}", families=["IPv6"])
+            await wait_for(lambda: annotated(emu) == 10, 30, "10 Services announced")
+            await controller.stop()  # from here on only the speakers write
+            few = await writes_per_second(emu, 4.0)
+            assert emu.stats.count("patch", "services") == 0
+
+            controller = await spawn(tmp_path, "controller2", "controller", *common)
+            processes.append(controller)
+            sem = asyncio.Semaphore(32)
+
+            async def make(i: int) -> None:
+                async with sem:
+                    await create_service(kube, f"more{i}", families=["IPv6"])
+
+            await asyncio.gather(*(make(i) for i in range(990)))
+            await wait_for(
+                lambda: sum(1 for s in emu.list_objects("services") if ingress_ips(s)) == 1000,
+                180, "1000 allocated",
+            )
+            await wait_for(lambda: annotated(emu) == 1000, 120, "1000 Services announced")
+            await controller.stop()
+            await asyncio.sleep(2.0)  # the last annotation writes and Events land
+            many = await writes_per_second(emu, 4.0)
+            statuses = [await status_of(http, s) for s in speakers]
+        owned = [len(s["l2"]) for s in statuses if s]
+        print(f"speaker API writes/s: {few:.2f} with 10 Services, {many:.2f} with 1000 "
+              f"(addresses per node: {owned})")
+        bound = len(NODES) * 2 / RENEW_INTERVAL  # a renewal is one get and one update
+        assert emu.stats.count("update", "leases") <= len(NODES) * 4.0 / RENEW_INTERVAL * 1.2
+        assert many <= bound, emu.stats
+        assert many <= few * 1.25 + 0.5, emu.stats
+        assert sum(owned) == 1000 and all(count > 200 for count in owned)
+    finally:
+        for proc in processes:
+            await proc.stop()
