@@ -4,10 +4,10 @@ in-process. Its data outlives stop()/start(), and it keeps its port, like an api
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from aiohttp import web
@@ -21,6 +21,8 @@ from ccm.emulator.server import ApiServer
 from ccm.emulator.stats import RequestStats
 from ccm.emulator.store import Store
 from ccm.emulator.watch import ABORT, WatchHub
+
+T = TypeVar("T")
 
 
 class Emulator:
@@ -36,6 +38,7 @@ class Emulator:
         self._api = ApiServer(self.store, self.hub, self.registry, self.faults, self.stats,
                               bookmark_interval)
         self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         crd_type = self.registry.resolve("apiextensions.k8s.io/v1/customresourcedefinitions")
         for crd in load_crd_documents(list(crd_paths)):
             self.store.create(crd_type, None, crd)
@@ -61,6 +64,7 @@ class Emulator:
             self.port = server.sockets[0].getsockname()[1]
         self._api.server_address = f"{self.host}:{self.port}"
         self._runner = runner
+        self._loop = asyncio.get_running_loop()
 
     async def stop(self) -> None:
         """Drop every connection, watches included, as a crashed apiserver would."""
@@ -88,22 +92,48 @@ class Emulator:
         await self.stop()
 
     def reset_stats(self) -> None:
-        self.stats.clear()
+        self._on_loop(self.stats.clear)
 
     # ------------------------------------------------------------- test helpers
+
+    def _on_loop(self, function: Callable[[], T]) -> T:
+        """Run `function` on the emulator's loop: direct when called from it (or before
+        start), marshalled when called from another thread (EmulatorThread users), so a
+        sync test never reads the store while the loop is changing it."""
+        loop = self._loop
+        try:
+            current = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if loop is None or loop is current or not loop.is_running():
+            return function()
+
+        async def call() -> T:
+            return function()
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(30)
 
     def get_object(self, group_version_resource: str, namespace: str | None,
                    name: str) -> dict[str, Any] | None:
         """A deep copy of one stored object, or None; for assertions, never for the code
         under test (which must go through the API)."""
         rt = self.registry.resolve(group_version_resource)
-        obj = self.store.peek(rt, namespace if rt.namespaced else None, name)
-        return clone(served(obj, rt)) if obj is not None else None
+
+        def peek() -> dict[str, Any] | None:
+            obj = self.store.peek(rt, namespace if rt.namespaced else None, name)
+            return clone(served(obj, rt)) if obj is not None else None
+
+        return self._on_loop(peek)
 
     def list_objects(self, resource: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Deep copies of stored objects of one resource (optionally one namespace)."""
         rt = self.registry.resolve(resource)
-        return [clone(served(o, rt)) for o in self.store.select(
-            rt, lambda o: namespace is None or o["metadata"].get("namespace") == namespace)]
+
+        def select() -> list[dict[str, Any]]:
+            return [clone(served(o, rt)) for o in self.store.select(
+                rt, lambda o: namespace is None or o["metadata"].get("namespace") == namespace)]
+
+        return self._on_loop(select)
 
     def write_kubeconfig(self, path: Path, *, namespace: str = "default") -> Path:
         """A kubeconfig for kubectl and kubernetes_asyncio.config.load_kube_config."""
