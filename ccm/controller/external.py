@@ -25,7 +25,14 @@ from ccm.controller.service_view import ServiceView
 from ccm.kube.client import JSON, ApiError, KubeClient
 from ccm.kube.resources import SECRETS
 from pools.allocator import ExternalPoolRequired
-from pools.external import AllocationKey, BackendError, CallObserver, IPAMBackend, backend_for
+from pools.external import (
+    AllocationKey,
+    BackendError,
+    CallObserver,
+    IPAMBackend,
+    RetryPolicy,
+    backend_for,
+)
 from pools.model import Pool
 
 log = logging.getLogger(__name__)
@@ -84,7 +91,11 @@ class ExternalIPAM:
             return cached[1]
         token = await self._token(pool_name, spec.secret_ref)
         try:
-            backend = backend_for(spec, token, name=pool_name, on_call=self.on_call)
+            # a short budget per call: the work queue's backoff does the long-term retrying, and
+            # a worker must not stall for long on a dead backend while other Services wait
+            retry = RetryPolicy(attempts=2, total_seconds=2 * spec.timeout_seconds + 1)
+            backend = backend_for(spec, token, name=pool_name, on_call=self.on_call,
+                                  retry=retry)
         except ValueError as exc:
             raise BackendError("Rejected", f"pool {pool_name}: {exc}", retryable=False) from exc
         if cached is not None:

@@ -127,6 +127,8 @@ class Speaker:
         self._spawn(self.membership.renew_forever(), "lease-renew")
         self._spawn(self.membership.watch_expiry(), "lease-expiry")
         self._spawn(self._loop(), "reconcile")
+        if isinstance(self.announcer, L2Announcer) and self.settings.address_lifetime:
+            self._spawn(self._refresh_lifetimes(), "address-lifetime")
         self._spawn(self._heartbeat_loop(), "heartbeat")
         self.ready_event.set()
 
@@ -136,7 +138,8 @@ class Speaker:
             mode = "kernel" if os.geteuid() == 0 else "log"
         if mode == "kernel":
             return L2Announcer(repeats=self.settings.garp_repeats,
-                               interval=self.settings.garp_interval)
+                               interval=self.settings.garp_interval,
+                               address_lifetime=self.settings.address_lifetime or None)
         return LoggingAnnouncer(log)
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -340,6 +343,17 @@ class Speaker:
     def _note_error(self, what: str, message: str) -> None:
         self.last_errors.append({"object": what, "error": message, "at": time.time()})
         del self.last_errors[:-20]
+
+    async def _refresh_lifetimes(self) -> None:
+        """Extend the kernel lifetime of our addresses, but only while our Lease is renewed."""
+        period = max(0.5, self.settings.address_lifetime / 3)
+        while True:
+            await asyncio.sleep(period)
+            if self.membership.is_live():
+                try:
+                    await self.announcer.refresh()
+                except Exception as exc:
+                    self._note_error("refresh", str(exc))
 
     async def _heartbeat_loop(self) -> None:
         while True:

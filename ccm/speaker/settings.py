@@ -33,6 +33,11 @@ class SpeakerSettings(BaseSettings):
     coalesce_seconds: float = Field(
         0.05, ge=0, le=1, description="wait this long after a change before re-planning"
     )
+    address_lifetime: int = Field(
+        3, ge=0, le=3600,
+        description="kernel lifetime (s) of announced addresses, extended while the Lease is "
+        "renewed, so a killed or hung speaker's addresses vanish by themselves; 0 = forever",
+    )
     garp_repeats: int = Field(3, ge=1, le=20)
     garp_interval: float = Field(0.5, gt=0)
     bgp: bool = Field(True, description="run ExaBGP when a BGPAdvertisement selects this node")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.netns.lab import REPO, Lab, wait_for
+from tests.netns.lab import REPO, Lab, addresses, wait_for
 
 API_PORT = 16443
 MANIFEST = """
@@ -110,3 +110,7 @@ def test_l2_failover_through_real_speakers(lab: Lab, tmp_path: Path) -> None:
     failover = time.monotonic() - killed
     print(f"kernel-observed L2 failover after SIGKILL: {failover:.3f}s")
     assert failover < 2.0
+    # the dead speaker can no longer extend its addresses' kernel lifetime (3 s by default):
+    # they vanish from its node, so it stops answering ARP/NDP for them too
+    victim = next(node for node in lab.nodes if node.mac == victim_mac)
+    wait_for(lambda: not set(ips) & addresses(victim.name), 5, "the dead node's VIPs expire")
