@@ -292,19 +292,28 @@ class Speaker:
             await self.bgp.set_peers(peers)
             self.bgp_peers_key = key
         bgp = self.bgp
-        names_to_address = {
-            (p.get("metadata") or {}).get("name"): (p.get("spec") or {}).get("address")
+        names_to_address: dict[str, str] = {
+            str((p.get("metadata") or {}).get("name")): str((p.get("spec") or {}).get("address"))
             for p in plan.peers
         }
         for prefix in list(bgp.announced()):
             ip = prefix.split("/", 1)[0]
             if ip not in plan.bgp:
                 await bgp.withdraw(prefix)
+        families = {name: ":" in address for name, address in names_to_address.items()}
         for ip, duty in plan.bgp.items():
+            # next hop "self" is only right on a session of the route's own family, so each
+            # route goes to the peers of its family (peer over IPv6 to announce IPv6 VIPs)
+            v6 = ":" in ip
+            wanted = [n for n in (duty.peers or tuple(names_to_address)) if n in families]
+            targets = [names_to_address[n] for n in wanted if families[n] == v6]
+            if not targets:
+                if ip in {p.split("/", 1)[0] for p in bgp.announced()}:
+                    await bgp.withdraw(ip)
+                continue
             try:
                 await bgp.announce(
-                    ip, communities=duty.communities, local_pref=duty.local_pref,
-                    peers=[str(names_to_address[n]) for n in duty.peers if n in names_to_address],
+                    ip, communities=duty.communities, local_pref=duty.local_pref, peers=targets
                 )
             except Exception as exc:
                 self.announce_errors.labels(mode="bgp").inc()
