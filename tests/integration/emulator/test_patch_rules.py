@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ccm.emulator.errors import ApiError
 from ccm.emulator.patch import json_patch, merge_patch, strategic_merge_patch
@@ -117,3 +119,55 @@ def test_strategic_patch_does_not_touch_its_input() -> None:
     strategic_merge_patch(obj, {"metadata": {"finalizers": ["b"]},
                                 "spec": {"ports": [{"port": 1, "name": "x"}]}}, "Service")
     assert obj == {"metadata": {"finalizers": ["a"]}, "spec": {"ports": [{"port": 1}]}}
+
+
+def _merge_diff(before: Any, after: Any) -> Any:
+    """The JSON merge patch that turns `before` into `after` (an independent construction)."""
+    if not (isinstance(before, dict) and isinstance(after, dict)):
+        return after
+    patch: dict[str, Any] = {key: None for key in before.keys() - after.keys()}
+    for key, value in after.items():
+        if key not in before:
+            patch[key] = value
+        elif before[key] != value:
+            patch[key] = _merge_diff(before[key], value)
+    return patch
+
+
+_SCALARS = st.one_of(st.booleans(), st.integers(), st.text(max_size=4))
+# merge patch cannot express a null member, so generated objects carry none
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.sampled_from("abcde"), inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+@given(before=st.dictionaries(st.sampled_from("abcde"), _JSON, max_size=4),
+       after=st.dictionaries(st.sampled_from("abcde"), _JSON, max_size=4))
+@settings(max_examples=300, deadline=None)
+def test_merge_patch_of_a_diff_reaches_the_target(before: Any, after: Any) -> None:
+    snapshot = json.loads(json.dumps(before))
+    assert merge_patch(before, _merge_diff(before, after)) == after
+    assert before == snapshot  # the original is never modified
+
+
+@given(ports=st.lists(st.tuples(st.integers(1, 65535), st.sampled_from(["TCP", "UDP"])),
+                      max_size=6, unique=True),
+       extra=st.lists(st.tuples(st.integers(1, 65535), st.sampled_from(["TCP", "UDP"])),
+                      max_size=6, unique=True))
+@settings(max_examples=200, deadline=None)
+def test_strategic_ports_union_by_port_and_protocol(ports: list[tuple[int, str]],
+                                                    extra: list[tuple[int, str]]) -> None:
+    def as_ports(items: list[tuple[int, str]], tag: str) -> list[dict[str, Any]]:
+        return [{"port": p, "protocol": proto, "name": f"{tag}{p}{proto}"} for p, proto in items]
+
+    service = {"spec": {"ports": as_ports(ports, "old")}}
+    result = strategic_merge_patch(service, {"spec": {"ports": as_ports(extra, "new")}},
+                                   "Service")["spec"]["ports"]
+    keys = [(p["port"], p["protocol"]) for p in result]
+    assert len(keys) == len(set(keys))
+    assert set(keys) == set(ports) | set(extra)
+    names = {(p["port"], p["protocol"]): p["name"] for p in result}
+    assert all(names[key].startswith("new") for key in extra)  # patch values win

@@ -190,3 +190,31 @@ async def test_create_with_resource_version_is_bad_request(core: CoreV1Api) -> N
     with pytest.raises(ApiException) as caught:
         await core.create_namespaced_service("default", svc)
     assert caught.value.status == 400 and reason(caught.value) == "BadRequest"
+
+
+async def test_optimistic_concurrency_loses_no_update(core: CoreV1Api) -> None:
+    """Eight writers increment one counter by read-modify-write in lockstep rounds: in every
+    round exactly one PUT wins and seven get 409, and no increment is ever lost."""
+    writers, rounds = 8, 10
+    await core.create_namespaced_config_map("default", {"metadata": {"name": "counter"},
+                                                        "data": {"n": "0"}})
+    barrier = asyncio.Barrier(writers)
+    outcomes: list[list[str]] = [[] for _ in range(rounds)]
+
+    async def writer() -> None:
+        for round_ in range(rounds):
+            current = await core.read_namespaced_config_map("counter", "default")
+            await barrier.wait()  # everyone holds the same version before anyone writes
+            current.data["n"] = str(int(current.data["n"]) + 1)
+            try:
+                await core.replace_namespaced_config_map("counter", "default", current)
+                outcomes[round_].append("won")
+            except ApiException as error:
+                assert error.status == 409
+                outcomes[round_].append("conflict")
+            await barrier.wait()
+
+    await asyncio.gather(*(writer() for _ in range(writers)))
+    assert all(sorted(o) == ["conflict"] * (writers - 1) + ["won"] for o in outcomes)
+    final = await core.read_namespaced_config_map("counter", "default")
+    assert final.data["n"] == str(rounds)
