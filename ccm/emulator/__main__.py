@@ -18,8 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--kubeconfig", type=Path, help="write a kubeconfig for this server here")
-    parser.add_argument("--crd", type=Path, action="append", default=[],
-                        help="CRD YAML file or directory to apply at start (repeatable)")
+    parser.add_argument("--crd", type=Path, action="extend", nargs="+", default=[],
+                        help="CRD YAML files or directories to apply at start (repeatable)")
     parser.add_argument("--history-size", type=int, default=10_000)
     parser.add_argument("--verbose", action="store_true", help="log every request")
     return parser
@@ -41,7 +41,11 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    missing = [str(path) for path in args.crd if not path.exists()]
+    if missing:
+        parser.error(f"--crd: no such file or directory: {', '.join(missing)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(message)s")
     asyncio.run(serve(args))

@@ -14,6 +14,8 @@ import yaml
 from ccm.emulator import EmulatorThread
 from tests.integration.emulator.conftest import WIDGETS_CRD
 
+PROJECT_CRDS = Path(__file__).resolve().parents[3] / "config" / "crd"
+
 
 def fetch(url: str) -> dict[str, object]:
     with urllib.request.urlopen(url, timeout=10) as response:
@@ -24,7 +26,7 @@ def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kc.yaml"
     process = subprocess.Popen(
         [sys.executable, "-m", "ccm.emulator", "--host", "127.0.0.1", "--port", "0",
-         "--kubeconfig", str(kubeconfig), "--crd", str(WIDGETS_CRD)],
+         "--kubeconfig", str(kubeconfig), "--crd", str(WIDGETS_CRD), str(PROJECT_CRDS)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
@@ -33,13 +35,20 @@ def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
         config = yaml.safe_load(kubeconfig.read_text())
         assert config["clusters"][0]["cluster"]["server"] == url
         groups = fetch(url + "/apis")["groups"]
-        assert "example.test" in [g["name"] for g in groups]  # type: ignore[union-attr]
+        assert {"example.test", "vipam.io"} <= {g["name"] for g in groups}  # type: ignore[union-attr]
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_cli_rejects_missing_crd_paths(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "ccm.emulator", "--crd",
+                             str(tmp_path / "absent.yaml")], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 2 and "no such file or directory" in result.stderr
 
 
 def test_thread_wrapper_serves_sync_callers() -> None:
