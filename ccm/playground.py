@@ -1,8 +1,10 @@
 """`vipam playground`: the product on its embedded default, on one machine, in seconds.
 
 Starts the Kubernetes API emulator on 127.0.0.1, installs the CRDs and the samples from
-config/, runs the controller against it, prints which Service got which address from which pool,
-and writes a kubeconfig so that `kubectl` can add more. Ctrl-C stops everything.
+config/, runs the controller and one speaker against it, prints which Service got which address
+from which pool and which node announces it, and writes a kubeconfig so that `kubectl` can add
+more. Ctrl-C stops everything. The speaker uses the logging announcer: the playground never
+touches the machine's network (on a real node the speaker adds the address and sends ARP/NDP).
 """
 
 from __future__ import annotations
@@ -22,22 +24,30 @@ from ccm.emulator import Emulator
 from ccm.health.server import HealthServer
 from ccm.kube.apply import apply, load_manifests
 from ccm.kube.client import JSON, KubeClient
-from ccm.kube.resources import NAMESPACES, SERVICES
+from ccm.kube.resources import NAMESPACES, NODES, SERVICES
 from ccm.settings import ControllerSettings
+from ccm.speaker.process import Speaker
+from ccm.speaker.settings import SpeakerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
+PLAYGROUND_NODE = "playground-node"
 ORDER = ["Namespace", "Secret", "IPPool", "L2Advertisement", "BGPPeer", "BGPAdvertisement"]
 
 
-def service_row(svc: JSON) -> tuple[str, str, str, str] | None:
-    """(service, addresses, pool, state) for a LoadBalancer Service, None for other types."""
+Row = tuple[str, str, str, str, str]
+
+
+def service_row(svc: JSON) -> Row | None:
+    """(service, addresses, pool, node, state) for a LoadBalancer Service, None otherwise."""
     spec = svc.get("spec") or {}
     if spec.get("type") != "LoadBalancer":
         return None
     meta = svc.get("metadata") or {}
     ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     ips = ", ".join(entry.get("ip", "") for entry in ingress) or "-"
-    pool = (meta.get("annotations") or {}).get(names.ANN_ALLOCATED_FROM, "-")
+    annotations = meta.get("annotations") or {}
+    pool = annotations.get(names.ANN_ALLOCATED_FROM, "-")
+    node = annotations.get(names.ANN_ANNOUNCING_NODE, "-")
     state = "pending"
     for condition in (svc.get("status") or {}).get("conditions") or []:
         if condition.get("type") == names.CONDITION_ALLOCATED:
@@ -47,22 +57,36 @@ def service_row(svc: JSON) -> tuple[str, str, str, str] | None:
                 state = f"{condition.get('reason')}: {condition.get('message')}"
     if spec.get("loadBalancerClass") not in (None, names.LOAD_BALANCER_CLASS):
         state = f"not ours (class {spec['loadBalancerClass']})"
-    return (f"{meta.get('namespace')}/{meta.get('name')}", ips, pool, state)
+    return (f"{meta.get('namespace')}/{meta.get('name')}", ips, pool, node, state)
 
 
-def format_table(rows: list[tuple[str, str, str, str]]) -> str:
-    header = ("SERVICE", "ADDRESSES", "POOL", "STATE")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+def format_table(rows: list[Row]) -> str:
+    header = ("SERVICE", "ADDRESSES", "POOL", "NODE", "STATE")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     lines = []
     for row in [header, *rows]:
-        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3]))
-                     + "  " + row[3])
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4]))
+                     + "  " + row[4])
     return "\n".join(lines)
 
 
-def _settled(svc: JSON) -> bool:
-    row = service_row(svc)
-    return row is None or row[3] != "pending"
+async def _settle(client: KubeClient, limit: float) -> list[Row]:
+    """The table once every Service is decided and nothing has changed for a second (the
+    speaker joins after one Lease period, then records announcing nodes)."""
+    deadline = time.monotonic() + limit
+    last: list[Row] = []
+    stable_since = time.monotonic()
+    while time.monotonic() < deadline:
+        listing = await client.list(SERVICES)
+        rows = sorted(r for r in map(service_row, listing["items"]) if r is not None)
+        if rows != last:
+            last, stable_since = rows, time.monotonic()
+        decided = all(r[4] != "pending" for r in rows)
+        announced = any(r[3] != "-" for r in rows) or not rows
+        if decided and announced and time.monotonic() - stable_since >= 1.0:
+            break
+        await asyncio.sleep(0.1)
+    return last
 
 
 async def run_playground(
@@ -83,6 +107,7 @@ async def run_playground(
     kubeconfig = emulator.write_kubeconfig(workdir / "kubeconfig")
     client = await KubeClient.connect(str(kubeconfig), qps=0)
     controller: Controller | None = None
+    speaker: Speaker | None = None
     health: HealthServer | None = None
     try:
         for namespace in ("default", "kube-system"):
@@ -104,18 +129,18 @@ async def run_playground(
             health = HealthServer(controller, settings.health_host, 0)  # port taken: any port
             await health.start()
         await controller.start()
-        deadline = time.monotonic() + settle_seconds
-        while time.monotonic() < deadline:
-            listing = await client.list(SERVICES)
-            if all(_settled(s) for s in listing["items"]):
-                break
-            await asyncio.sleep(0.1)
-        listing = await client.list(SERVICES)
-        rows = sorted(r for r in map(service_row, listing["items"]) if r is not None)
+        await client.create(NODES, None, {"metadata": {"name": PLAYGROUND_NODE}})
+        speaker = Speaker(SpeakerSettings(
+            node_name=PLAYGROUND_NODE, kubeconfig=str(kubeconfig), namespace="kube-system",
+            announcer="log", bgp=False, health_port=0, log_format="text",
+        ))
+        await speaker.start()
+        rows = await _settle(client, settle_seconds)
         print(f"vipam playground: API emulator at {emulator.url}", file=out)
         print(f"  pools and Services from {ROOT / 'config' / 'samples'}\n", file=out)
         print(format_table(rows), file=out)
-        print(f"\nhealth and metrics: {health.url}/status  {health.url}/metrics", file=out)
+        print(f"\nstatus page:        {health.url}/", file=out)
+        print(f"health and metrics: {health.url}/status  {health.url}/metrics", file=out)
         print(f"controller log:     {log_file}", file=out)
         print(f"try:  kubectl --kubeconfig {kubeconfig} get svc -A -w", file=out)
         print(f"      kubectl --kubeconfig {kubeconfig} get ippools", file=out)
@@ -125,6 +150,8 @@ async def run_playground(
         await _watch_until_interrupted(client, {r[0]: r for r in rows}, out)
         return 0
     finally:
+        if speaker is not None:
+            await speaker.stop()
         if controller is not None:
             await controller.stop()
         if health is not None:
@@ -134,7 +161,7 @@ async def run_playground(
 
 
 async def _watch_until_interrupted(
-    client: KubeClient, known: dict[str, tuple[str, str, str, str]], out: TextIO
+    client: KubeClient, known: dict[str, Row], out: TextIO
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -144,9 +171,10 @@ async def _watch_until_interrupted(
         listing = await client.list(SERVICES)
         for svc in listing["items"]:
             row = service_row(svc)
-            if row is not None and known.get(row[0]) != row and row[3] != "pending":
+            if row is not None and known.get(row[0]) != row and row[4] != "pending":
                 known[row[0]] = row
-                print(f"{row[0]}: {row[1]} (pool {row[2]}) {row[3]}", file=out, flush=True)
+                print(f"{row[0]}: {row[1]} (pool {row[2]}, node {row[3]}) {row[4]}", file=out,
+                      flush=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
     print("stopping", file=out)

@@ -24,7 +24,7 @@ class ControllerSettings(BaseSettings):
         default_factory=lambda: os.environ.get("POD_NAMESPACE", "kube-system"),
         description="namespace of the Lease and of Secrets for external IPAM",
     )
-    lease_name: str = "vipam-controller"
+    lease_name: str = names.CONTROLLER_LEASE
     identity: str = Field(default_factory=_default_identity)
     lease_duration: float = 15.0
     renew_deadline: float = 10.0

@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from ccm.controller import names
 from ccm.controller.external import ExternalIPAM, ExternalRetry
 from ccm.controller.pool_sync import PoolSync
 from ccm.controller.queue import WorkQueue
@@ -25,11 +27,13 @@ from ccm.kube.client import JSON, ApiError, KubeClient
 from ccm.kube.events import EventRecorder
 from ccm.kube.informer import Informer
 from ccm.kube.leader import ElectionTiming, LeaderElector
-from ccm.kube.resources import IPPOOLS, NAMESPACES, SERVICES
+from ccm.kube.resources import IPPOOLS, LEASES, NAMESPACES, SERVICES
 from ccm.settings import ControllerSettings
 from pools.allocator import Allocator
 
 log = logging.getLogger(__name__)
+
+STATUS_SERVICE_LIMIT = 500  # /status and the page stay small on clusters with 10k Services
 
 
 class Controller:
@@ -82,6 +86,10 @@ class Controller:
         self.namespaces = Informer(
             self.client, NAMESPACES, self._namespace_changed, watch_timeout=s.watch_timeout
         )
+        # speaker Leases, read only for /status and the status page
+        self.leases = Informer(
+            self.client, LEASES, namespace=s.namespace, watch_timeout=s.watch_timeout
+        )
         self.pool_sync = PoolSync(
             self.client, self.ippools.cache, self.recorder, self.elector.is_leader,
             s.pool_status_interval,
@@ -111,7 +119,7 @@ class Controller:
             external=self.external,
         )
         self.sync = ServiceSync(self.ctx)
-        for informer in (self.services, self.ippools, self.namespaces):
+        for informer in (self.services, self.ippools, self.namespaces, self.leases):
             self._spawn(informer.run(), f"informer-{informer.resource.plural}")
         self._spawn(self._heartbeat_loop(), "heartbeat")
         await asyncio.gather(
@@ -346,6 +354,7 @@ class Controller:
                     for family, s in stats.get(name, {}).items()
                 },
             }
+        failures = Counter(reason for _, _, reason, _ in self.ctx.failures)
         return {
             "identity": self.settings.identity,
             "leader": self.elector.observed_holder,
@@ -353,10 +362,55 @@ class Controller:
             "restored": self.restored.is_set(),
             "queue_depth": self.queue.depth,
             "pools": pools,
-            "waiting": sorted(self.ctx.waiting),
+            "services": self._service_rows(STATUS_SERVICE_LIMIT),
+            "services_total": len(self.services.cache),
+            "speakers": self._speakers(),
+            "waiting": sorted(self.ctx.waiting)[:STATUS_SERVICE_LIMIT],
+            "failures_by_reason": dict(failures.most_common()),
+            "recent_failures": [
+                {"at": at, "service": key, "reason": reason, "message": message}
+                for at, key, reason, message in list(self.ctx.failures)[-10:]
+            ],
             "external_ipam": self.external.status(),
             "last_errors": self.last_errors[-10:],
         }
+
+    def _service_rows(self, limit: int) -> list[dict[str, Any]]:
+        rows = []
+        for key in sorted(self.services.cache)[:limit]:
+            obj = self.services.cache[key]
+            if (obj.get("spec") or {}).get("type") != "LoadBalancer":
+                continue
+            annotations = (obj.get("metadata") or {}).get("annotations") or {}
+            ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+            state = "pending"
+            for condition in (obj.get("status") or {}).get("conditions") or []:
+                if condition.get("type") == names.CONDITION_ALLOCATED:
+                    state = "allocated" if condition.get("status") == "True" else str(
+                        condition.get("reason")
+                    )
+            rows.append({
+                "service": key,
+                "addresses": [e.get("ip") for e in ingress if e.get("ip")],
+                "pool": annotations.get(names.ANN_ALLOCATED_FROM),
+                "node": annotations.get(names.ANN_ANNOUNCING_NODE),
+                "state": state,
+            })
+        return rows
+
+    def _speakers(self) -> list[dict[str, Any]]:
+        speakers = []
+        for key, lease in sorted(self.leases.cache.items()):
+            name = key.split("/", 1)[-1]
+            if not name.startswith(names.SPEAKER_LEASE_PREFIX):
+                continue
+            spec = lease.get("spec") or {}
+            speakers.append({
+                "node": name[len(names.SPEAKER_LEASE_PREFIX):],
+                "holder": spec.get("holderIdentity") or None,
+                "renewTime": spec.get("renewTime"),
+            })
+        return speakers
 
 
 def _spec(obj: JSON) -> Any:

@@ -31,6 +31,10 @@ COMPAT_SHARING_KEY = {
 }
 COMPAT_PROJECTS = frozenset({"metallb", "kube-vip", "cilium"})
 
+# Leases (DESIGN.md): the controller's leader Lease and one liveness Lease per speaker.
+CONTROLLER_LEASE = "vipam-controller"
+SPEAKER_LEASE_PREFIX = "vipam-speaker-"
+
 # Event reasons (DESIGN.md).
 REASON_ALLOCATED = "IPAllocated"
 REASON_FAILED = "AllocationFailed"

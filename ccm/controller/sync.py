@@ -9,6 +9,8 @@ with 409 instead of being overwritten; we then re-read and decide again.
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -62,6 +64,9 @@ class SyncContext:
     waiting: set[str] = field(default_factory=set)  # failed or in conflict; retried on changes
     on_freed: Callable[[], None] = lambda: None  # addresses were freed: retry `waiting`
     on_usage_changed: Callable[[], None] = lambda: None  # pool usage moved: refresh status
+    failures: deque[tuple[float, str, str, str]] = field(
+        default_factory=lambda: deque(maxlen=50)
+    )  # (time, service, reason, message), newest last, for /status and the status page
 
 
 class ServiceSync:
@@ -228,6 +233,7 @@ class ServiceSync:
         if new is None:
             return  # already reported; nothing changed
         self._observe("failed")
+        self.ctx.failures.append((time.time(), view.key, reason, message))
         log.warning("allocation failed: %s", message, extra={"service": view.key})
         await self.ctx.recorder.record(obj, "Warning", names.REASON_FAILED, message)
         await self._write_status(obj, new)

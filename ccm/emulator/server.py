@@ -82,6 +82,9 @@ class ApiServer:
             return _error_response(error)
         except (ValueError, yaml.YAMLError) as error:
             return _error_response(bad_request(f"invalid request: {error}"))
+        except Exception as error:  # an emulator bug: still answer with a Status, and log it
+            LOG.exception("internal error on %s %s", request.method, request.path_qs)
+            return _error_response(ApiError(500, f"emulator internal error: {error!r}"))
 
     @staticmethod
     def _verb(request: web.Request, route: ResourceRoute | None) -> str | None:

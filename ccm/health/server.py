@@ -12,6 +12,8 @@ from typing import Any, Protocol
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from ccm.health.page import render_status_page
+
 
 class HealthSource(Protocol):
     registry: CollectorRegistry
@@ -34,6 +36,7 @@ class HealthServer:
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/status", self._status)
+        self.app.router.add_get("/", self._page)
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)
@@ -68,6 +71,11 @@ class HealthServer:
         response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
         response.charset = "utf-8"
         return response
+
+    async def _page(self, _: web.Request) -> web.Response:
+        return web.Response(
+            text=render_status_page(self.source.status()), content_type="text/html"
+        )
 
     async def _status(self, _: web.Request) -> web.Response:
         return web.Response(

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ccm.controller import names
 from ccm.kube.client import JSON, ApiError, KubeClient
 from ccm.kube.informer import Informer
 from ccm.kube.leader import micro_time
@@ -23,7 +24,7 @@ from ccm.kube.resources import LEASES
 
 log = logging.getLogger(__name__)
 
-PREFIX = "vipam-speaker-"
+PREFIX = names.SPEAKER_LEASE_PREFIX
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ JSON = dict[str, Any]
 @dataclass(frozen=True)
 class L2Duty:
     ip: str
-    service: str  # namespace/name
+    services: tuple[str, ...]  # namespace/name of every Service showing the address (sharing)
     owner: str | None
     interfaces: tuple[str, ...]  # empty: the interface that routes to the address
 
@@ -32,7 +32,7 @@ class L2Duty:
 @dataclass(frozen=True)
 class BGPDuty:
     ip: str
-    service: str
+    services: tuple[str, ...]
     communities: tuple[str, ...]
     local_pref: int | None
     peers: tuple[str, ...]  # BGPPeer names; empty: every peer of this node
@@ -178,15 +178,19 @@ def make_plan(view: ClusterView, node: str, live: frozenset[str]) -> Plan:
                     )
             chosen = owner(ip, candidates)
             interfaces = tuple(sorted(candidates.get(chosen, set()))) if chosen else ()
-            plan.l2[ip] = L2Duty(ip, key, chosen, interfaces)
+            previous = plan.l2.get(ip)
+            services = (*previous.services, key) if previous else (key,)
+            plan.l2[ip] = L2Duty(ip, services, chosen, interfaces)
         for advertisement in bgp_ads:
             if not advertisement.selects_pool(pool, view.pools):
                 continue
             if node not in eligible(advertisement, svc):
                 continue
             spec = advertisement.spec
+            known = plan.bgp.get(ip)
             plan.bgp[ip] = BGPDuty(
-                ip, key, tuple(spec.get("communities") or ()), spec.get("localPref"),
+                ip, (*known.services, key) if known else (key,),
+                tuple(spec.get("communities") or ()), spec.get("localPref"),
                 tuple(spec.get("peers") or ()),
             )
     for peer in view.peers.values():

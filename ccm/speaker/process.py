@@ -223,18 +223,20 @@ class Speaker:
                 await self.announcer.announce(ip, interface)
             except Exception as exc:
                 self.announce_errors.labels(mode="l2").inc()
-                self._note_error(duty.service, f"announce {ip}: {exc}")
-                await self._event(duty.service, "Warning", "AnnounceFailed",
-                                  f"node {self.node} could not announce {ip}: {exc}")
+                self._note_error(",".join(duty.services), f"announce {ip}: {exc}")
+                for service in duty.services:
+                    await self._event(service, "Warning", "AnnounceFailed",
+                                      f"node {self.node} could not announce {ip}: {exc}")
                 continue
-            self.l2_owned[ip] = duty.service
+            self.l2_owned[ip] = ",".join(duty.services)
         await self._write_announcing_nodes(plan, mine)
 
     async def _write_announcing_nodes(self, plan: Plan, mine: dict[str, Any]) -> None:
         """The owner of a Service's first address records every owner in the annotation."""
         by_service: dict[str, list[str]] = {}
         for ip, duty in plan.l2.items():
-            by_service.setdefault(duty.service, []).append(ip)
+            for service in duty.services:
+                by_service.setdefault(service, []).append(ip)
         writes = []
         for key, ips in by_service.items():
             svc = self.informers["services"].cache.get(key)
@@ -317,8 +319,9 @@ class Speaker:
                 )
             except Exception as exc:
                 self.announce_errors.labels(mode="bgp").inc()
-                await self._event(duty.service, "Warning", "AnnounceFailed",
-                                  f"node {self.node} could not announce {ip} by BGP: {exc}")
+                for service in duty.services:
+                    await self._event(service, "Warning", "AnnounceFailed",
+                                      f"node {self.node} could not announce {ip} by BGP: {exc}")
 
     async def _peers(self, objects: list[JSON]) -> list[Peer]:
         peers = []

@@ -39,7 +39,7 @@ def view(services: list[dict[str, Any]], l2: list[dict[str, Any]] | None = None,
 def test_one_owner_per_address_by_rendezvous_over_live_nodes() -> None:
     plan = make_plan(view([svc("s", ["192.0.2.1"], "a")], l2=[{}]), "n1", LIVE)
     duty = plan.l2["192.0.2.1"]
-    assert duty.owner == owner("192.0.2.1", LIVE) and duty.service == "default/s"
+    assert duty.owner == owner("192.0.2.1", LIVE) and duty.services == ("default/s",)
 
 
 def test_pool_selection_by_name_and_by_label() -> None:
@@ -107,3 +107,10 @@ def test_dual_stack_from_two_pools_maps_each_address_to_its_pool() -> None:
     services = [svc("d", ["192.0.2.1", "2001:db8::1"], "a,b")]
     plan = make_plan(view(services, l2=[{"ipPools": ["b"]}]), "n1", LIVE)
     assert set(plan.l2) == {"2001:db8::1"}
+
+
+def test_shared_address_lists_every_service() -> None:
+    services = [svc("tcp", ["192.0.2.9"], "a"), svc("udp", ["192.0.2.9"], "a")]
+    plan = make_plan(view(services, l2=[{}], bgp=[{}]), "n1", LIVE)
+    assert plan.l2["192.0.2.9"].services == ("default/tcp", "default/udp")
+    assert plan.bgp["192.0.2.9"].services == ("default/tcp", "default/udp")
