@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from pools.external import backend_for
 from pools.model import Pool, PoolValidationError, find_overlaps, parse_pool
 
 KNOWN_KINDS = {"IPPool", "L2Advertisement", "BGPAdvertisement", "BGPPeer"}
@@ -54,9 +55,18 @@ def check_files(paths: list[str], out: Any = None) -> int:
                     problems.append(f"{path}: {kind}/{name}: spec: must be a mapping")
                 continue
             try:
-                pools.append(parse_pool(name, doc.get("spec") or {}))
+                pool = parse_pool(name, doc.get("spec") or {})
             except PoolValidationError as exc:
                 problems.extend(f"{path}: IPPool/{name}: {error}" for error in exc.errors)
+                continue
+            pools.append(pool)
+            if pool.spec.external is not None:
+                # provider options and the CA bundle are the backend's to judge: build it (no
+                # connection is made) so a typo is caught here, not at the first allocation
+                try:
+                    backend_for(pool.spec.external, None, name=name)
+                except (ValueError, OSError) as exc:
+                    problems.append(f"{path}: IPPool/{name}: external: {exc}")
     for overlap in find_overlaps(pools):
         problems.append(
             f"IPPool/{overlap.pool_a} and IPPool/{overlap.pool_b} overlap: {overlap.ranges}"

@@ -115,7 +115,12 @@ async def run_playground(
                 await client.create(NAMESPACES, None, {"metadata": {"name": namespace}})
         documents = load_manifests([ROOT / "config" / "samples"])
         rank = {kind: i for i, kind in enumerate(ORDER)}
+        skipped = []
         for doc in sorted(documents, key=lambda d: rank.get(str(d.get("kind")), len(ORDER))):
+            if doc.get("kind") == "IPPool" and (doc.get("spec") or {}).get("external"):
+                # the sample IPAM is not on this machine; the playground stays off the network
+                skipped.append(str(doc["metadata"]["name"]))
+                continue
             await apply(client, doc)
         settings = ControllerSettings(
             kubeconfig=str(kubeconfig), namespace="kube-system", identity="playground",
@@ -137,7 +142,11 @@ async def run_playground(
         await speaker.start()
         rows = await _settle(client, settle_seconds)
         print(f"vipam playground: API emulator at {emulator.url}", file=out)
-        print(f"  pools and Services from {ROOT / 'config' / 'samples'}\n", file=out)
+        print(f"  pools and Services from {ROOT / 'config' / 'samples'}", file=out)
+        if skipped:
+            print(f"  (skipped external-IPAM pools, whose IPAM is not here: "
+                  f"{', '.join(skipped)})", file=out)
+        print(file=out)
         print(format_table(rows), file=out)
         print(f"\nstatus page:        {health.url}/", file=out)
         print(f"health and metrics: {health.url}/status  {health.url}/metrics", file=out)

@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_shipped_samples_are_valid(capsys: object) -> None:
-    assert main(["check", str(ROOT / "config/samples/pools.yaml"),
-                 str(ROOT / "config/samples/l2.yaml")]) == 0
+    samples = sorted(str(p) for p in (ROOT / "config/samples").glob("*.yaml"))
+    assert main(["check", *samples]) == 0
     out = capsys.readouterr().out  # type: ignore[attr-defined]
     assert out.startswith("ok: ")
 
@@ -62,3 +62,15 @@ def test_controller_flag_errors_are_readable(capsys: object) -> None:
     assert main(["controller", "--compat", "metallb,nginx"]) == 2
     err = capsys.readouterr().err  # type: ignore[attr-defined]
     assert "nginx" in err
+
+
+def test_external_provider_options_are_checked_offline(tmp_path: Path, capsys: object) -> None:
+    bad = tmp_path / "netbox.yaml"
+    bad.write_text(
+        "apiVersion: vipam.io/v1alpha1\nkind: IPPool\nmetadata: {name: nb}\n"
+        "spec:\n  external:\n    provider: netbox\n    url: https://netbox.example\n"
+        "    options: {prefix: 203.0.113.0/25, tenant: platform}\n"
+    )
+    assert main(["check", str(bad)]) == 1
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "IPPool/nb: external: unknown netbox provider options: ['tenant']" in out
