@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ccm.emulator import admission, conversion, crds
+from ccm.emulator import admission, conversion, crds, shapes
 from ccm.emulator.admission import WriteOptions
 from ccm.emulator.errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
 from ccm.emulator.objects import clone
@@ -135,6 +135,7 @@ class Store:
             )
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
+        shapes.check_shape(rt, obj)
 
     def _check_namespace(self, rt: ResourceType, obj: dict[str, Any],
                          namespace: str | None) -> None:

@@ -200,3 +200,21 @@ async def test_service_condition_types_are_unique(core: CoreV1Api) -> None:
     body["status"]["conditions"].append({**GOOD_CONDITION, "status": "False"})
     await expect_invalid(core.replace_namespaced_service_status("dupcond", "default", body),
                          "status.conditions[1].type")
+
+
+async def test_wrongly_typed_fields_are_bad_requests(emulator: Any) -> None:
+    """A field of the wrong JSON type fails decoding (400), as in the apiserver's typed
+    decoding; nulls are zero values and pass."""
+    url = emulator.url + "/api/v1/namespaces/default/services"
+    async with aiohttp.ClientSession() as session:
+        bad = lb_service("typed", ports=[{"port": "eighty"}])
+        async with session.post(url, json=bad) as resp:
+            status = await resp.json()
+            assert resp.status == 400 and status["reason"] == "BadRequest"
+            assert "spec.ports[0].port" in status["message"]
+        nulls = lb_service("nulls", loadBalancerClass=None)
+        nulls["metadata"]["labels"] = None  # type: ignore[index]
+        async with session.post(url, json=nulls) as resp:
+            created = await resp.json()
+            assert resp.status == 201, created
+            assert "loadBalancerClass" not in created["spec"]
