@@ -113,7 +113,8 @@ def json_patch(original: Any, operations: Any) -> Any:
         raise bad_request("json patch must be a list of operations")
     doc = clone(original)
     for op in operations:
-        if not isinstance(op, dict) or "op" not in op or "path" not in op:
+        if not isinstance(op, dict) or not isinstance(op.get("op"), str) or not isinstance(
+                op.get("path"), str) or not isinstance(op.get("from", ""), str):
             raise bad_request(f"invalid json patch operation: {op!r}")
         kind, path = op["op"], op["path"]
         if kind == "add":
@@ -123,6 +124,8 @@ def json_patch(original: Any, operations: Any) -> Any:
         elif kind == "replace":
             doc, _ = _remove(doc, path)
             doc = _add(doc, path, clone(op.get("value")))
+        elif kind in ("move", "copy") and "from" not in op:
+            raise bad_request(f"json patch {kind} needs a 'from' path: {op!r}")
         elif kind == "move":
             doc, value = _remove(doc, op["from"])
             doc = _add(doc, path, value)

@@ -76,6 +76,10 @@ def test_json_patch_rfc6902_examples(original: Any, patch: Any, expected: Any) -
     ({"foo": "bar"}, [{"op": "add", "path": "/baz/bat", "value": "qux"}]),
     ({"foo": ["a"]}, [{"op": "remove", "path": "/foo/5"}]),
     ({"foo": 1}, [{"op": "frobnicate", "path": "/foo"}]),
+    ({"foo": 1}, [{"op": "add", "path": 5, "value": 1}]),
+    ({"foo": 1}, [{"op": "move", "from": None, "path": "/bar"}]),
+    ({"foo": 1}, ["add"]),
+    ({"foo": 1}, [{"op": "copy", "path": "/bar"}]),
 ])
 def test_json_patch_failures(original: Any, patch: Any) -> None:
     before = json.loads(json.dumps(original))
