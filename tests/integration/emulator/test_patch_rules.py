@@ -175,3 +175,28 @@ def test_strategic_ports_union_by_port_and_protocol(ports: list[tuple[int, str]]
     assert set(keys) == set(ports) | set(extra)
     names = {(p["port"], p["protocol"]): p["name"] for p in result}
     assert all(names[key].startswith("new") for key in extra)  # patch values win
+
+
+_KEYS = st.sampled_from(["spec", "ports", "port", "protocol", "metadata", "finalizers",
+                         "status", "conditions", "type", "$patch", "$retainKeys",
+                         "$setElementOrder/ports", "$deleteFromPrimitiveList/finalizers"])
+_ANY = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(0, 3),
+              st.sampled_from(["delete", "replace", "merge", "TCP", "x"])),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(_KEYS, inner, max_size=4)),
+    max_leaves=15,
+)
+
+
+@given(original=st.dictionaries(_KEYS, _ANY, max_size=4), patch=_ANY,
+       kind=st.sampled_from(["Service", "Node", "ConfigMap"]))
+@settings(max_examples=500, deadline=None)
+def test_strategic_patch_never_crashes(original: Any, patch: Any, kind: str) -> None:
+    """Any input either patches into an object or is refused with an API error."""
+    try:
+        result = strategic_merge_patch(original, patch, kind)
+    except ApiError as error:
+        assert error.code in (400, 422)
+    else:
+        assert isinstance(result, dict)
