@@ -99,3 +99,21 @@ async def test_custom_resource_list(custom: CustomObjectsApi) -> None:
     assert [i["metadata"]["name"] for i in found["items"]] == ["w1"]
     everywhere = await custom.list_cluster_custom_object("example.test", "v1", "widgets")
     assert len(everywhere["items"]) == 1
+
+
+async def test_list_at_an_exact_expired_version_is_410(emulator: Emulator) -> None:
+    """resourceVersionMatch=Exact needs history; a plain resourceVersion (NotOlderThan) is
+    served from the current state, as by the apiserver's cache."""
+    url = emulator.url + "/api/v1/namespaces"
+    old = str(emulator.store.rv)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, json={"metadata": {"name": "later"}}) as created:
+            assert created.status == 201
+        emulator.faults.expire_history()
+        async with session.get(url, params={"resourceVersion": old,
+                                            "resourceVersionMatch": "Exact"}) as response:
+            assert response.status == 410 and (await response.json())["reason"] == "Expired"
+        async with session.get(url, params={"resourceVersion": old}) as response:
+            body = await response.json()
+            assert response.status == 200
+            assert "later" in [n["metadata"]["name"] for n in body["items"]]
