@@ -77,7 +77,10 @@ class ApiServer:
                 return _error_response(failure)
             if route is None:
                 return self._discovery(request)
-            return await self._resource(request, route, verb or "")
+            if verb is None:
+                raise ApiError(405, f"the server does not allow this method ({request.method}) "
+                                    "on the requested resource")
+            return await self._resource(request, route, verb)
         except ApiError as error:
             return _error_response(error)
         except (ValueError, yaml.YAMLError) as error:
@@ -174,6 +177,7 @@ class ApiServer:
             return _json_response(_served(created, rt), 201, _warnings(options))
         if name is None and verb != "delete":
             raise ApiError(405, "the server does not allow this method on the requested resource")
+        assert verb in ("update", "patch", "delete"), verb
         subresource = "status" if route.subresource == "status" else None
         if verb == "update":
             assert name is not None

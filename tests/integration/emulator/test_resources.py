@@ -168,6 +168,11 @@ async def test_unknown_paths_are_404_status(emulator: Emulator) -> None:
                                json={}) as response:
             assert response.status == 405
             assert (await response.json())["reason"] == "MethodNotAllowed"
+        for method in ("OPTIONS", "HEAD", "TRACE"):  # never mistaken for another verb
+            async with session.request(method, emulator.url + "/api/v1/namespaces/default"
+                                       ) as response:
+                assert response.status == 405, method
+        assert emulator.get_object("v1/namespaces", None, "default") is not None
         async with session.post(emulator.url + "/api/v1/namespaces/default/services",
                                 data=b"{not json", headers={
                                     "Content-Type": "application/json"}) as response:
