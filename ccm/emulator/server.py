@@ -199,6 +199,9 @@ class ApiServer:
             raise bad_request("DeleteOptions must be a JSON object")
         dry_run = dry_run or "All" in (options.get("dryRun") or [])
         if route.name is None:  # deletecollection
+            if rt.namespaced and route.namespace is None:
+                raise ApiError(405, "the server does not allow this method on the requested "
+                                    "resource (deletecollection needs a namespace)")
             accept = self._filter(request, route)
             deleted = []
             for obj in self.store.select(rt, accept):

@@ -78,3 +78,14 @@ async def test_namespace_deletion_waits_for_finalized_objects(core: CoreV1Api,
     await core.patch_namespaced_service("held", "team", {"metadata": {"finalizers": None}},
                                         _content_type="application/merge-patch+json")
     assert emulator.get_object("v1/namespaces", None, "team") is None
+
+
+async def test_delete_collection_across_namespaces_is_not_allowed(emulator: Emulator,
+                                                                  core: CoreV1Api) -> None:
+    import aiohttp
+
+    await core.create_namespaced_config_map("default", {"metadata": {"name": "stay"}})
+    async with aiohttp.ClientSession() as session, session.delete(
+            emulator.url + "/api/v1/configmaps") as response:
+        assert response.status == 405
+    assert emulator.get_object("v1/configmaps", "default", "stay") is not None
