@@ -37,11 +37,14 @@ QueueItem = tuple[str, dict[str, Any]] | str
 class Watcher:
     key: StorageKey
     accept: Predicate
+    since: int = 0  # changes at or below this version were already seen by the client
     queue: asyncio.Queue[QueueItem] = field(default_factory=asyncio.Queue)
 
     def offer(self, change: Change) -> None:
         """Queue the change as this watcher sees it: objects entering or leaving its selector
         arrive as ADDED or DELETED, as from the apiserver's watch cache."""
+        if change.rv <= self.since:
+            return
         now = self.accept(change.obj)
         before = change.old is not None and self.accept(change.old)
         if change.type == "MODIFIED":
@@ -81,14 +84,13 @@ class WatchHub:
         Replay and registration happen without yielding to the loop, so no change can fall
         between them.
         """
-        watcher = Watcher(key, accept)
+        watcher = Watcher(key, accept, since or 0)
         if since is not None:
             floor = max(self._floor.get(key, 0), self._global_floor)
             if since < floor:
                 raise gone(f"too old resource version: {since} ({floor})")
             for change in self._history.get(key, ()):
-                if change.rv > since:
-                    watcher.offer(change)
+                watcher.offer(change)
         self._watchers.add(watcher)
         return watcher
 

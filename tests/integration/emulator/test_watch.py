@@ -234,3 +234,16 @@ async def test_graceful_drop_ends_stream_cleanly(emulator: Emulator) -> None:
     await asyncio.sleep(0.2)
     assert emulator.faults.drop_watches(graceful=True) == 1
     assert await asyncio.wait_for(reader, 5) == []
+
+
+async def test_watch_from_a_future_version_skips_changes_up_to_it(emulator: Emulator,
+                                                                  core: CoreV1Api) -> None:
+    future = emulator.store.rv + 2
+    reader = asyncio.create_task(raw_watch(emulator, "/api/v1/namespaces/default/configmaps",
+                                           watch="1", resourceVersion=str(future),
+                                           timeoutSeconds="2"))
+    await asyncio.sleep(0.2)
+    for name in ("f1", "f2", "f3"):
+        await cm(core, name)
+    events = await asyncio.wait_for(reader, 10)
+    assert [e["object"]["metadata"]["name"] for e in events] == ["f3"]
