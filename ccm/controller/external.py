@@ -107,6 +107,13 @@ class ExternalIPAM:
         if ref is None:
             return None
         namespace = ref.namespace or self.namespace
+        if namespace != self.namespace:
+            # RBAC lets the controller read Secrets only in its own namespace (an IPPool is
+            # cluster-scoped: a wider grant would let any pool author exfiltrate any Secret)
+            raise BackendError(
+                "Unauthorized", f"pool {pool_name}: secretRef must be in namespace "
+                f"{self.namespace}, not {namespace}", retryable=False,
+            )
         try:
             secret = await self.client.get(SECRETS, namespace, ref.name)
         except ApiError as exc:

@@ -64,7 +64,15 @@ class Controller:
             self._client = await KubeClient.connect(
                 s.kubeconfig, s.context, qps=s.qps, burst=s.burst
             )
-        self.client.observer = self.metrics.api_request
+        previous = self.client.observer
+        if previous is None:
+            self.client.observer = self.metrics.api_request
+        else:
+            def observe(verb: str, resource: str, status: int, seconds: float) -> None:
+                self.metrics.api_request(verb, resource, status, seconds)
+                previous(verb, resource, status, seconds)
+
+            self.client.observer = observe
         self.elector = LeaderElector(
             self.client,
             namespace=s.namespace,

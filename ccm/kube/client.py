@@ -293,6 +293,7 @@ class KubeClient:
             "GET", res.collection_path(namespace), resource=str(res), named=False,
             query=query, http_timeout=timeout,
         )
+        self._observe("watch", str(res), response.status, time.monotonic())
         try:
             while True:
                 try:

@@ -343,6 +343,12 @@ class Speaker:
         if not ref:
             return None
         namespace = ref.get("namespace") or self.settings.namespace
+        if namespace != self.settings.namespace:
+            # the speaker may read Secrets only in its own namespace (RBAC, by design)
+            raise ValueError(
+                f"passwordSecretRef must be in namespace {self.settings.namespace}, "
+                f"not {namespace}"
+            )
         secret = await self.client.get(SECRETS, namespace, str(ref["name"]))
         raw = (secret.get("data") or {}).get(ref.get("key") or "password")
         return base64.b64decode(raw).decode() if raw else None

@@ -1,0 +1,1 @@
+from tests.integration.controller.conftest import emu, kube, kubeconfig  # noqa: F401
