@@ -19,16 +19,22 @@ def _now_seconds() -> str:
     return micro_time()[:19] + "Z"
 
 
-def with_allocation(obj: JSON, ips: tuple[str, ...], pools: str, set_lb_ip: bool) -> JSON | None:
-    """Finalizer, `vipam.io/allocated-from` and (single-stack) spec.loadBalancerIP."""
+def _finalized_copy(obj: JSON) -> tuple[JSON, dict[str, str]]:
+    """A deep copy carrying our finalizer, and its (possibly new) annotations mapping."""
     new = copy.deepcopy(obj)
     meta = new.setdefault("metadata", {})
-    spec = new.setdefault("spec", {})
     finalizers = meta.setdefault("finalizers", [])
     if names.FINALIZER not in finalizers:
         finalizers.append(names.FINALIZER)
-    annotations = meta.get("annotations") or {}
+    annotations: dict[str, str] = meta.get("annotations") or {}
     meta["annotations"] = annotations
+    return new, annotations
+
+
+def with_allocation(obj: JSON, ips: tuple[str, ...], pools: str, set_lb_ip: bool) -> JSON | None:
+    """Finalizer, `vipam.io/allocated-from` and (single-stack) spec.loadBalancerIP."""
+    new, annotations = _finalized_copy(obj)
+    spec = new.setdefault("spec", {})
     annotations[names.ANN_ALLOCATED_FROM] = pools
     user_ip = spec.get("loadBalancerIP") and annotations.get(names.ANN_SET_LB_IP) != "true"
     if set_lb_ip and len(ips) == 1 and not user_ip:
@@ -42,13 +48,7 @@ def with_allocation(obj: JSON, ips: tuple[str, ...], pools: str, set_lb_ip: bool
 
 def with_external_key(obj: JSON, key: str) -> JSON | None:
     """Finalizer and the external allocation key, before the backend is asked for anything."""
-    new = copy.deepcopy(obj)
-    meta = new.setdefault("metadata", {})
-    finalizers = meta.setdefault("finalizers", [])
-    if names.FINALIZER not in finalizers:
-        finalizers.append(names.FINALIZER)
-    annotations = meta.get("annotations") or {}
-    meta["annotations"] = annotations
+    new, annotations = _finalized_copy(obj)
     annotations[names.ANN_EXTERNAL_KEY] = key
     return None if new == obj else new
 

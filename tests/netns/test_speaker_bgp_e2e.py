@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import base64
 import signal
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 from tests.netns.bird import Bird, BirdNeighbor
-from tests.netns.lab import REPO, Lab, wait_for
+from tests.netns.cluster import apply_text, kubectl, start_controller, start_emulator, start_vipam
+from tests.netns.lab import Lab, wait_for
 
 API_PORT = 16444
 ASN = 64512
@@ -82,21 +80,6 @@ spec:
 """
 
 
-def _kubectl(lab: Lab, kubeconfig: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["ip", "netns", "exec", lab.router.name, "kubectl", "--kubeconfig", str(kubeconfig),
-         *args], capture_output=True, text=True, timeout=30, check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def _start(lab: Lab, ns: str, args: list[str], log: Path) -> subprocess.Popen[Any]:
-    handle = log.open("wb")
-    return lab.spawn(ns, [sys.executable, "-m", "ccm", *args], stdout=handle, stderr=handle,
-                     cwd=REPO)
-
-
 def test_bgp_routes_follow_services_and_the_speaker(bgp_lab: Lab, tmp_path: Path) -> None:
     lab = bgp_lab
     node = lab.nodes[0]
@@ -105,20 +88,10 @@ def test_bgp_routes_follow_services_and_the_speaker(bgp_lab: Lab, tmp_path: Path
         BirdNeighbor("v4", node, ASN), BirdNeighbor("v6", node, ASN, over_ipv6=True),
     ], PASSWORD)
     kubeconfig = tmp_path / "kubeconfig"
-    emulator = lab.spawn(
-        lab.router.name,
-        [sys.executable, "-m", "ccm.emulator", "--host", lab.router.ipv4, "--port",
-         str(API_PORT), "--kubeconfig", str(kubeconfig), "--crd", str(REPO / "config" / "crd")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, text=True,
-    )
-    assert emulator.stdout is not None and emulator.stdout.readline().strip()
-    (tmp_path / "objects.yaml").write_text(manifest(lab))
-    _kubectl(lab, kubeconfig, "apply", "--validate=false", "-f", str(tmp_path / "objects.yaml"))
-    _start(lab, lab.router.name, [
-        "controller", "--kubeconfig", str(kubeconfig), "--namespace", "kube-system",
-        "--health-port", "0", "--log-format", "text",
-    ], tmp_path / "controller.log")
-    speaker = _start(lab, node.name, [
+    start_emulator(lab, API_PORT, kubeconfig)
+    apply_text(lab, kubeconfig, tmp_path / "objects.yaml", manifest(lab))
+    start_controller(lab, kubeconfig, tmp_path)
+    speaker = start_vipam(lab, node.name, [
         "speaker", "--node-name", node.name, "--kubeconfig", str(kubeconfig),
         "--namespace", "kube-system", "--announcer", "log", "--bgp-router-id", node.ipv4,
         "--bgp-workdir", str(tmp_path / "exabgp"), "--health-port", "0", "--log-format", "text",
@@ -133,14 +106,12 @@ def test_bgp_routes_follow_services_and_the_speaker(bgp_lab: Lab, tmp_path: Path
     assert routes["203.0.113.10/32"]["BGP.next_hop"] == node.ipv4
     assert routes["2001:db8:1::10/128"]["BGP.next_hop"].startswith(node.ipv6)
 
-    _kubectl(lab, kubeconfig, "delete", "svc", "web")
+    kubectl(lab, kubeconfig, "delete", "svc", "web")
     wait_for(lambda: not bird.bgp_routes(), 15, "routes withdrawn with the Service")
 
-    (tmp_path / "second.yaml").write_text(
-        "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: default}\n"
-        "spec: {type: LoadBalancer, ports: [{name: http, port: 443}]}\n"
-    )
-    _kubectl(lab, kubeconfig, "apply", "--validate=false", "-f", str(tmp_path / "second.yaml"))
+    apply_text(lab, kubeconfig, tmp_path / "second.yaml",
+               "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: default}\n"
+               "spec: {type: LoadBalancer, ports: [{name: http, port: 443}]}\n")
     wait_for(lambda: bool(bird.bgp_routes()), 15, "route for the second Service")
     speaker.send_signal(signal.SIGTERM)
     speaker.wait(15)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.netns.lab import REPO, Lab, addresses, wait_for
+from tests.netns.cluster import apply_text, kubectl, start_controller, start_emulator, start_vipam
+from tests.netns.lab import Lab, addresses, wait_for
 
 API_PORT = 16443
 MANIFEST = """
@@ -44,40 +44,14 @@ spec:
 """
 
 
-def _kubectl(lab: Lab, kubeconfig: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["ip", "netns", "exec", lab.router.name, "kubectl", "--kubeconfig", str(kubeconfig),
-         *args], capture_output=True, text=True, timeout=30, check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def _start(lab: Lab, ns: str, args: list[str], log: Path) -> subprocess.Popen[Any]:
-    handle = log.open("wb")
-    return lab.spawn(ns, [sys.executable, "-m", "ccm", *args], stdout=handle, stderr=handle,
-                     cwd=REPO)
-
-
 def test_l2_failover_through_real_speakers(lab: Lab, tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
-    emulator = lab.spawn(
-        lab.router.name,
-        [sys.executable, "-m", "ccm.emulator", "--host", lab.router.ipv4, "--port",
-         str(API_PORT), "--kubeconfig", str(kubeconfig), "--crd", str(REPO / "config" / "crd")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, text=True,
-    )
-    assert emulator.stdout is not None
-    assert emulator.stdout.readline().strip().endswith(f":{API_PORT}")
-    (tmp_path / "objects.yaml").write_text(MANIFEST)
-    _kubectl(lab, kubeconfig, "apply", "--validate=false", "-f", str(tmp_path / "objects.yaml"))
-    _start(lab, lab.router.name, [
-        "controller", "--kubeconfig", str(kubeconfig), "--namespace", "kube-system",
-        "--health-port", "0", "--log-format", "text",
-    ], tmp_path / "controller.log")
+    start_emulator(lab, API_PORT, kubeconfig)
+    apply_text(lab, kubeconfig, tmp_path / "objects.yaml", MANIFEST)
+    start_controller(lab, kubeconfig, tmp_path)
     speakers: dict[str, subprocess.Popen[Any]] = {}
     for node in lab.nodes:
-        speakers[node.mac] = _start(lab, node.name, [
+        speakers[node.mac] = start_vipam(lab, node.name, [
             "speaker", "--node-name", node.name, "--kubeconfig", str(kubeconfig),
             "--namespace", "kube-system", "--announcer", "kernel", "--no-bgp",
             "--health-port", "0", "--log-format", "text",
@@ -85,14 +59,14 @@ def test_l2_failover_through_real_speakers(lab: Lab, tmp_path: Path) -> None:
 
     jsonpath = "{.status.loadBalancer.ingress[*].ip}"
     ips = wait_for(
-        lambda: _kubectl(lab, kubeconfig, "get", "svc", "web", "-o", f"jsonpath={jsonpath}")
+        lambda: kubectl(lab, kubeconfig, "get", "svc", "web", "-o", f"jsonpath={jsonpath}")
         .split(), 20, "addresses on the Service",
     )
     assert len(ips) == 2
     macs = {node.mac for node in lab.nodes}
     owners = {ip: wait_for(lambda ip=ip: lab.neighbour(ip) in macs and lab.neighbour(ip), 10,
                            f"router resolves {ip} to a node") for ip in ips}
-    announcing = _kubectl(lab, kubeconfig, "get", "svc", "web", "-o",
+    announcing = kubectl(lab, kubeconfig, "get", "svc", "web", "-o",
                           "jsonpath={.metadata.annotations.vipam\\.io/announcing-node}")
     assert announcing, "the speaker records the announcing node"
 
