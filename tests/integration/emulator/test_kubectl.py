@@ -176,3 +176,38 @@ def test_delete_waits_until_the_finalizer_is_released(kubectl: Kubectl) -> None:
         if deleting.poll() is None:
             deleting.kill()
         deleting.communicate(timeout=5)
+
+
+PROJECT = Path(__file__).resolve().parents[3] / "config"
+
+
+def test_project_resources_with_kubectl(tmp_path: Path) -> None:
+    """The project's CRDs (config/crd) and samples through kubectl: apply -k, get with the
+    declared printer columns, status via the subresource, get -w, delete."""
+    require(shutil.which("kubectl") is not None, "kubectl is not installed")
+    if not list((PROJECT / "crd").glob("*.yaml")) or not (PROJECT / "samples").is_dir():
+        pytest.skip("config/crd or config/samples not present yet")
+    with EmulatorThread(crd_paths=[PROJECT / "crd"]) as emulator:
+        kubectl = Kubectl(emulator.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path)
+        kubectl("apply", "-k", str(PROJECT / "samples"))
+        pools = rows(kubectl("get", "ippools").stdout)
+        assert pools[0][:3] == ["NAME", "ADDRESSES", "PRIORITY"]
+        names = [row[0] for row in pools[1:]]
+        assert names and names == sorted(names)
+        pool = names[0]
+        watcher = kubectl.popen("get", "ippools", "-w", "--output-watch-events", "--no-headers")
+        try:
+            time.sleep(1.5)
+            kubectl("patch", "ippool", pool, "--subresource=status", "--type=merge", "-p",
+                    '{"status":{"ipv4":{"capacity":"16","allocated":"1","available":"15"}}}')
+            kubectl("delete", "ippool", pool)
+            time.sleep(1.5)
+        finally:
+            watcher.terminate()
+            output, _ = watcher.communicate(timeout=10)
+        events = [line.split()[:2] for line in output.splitlines()]
+        assert ["MODIFIED", pool] in events and ["DELETED", pool] in events
+        assert events.index(["MODIFIED", pool]) < events.index(["DELETED", pool])
+        assert emulator.get_object("vipam.io/v1alpha1/ippools", None, pool) is None
+        for kind in ("l2advertisements", "bgpadvertisements", "bgppeers"):
+            assert kubectl("get", kind, "-o", "name").stdout.strip(), kind
