@@ -163,6 +163,7 @@ async def restart(kube: KubeClient, kubeconfig: Path, n: int) -> dict[str, Any]:
     second = Controller(settings(kubeconfig, "restart-2"))
     started = time.perf_counter()
     await second.start()
+    synced = time.perf_counter() - started
     while not second.restored.is_set():
         await asyncio.sleep(0.005)
     ready = time.perf_counter() - started
@@ -171,7 +172,7 @@ async def restart(kube: KubeClient, kubeconfig: Path, n: int) -> dict[str, Any]:
     await asyncio.sleep(1.0)
     writes = writes_of(second)
     await second.stop()
-    return {"services": n, "time_to_ready_s": round(ready, 3),
+    return {"services": n, "time_to_ready_s": round(ready, 3), "caches_synced_s": round(synced, 3),
             "writes_after_restart": sum(writes.values()), "writes_by_resource": writes}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -101,9 +102,9 @@ class KubeClient:
         observer: RequestObserver | None = None,
     ) -> None:
         self._api = api
-        # the generated client's own connection pool (TLS and client certificates configured)
-        self._session: aiohttp.ClientSession = api.rest_client.pool_manager
-        self._server_hostname = api.rest_client.server_hostname
+        self._session = _session_for(api.configuration)
+        self._proxy = api.configuration.proxy
+        self._server_hostname = api.configuration.tls_server_name
         self._bucket = TokenBucket(qps, burst)
         self._timeout = request_timeout
         self.observer = observer
@@ -123,6 +124,7 @@ class KubeClient:
         return cls(k8s_client.ApiClient(configuration=configuration), **kwargs)
 
     async def close(self) -> None:
+        await self._session.close()
         await self._api.close()
 
     @property
@@ -160,7 +162,7 @@ class KubeClient:
             response = await self._session.request(
                 method, url, headers=headers, timeout=timeout,
                 data=None if body is None else json.dumps(body),
-                server_hostname=self._server_hostname,
+                server_hostname=self._server_hostname, proxy=self._proxy,
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self._observe(verb, resource, 0, started)
@@ -316,6 +318,23 @@ class KubeClient:
         finally:
             response.release()
             response.close()
+
+
+def _session_for(configuration: k8s_client.Configuration) -> aiohttp.ClientSession:
+    """An aiohttp session with the kubeconfig's TLS settings (CA, client certificate, verify).
+
+    Ours rather than the generated client's: that one reads proxy settings from the environment
+    on every request (trust_env), which costs two thread-pool hops per request, about twice the
+    client CPU of the request itself. A proxy from the kubeconfig is still honoured.
+    """
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
+    if not configuration.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    connector = aiohttp.TCPConnector(limit=configuration.connection_pool_maxsize, ssl=context)
+    return aiohttp.ClientSession(connector=connector, trust_env=False, read_bufsize=2**21)
 
 
 def _error_from(status: int, raw: bytes, retry_after: str | None) -> ApiError:
