@@ -73,6 +73,9 @@ class Controller:
                 previous(verb, resource, status, seconds)
 
             self.client.observer = observe
+        self.metrics.watch_pools(
+            lambda: self.allocator.stats() if self.elector.is_leader() else {}
+        )
         self.elector = LeaderElector(
             self.client,
             namespace=s.namespace,
@@ -238,9 +241,6 @@ class Controller:
                     ),
                     "orphan-event", leader=True,
                 )
-        for name in pools.valid:
-            for family, stats in self.allocator.stats().get(name, {}).items():
-                self.metrics.pool_capacity.labels(pool=name, family=family).set(stats.capacity)
 
     def _restore(self) -> None:
         """Phase one: put every address the Services show back into the allocator."""

@@ -80,6 +80,22 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions",
                  "CustomResourceDefinition", False, singular="customresourcedefinition",
                  short_names=("crd", "crds"), status_subresource=True),
+    # Stored and served, never acted on (no pods are made): enough for `kubectl apply -k
+    # config/` to install the whole product into the emulator.
+    _core("serviceaccounts", "ServiceAccount", True, short_names=("sa",)),
+    ResourceType("apps", "v1", "deployments", "Deployment", True, singular="deployment",
+                 short_names=("deploy",), categories=("all",), status_subresource=True),
+    ResourceType("apps", "v1", "daemonsets", "DaemonSet", True, singular="daemonset",
+                 short_names=("ds",), categories=("all",), status_subresource=True),
+    *(
+        ResourceType("rbac.authorization.k8s.io", "v1", plural, kind, namespaced,
+                     singular=kind.lower())
+        for plural, kind, namespaced in (
+            ("roles", "Role", True), ("rolebindings", "RoleBinding", True),
+            ("clusterroles", "ClusterRole", False),
+            ("clusterrolebindings", "ClusterRoleBinding", False),
+        )
+    ),
 )
 
 

@@ -6,7 +6,12 @@ one process and read each one's figures.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 
 class ControllerMetrics:
@@ -15,14 +20,6 @@ class ControllerMetrics:
         r = self.registry
         self.allocations = Counter(
             "vipam_allocations", "Allocation decisions by result", ["result"], registry=r
-        )
-        self.pool_capacity = Gauge(
-            "vipam_pool_capacity_addresses", "Usable addresses per pool and family",
-            ["pool", "family"], registry=r,
-        )
-        self.pool_allocated = Gauge(
-            "vipam_pool_allocated_addresses", "Allocated addresses per pool and family",
-            ["pool", "family"], registry=r,
         )
         self.reconcile_seconds = Histogram(
             "vipam_reconcile_duration_seconds", "Time of one Service sync", ["result"],
@@ -47,6 +44,11 @@ class ControllerMetrics:
             registry=r,
         )
 
+    def watch_pools(self, usage: Callable[[], Mapping[str, Mapping[Any, Any]]]) -> None:
+        """Pool figures read from the allocator at scrape time (it keeps them exact and cheap),
+        so allocations pay nothing for metrics."""
+        self.registry.register(_PoolUsage(usage))
+
     # -- hooks for the lower layers ---------------------------------------------------------
 
     def allocation(self, result: str) -> None:
@@ -61,3 +63,22 @@ class ControllerMetrics:
     def backend_call(self, pool: str, op: str, result: str, seconds: float) -> None:
         self.backend_calls.labels(pool=pool, op=op, result=result).inc()
         self.backend_seconds.labels(pool=pool, op=op).observe(seconds)
+
+
+class _PoolUsage(Collector):
+    def __init__(self, usage: Callable[[], Mapping[str, Mapping[Any, Any]]]) -> None:
+        self.usage = usage
+
+    def collect(self) -> Iterator[Metric]:
+        families = {
+            field: GaugeMetricFamily(
+                f"vipam_pool_{field}_addresses", f"{field.capitalize()} addresses per pool and "
+                "family (IPv6 counts are floats above 2^53)", labels=["pool", "family"],
+            )
+            for field in ("capacity", "allocated", "available")
+        }
+        for pool, per_family in sorted(self.usage().items()):
+            for family, stats in sorted(per_family.items()):
+                for field, metric in families.items():
+                    metric.add_metric([pool, family], float(getattr(stats, field)))
+        yield from families.values()

@@ -45,6 +45,8 @@ async def test_health_ready_metrics_and_status(
             assert 'vipam_allocations_total{result="allocated"} 1.0' in text
             assert "vipam_leader 1.0" in text
             assert 'vipam_pool_capacity_addresses{family="IPv4",pool="p"} 4.0' in text
+            assert 'vipam_pool_allocated_addresses{family="IPv4",pool="p"} 1.0' in text
+            assert 'vipam_pool_available_addresses{family="IPv4",pool="p"} 3.0' in text
             assert "vipam_reconcile_duration_seconds_bucket" in text
             assert 'vipam_api_requests_total{code="200"' in text
             async with http.get(f"{server.url}/status") as r:
