@@ -280,6 +280,10 @@ class Controller:
 
     async def _worker(self) -> None:
         while True:
+            # a sync that needs no write never awaits anything that suspends: without this a
+            # worker walking thousands of converged Services would starve the lease renewals,
+            # the watches and the health server
+            await asyncio.sleep(0)
             key = await self.queue.get()
             self.metrics.queue_depth.set(self.queue.depth)
             started = time.monotonic()
