@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     playground.add_argument("--port", default="0", help="emulator port (default: any free)")
     playground.add_argument("--health-port", default="8081", help="health server port")
     playground.add_argument("--once", action="store_true", help="print the result and exit")
+    playground.add_argument(
+        "--network", choices=("auto", "namespace", "none"), default="auto",
+        help="namespace: the speaker announces with ARP/NDP inside network namespaces (root); "
+        "none: it only logs; auto: namespace when running as root",
+    )
     check = sub.add_parser("check", help="validate IPPool and advertisement YAML offline")
     check.add_argument("files", nargs="+", help="YAML files (multi-document allowed)")
     return parser

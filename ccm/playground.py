@@ -3,8 +3,9 @@
 Starts the Kubernetes API emulator on 127.0.0.1, installs the CRDs and the samples from
 config/, runs the controller and one speaker against it, prints which Service got which address
 from which pool and which node announces it, and writes a kubeconfig so that `kubectl` can add
-more. Ctrl-C stops everything. The speaker uses the logging announcer: the playground never
-touches the machine's network (on a real node the speaker adds the address and sends ARP/NDP).
+more. Ctrl-C stops everything. Run as root, the speaker announces for real inside a network
+namespace of its own (see playground_net); otherwise it only logs what it would announce. The
+host's own interfaces are never touched.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ccm.health.server import HealthServer
 from ccm.kube.apply import apply, load_manifests
 from ccm.kube.client import JSON, KubeClient
 from ccm.kube.resources import NAMESPACES, NODES, SERVICES
+from ccm.playground_net import PlaygroundNetwork, segments
 from ccm.settings import ControllerSettings
 from ccm.speaker.process import Speaker
 from ccm.speaker.settings import SpeakerSettings
@@ -91,7 +93,7 @@ async def _settle(client: KubeClient, limit: float) -> list[Row]:
 
 async def run_playground(
     workdir: Path, *, port: int = 0, health_port: int = 8081, once: bool = False,
-    settle_seconds: float = 15.0, out: TextIO = sys.stdout,
+    settle_seconds: float = 15.0, network: str = "auto", out: TextIO = sys.stdout,
 ) -> int:
     if not (ROOT / "config" / "crd").is_dir():
         print("vipam playground: config/ not found; run it from a source checkout", file=out)
@@ -108,6 +110,7 @@ async def run_playground(
     client = await KubeClient.connect(str(kubeconfig), qps=0)
     controller: Controller | None = None
     speaker: Speaker | None = None
+    net: PlaygroundNetwork | None = None
     health: HealthServer | None = None
     try:
         for namespace in ("default", "kube-system"):
@@ -116,6 +119,8 @@ async def run_playground(
         documents = load_manifests([ROOT / "config" / "samples"])
         rank = {kind: i for i, kind in enumerate(ORDER)}
         skipped = []
+        pool_specs = [d.get("spec") or {} for d in documents if d.get("kind") == "IPPool"
+                      and not (d.get("spec") or {}).get("external")]
         for doc in sorted(documents, key=lambda d: rank.get(str(d.get("kind")), len(ORDER))):
             if doc.get("kind") == "IPPool" and (doc.get("spec") or {}).get("external"):
                 # the sample IPAM is not on this machine; the playground stays off the network
@@ -135,11 +140,16 @@ async def run_playground(
             await health.start()
         await controller.start()
         await client.create(NODES, None, {"metadata": {"name": PLAYGROUND_NODE}})
-        speaker = Speaker(SpeakerSettings(
-            node_name=PLAYGROUND_NODE, kubeconfig=str(kubeconfig), namespace="kube-system",
-            announcer="log", bgp=False, health_port=0, log_format="text",
-        ))
-        await speaker.start()
+        if network == "namespace" or (network == "auto" and PlaygroundNetwork.possible()):
+            net = PlaygroundNetwork(workdir)
+            net.build(segments(pool_specs))
+            await net.start_speaker(emulator.port, PLAYGROUND_NODE)
+        else:
+            speaker = Speaker(SpeakerSettings(
+                node_name=PLAYGROUND_NODE, kubeconfig=str(kubeconfig), namespace="kube-system",
+                announcer="log", bgp=False, health_port=0, log_format="text",
+            ))
+            await speaker.start()
         rows = await _settle(client, settle_seconds)
         print(f"vipam playground: API emulator at {emulator.url}", file=out)
         print(f"  pools and Services from {ROOT / 'config' / 'samples'}", file=out)
@@ -148,6 +158,8 @@ async def run_playground(
                   f"{', '.join(skipped)})", file=out)
         print(file=out)
         print(format_table(rows), file=out)
+        if net is not None:
+            await _show_neighbours(net, rows, out)
         print(f"\nstatus page:        {health.url}/", file=out)
         print(f"health and metrics: {health.url}/status  {health.url}/metrics", file=out)
         print(f"controller log:     {log_file}", file=out)
@@ -159,6 +171,8 @@ async def run_playground(
         await _watch_until_interrupted(client, {r[0]: r for r in rows}, out)
         return 0
     finally:
+        if net is not None:
+            await net.close()
         if speaker is not None:
             await speaker.stop()
         if controller is not None:
@@ -167,6 +181,22 @@ async def run_playground(
             await health.stop()
         await client.close()
         await emulator.stop()
+
+
+async def _show_neighbours(net: PlaygroundNetwork, rows: list[Row], out: TextIO) -> None:
+    """What the client namespace learnt from the speaker's ARP/NDP, once it has all of it."""
+    wanted = {ip.strip() for row in rows if row[3] != "-" for ip in row[1].split(",")}
+    deadline = time.monotonic() + 5
+    learnt = net.neighbours()
+    while not wanted <= set(learnt) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        learnt = net.neighbours()
+    mac = net.node_mac()
+    print(f"\nthe speaker runs in network namespace {net.node} (MAC {mac}) and announces "
+          f"with ARP/NDP;\nnamespace {net.client} has learnt (ip -n {net.client} neigh):",
+          file=out)
+    for ip in sorted(wanted, key=lambda a: (":" in a, a)):
+        print(f"  {ip:<20} -> {learnt.get(ip, 'not learnt')}", file=out)
 
 
 async def _watch_until_interrupted(
@@ -192,6 +222,7 @@ async def _watch_until_interrupted(
 def main(args: Any) -> int:
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     return asyncio.run(
-        run_playground(Path(args.workdir), port=int(args.port), health_port=int(args.health_port),
-                       once=bool(args.once))
+        run_playground(Path(args.workdir).resolve(), port=int(args.port),
+                       health_port=int(args.health_port), once=bool(args.once),
+                       network=str(args.network))
     )

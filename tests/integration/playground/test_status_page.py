@@ -73,7 +73,8 @@ async def test_status_page_in_chromium_shows_what_the_api_holds() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "ccm", "playground", "--health-port", "0", "--workdir",
-            workdir, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            workdir, "--network", "none", cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         assert proc.stdout is not None
         output = ""
