@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -155,6 +156,17 @@ async def start_controller(kubeconfig: Path, **overrides: Any) -> Controller:
     controller = Controller(fast_settings(kubeconfig, **overrides))
     await controller.start()
     return controller
+
+
+@contextlib.asynccontextmanager
+async def leading_controller(kubeconfig: Path, **overrides: Any) -> AsyncIterator[Controller]:
+    """A controller that holds the lease and has restored; always stopped afterwards."""
+    controller = await start_controller(kubeconfig, **overrides)
+    try:
+        await leader_ready(controller)
+        yield controller
+    finally:
+        await controller.stop()
 
 
 async def leader_ready(controller: Controller, timeout: float = 10.0) -> None:

@@ -19,8 +19,7 @@ from tests.integration.controller.harness import (
     create_service,
     events_for,
     get_service,
-    leader_ready,
-    start_controller,
+    leading_controller,
     wait_for,
 )
 
@@ -30,10 +29,8 @@ async def controller(kubeconfig: Path, kube: KubeClient) -> AsyncIterator[Contro
     await create_pool(kube, "v4", addresses=["192.0.2.0/29"])
     await create_pool(kube, "v6", addresses=["2001:db8::/126"])
     await create_pool(kube, "manual", addresses=["198.51.100.10-198.51.100.12"], autoAssign=False)
-    c = await start_controller(kubeconfig)
-    await leader_ready(c)
-    yield c
-    await c.stop()
+    async with leading_controller(kubeconfig) as c:
+        yield c
 
 
 async def test_automatic_ipv4_is_written_everywhere_it_belongs(

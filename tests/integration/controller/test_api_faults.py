@@ -18,8 +18,7 @@ from tests.integration.controller.harness import (
     create_pool,
     create_service,
     ingress_ips,
-    leader_ready,
-    start_controller,
+    leading_controller,
     wait_for,
 )
 from tests.integration.controller.invariants import DuplicateWatcher
@@ -28,10 +27,8 @@ from tests.integration.controller.invariants import DuplicateWatcher
 @pytest.fixture
 async def controller(kubeconfig: Path, kube: KubeClient) -> AsyncIterator[Controller]:
     await create_pool(kube, "p", addresses=["198.51.100.0/25"])
-    c = await start_controller(kubeconfig)
-    await leader_ready(c)
-    yield c
-    await c.stop()
+    async with leading_controller(kubeconfig) as c:
+        yield c
 
 
 async def test_watch_drops_and_410_mid_churn_miss_nothing(

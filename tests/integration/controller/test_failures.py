@@ -19,8 +19,7 @@ from tests.integration.controller.harness import (
     events_for,
     failure_of,
     get_service,
-    leader_ready,
-    start_controller,
+    leading_controller,
     wait_for,
 )
 
@@ -33,10 +32,8 @@ async def controller(kubeconfig: Path, kube: KubeClient) -> AsyncIterator[Contro
         kube, "shop-only", addresses=["203.0.113.0/30"], autoAssign=False,
         serviceAllocation={"namespaces": ["shop"]},
     )
-    c = await start_controller(kubeconfig)
-    await leader_ready(c)
-    yield c
-    await c.stop()
+    async with leading_controller(kubeconfig) as c:
+        yield c
 
 
 CASES: list[tuple[str, dict[str, Any], str]] = [

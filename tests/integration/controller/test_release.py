@@ -19,8 +19,7 @@ from tests.integration.controller.harness import (
     create_service,
     events_for,
     get_service,
-    leader_ready,
-    start_controller,
+    leading_controller,
     wait_for,
 )
 
@@ -28,10 +27,8 @@ from tests.integration.controller.harness import (
 @pytest.fixture
 async def controller(kubeconfig: Path, kube: KubeClient) -> AsyncIterator[Controller]:
     await create_pool(kube, "pool", addresses=["192.0.2.0/30"])
-    c = await start_controller(kubeconfig)
-    await leader_ready(c)
-    yield c
-    await c.stop()
+    async with leading_controller(kubeconfig) as c:
+        yield c
 
 
 async def test_delete_removes_finalizer_and_frees_the_address(
