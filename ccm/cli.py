@@ -39,14 +39,13 @@ def _settings_from(args: argparse.Namespace, model: type[BaseModel]) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     from ccm.settings import ControllerSettings
+    from ccm.speaker.settings import SpeakerSettings
 
     parser = argparse.ArgumentParser(prog="vipam", description="LoadBalancer IPs without a cloud")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("version", help="print the version")
     controller = sub.add_parser("controller", help="run the controller (allocates addresses)")
     _add_settings_flags(controller, ControllerSettings)
-    from ccm.speaker.settings import SpeakerSettings
-
     speaker = sub.add_parser("speaker", help="run the speaker (announces addresses; one per node)")
     _add_settings_flags(speaker, SpeakerSettings)
     playground = sub.add_parser(
