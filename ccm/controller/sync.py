@@ -190,9 +190,9 @@ class ServiceSync:
         except BackendError as exc:
             message = f"external IPAM of pool {error.pool} failed: {exc.reason}: {exc.message}"
             await self._fail(obj, view, "ExternalPool", message)
-            if exc.retryable:
-                raise ExternalRetry(message, exc.retry_after) from exc
-            return None
+            # retried with backoff whatever the reason: the IPAM is shared with the rest of the
+            # network, so a full prefix or a fixed token can change without any event we see
+            raise ExternalRetry(message, exc.retry_after) from exc
         try:
             self.ctx.allocator().adopt(view.request, ips, error.pool)
         except AllocationError as exc:
@@ -253,15 +253,16 @@ class ServiceSync:
             await self._write(main)
         released = allocator.release(view.key)
         if released:
-            self._released(view.key)
-            await self.ctx.recorder.record(
-                obj, "Normal", names.REASON_RELEASED, f"Released {', '.join(released)}"
-            )
             if self.ctx.external is not None:
+                # back in the IPAM before anyone waiting is retried, or they find it still full
                 pools = (held.pools if held else ()) or ()
                 await self.ctx.external.release(
                     view.key, view.uid, tuple(released), ",".join(p for p in pools if p)
                 )
+            self._released(view.key)
+            await self.ctx.recorder.record(
+                obj, "Normal", names.REASON_RELEASED, f"Released {', '.join(released)}"
+            )
 
     def _released(self, key: str) -> None:
         self.ctx.on_usage_changed()
