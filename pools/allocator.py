@@ -36,7 +36,7 @@ the number of pools, independent of pool size.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from pools.addresses import (
     AddressError,
@@ -431,21 +431,13 @@ class Allocator:
                     f"Service {req.key} asks for pool {', '.join(unknown)}, which does not exist",
                 )
             named = [self._pools[name] for name in dict.fromkeys(req.requested_pools)]
-            enabled = [state for state in named if not state.pool.spec.disabled]
-            if not enabled:
-                raise AllocationError(
-                    "PoolDisabled",
-                    f"pool {', '.join(s.pool.name for s in named)} is disabled; "
-                    f"Service {req.key} cannot get a new address from it",
-                )
-            selecting = [state for state in enabled if _selects(state.pool, req)]
-            if not selecting:
-                raise AllocationError(
-                    "NoMatchingPool",
-                    f"pool {', '.join(s.pool.name for s in enabled)} does not allow Service "
-                    f"{req.key} (its serviceAllocation excludes it)",
-                )
-            return selecting
+            return _admitting(
+                named, req,
+                disabled=lambda pools: f"pool {pools} is disabled; "
+                f"Service {req.key} cannot get a new address from it",
+                excluded=lambda pools: f"pool {pools} does not allow Service "
+                f"{req.key} (its serviceAllocation excludes it)",
+            )
         candidates = [
             state
             for state in self._ledger.states
@@ -493,20 +485,13 @@ class Allocator:
                 f"{ip} requested by Service {req.key} is not a usable address of {where} "
                 f"(outside it, excluded, or skipped by avoidBuggyIPs)",
             )
-        enabled = [state for state in containing if not state.pool.spec.disabled]
-        if not enabled:
-            raise AllocationError(
-                "PoolDisabled",
-                f"{ip} is in pool {', '.join(s.pool.name for s in containing)}, which is "
-                f"disabled; Service {req.key} cannot get it",
-            )
-        selecting = [state for state in enabled if _selects(state.pool, req)]
-        if not selecting:
-            raise AllocationError(
-                "NoMatchingPool",
-                f"{ip} is in pool {', '.join(s.pool.name for s in enabled)}, whose "
-                f"serviceAllocation does not allow Service {req.key}",
-            )
+        selecting = _admitting(
+            containing, req,
+            disabled=lambda pools: f"{ip} is in pool {pools}, which is disabled; "
+            f"Service {req.key} cannot get it",
+            excluded=lambda pools: f"{ip} is in pool {pools}, whose serviceAllocation does "
+            f"not allow Service {req.key}",
+        )
         self._check_free_for(req, family, value)
         return value, selecting[0].pool.name
 
@@ -699,3 +684,20 @@ def _lowest(state: PoolState, family: Family) -> int:
     value = state.free[family].lowest()
     assert value is not None
     return value
+
+
+def _admitting(
+    states: list[PoolState], req: ServiceRequest, *,
+    disabled: Callable[[str], str], excluded: Callable[[str], str],
+) -> list[PoolState]:
+    """The pools of `states` that may give `req` a new address: not disabled, and selecting it.
+
+    One place for that policy; the callers only word the error (given the pool names).
+    """
+    enabled = [state for state in states if not state.pool.spec.disabled]
+    if not enabled:
+        raise AllocationError("PoolDisabled", disabled(", ".join(s.pool.name for s in states)))
+    selecting = [state for state in enabled if _selects(state.pool, req)]
+    if not selecting:
+        raise AllocationError("NoMatchingPool", excluded(", ".join(s.pool.name for s in enabled)))
+    return selecting
