@@ -89,6 +89,7 @@ class Speaker:
         self.last_errors: list[dict[str, Any]] = []
         self._heartbeat = time.monotonic()
         self.ready_event = asyncio.Event()
+        self._stopped = False
 
     @property
     def client(self) -> KubeClient:
@@ -146,7 +147,12 @@ class Speaker:
         self._tasks.append(asyncio.get_running_loop().create_task(coro, name=name))
 
     async def stop(self, *, crash: bool = False) -> None:
-        """Clean stop: withdraw everything and release the Lease. `crash` skips both (tests)."""
+        """Clean stop: withdraw everything and release the Lease. `crash` skips both (tests).
+
+        Idempotent: stopping a stopped speaker does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,19 @@ async def start_speaker(kubeconfig: Path, node: str, **overrides: Any) -> Speake
     speaker = Speaker(SpeakerSettings(**values))
     await speaker.start()
     return speaker
+
+
+@contextlib.asynccontextmanager
+async def running_speakers(kubeconfig: Path, nodes: list[str]) -> AsyncIterator[list[Speaker]]:
+    """A speaker per node; every one stopped afterwards (a test may stop some itself)."""
+    speakers: list[Speaker] = []
+    try:
+        for node in nodes:
+            speakers.append(await start_speaker(kubeconfig, node))
+        yield speakers
+    finally:
+        for speaker in speakers:
+            await speaker.stop()
 
 
 def announcers(speakers: list[Speaker]) -> dict[str, list[str]]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from ccm.controller import names
@@ -16,36 +18,40 @@ from tests.integration.controller.harness import (
     create_service,
     events_for,
     ingress_ips,
-    leader_ready,
-    start_controller,
+    leading_controller,
     wait_for,
 )
 from tests.integration.speaker.harness import (
     announcers,
     l2_everywhere,
     make_nodes,
-    start_speaker,
+    running_speakers,
 )
 
 NODES = ["node-a", "node-b", "node-c"]
 
 
-async def _setup(kube: KubeClient, kubeconfig: Path, services: int) -> tuple[object, list[str]]:
+@contextlib.asynccontextmanager
+async def _cluster(kube: KubeClient, kubeconfig: Path, services: int) -> AsyncIterator[
+    list[Speaker]
+]:
+    """Nodes, pools, an L2Advertisement, a leading controller, `services` Services (a third
+    IPv6) and a speaker per node; everything stopped afterwards."""
     await make_nodes(kube, NODES)
     await create_pool(kube, "v4", addresses=["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"])
     await create_pool(kube, "v6", addresses=["2001:db8:7::/64"])
     await l2_everywhere(kube)
-    controller = await start_controller(kubeconfig)
-    await leader_ready(controller)
-    sem = asyncio.Semaphore(32)
+    async with leading_controller(kubeconfig):
+        sem = asyncio.Semaphore(32)
 
-    async def make(i: int) -> None:
-        async with sem:
-            families = ["IPv6"] if i % 3 == 0 else None
-            await create_service(kube, f"s{i}", families=families)
+        async def make(i: int) -> None:
+            async with sem:
+                families = ["IPv6"] if i % 3 == 0 else None
+                await create_service(kube, f"s{i}", families=families)
 
-    await asyncio.gather(*(make(i) for i in range(services)))
-    return controller, [f"s{i}" for i in range(services)]
+        await asyncio.gather(*(make(i) for i in range(services)))
+        async with running_speakers(kubeconfig, NODES) as speakers:
+            yield speakers
 
 
 def _all_addresses(emu: Emulator) -> set[str]:
@@ -63,9 +69,7 @@ def _exactly_one_each(emu: Emulator, speakers: list[Speaker]) -> bool:
 async def test_one_announcer_per_address_and_failover_under_two_seconds(
     emu: Emulator, kube: KubeClient, kubeconfig: Path
 ) -> None:
-    controller, _ = await _setup(kube, kubeconfig, 60)
-    speakers = [await start_speaker(kubeconfig, node) for node in NODES]
-    try:
+    async with _cluster(kube, kubeconfig, 60) as speakers:
         await wait_for(lambda: len(_all_addresses(emu)) == 60, 20, "all allocated")
         await wait_for(lambda: _exactly_one_each(emu, speakers), 10, "one announcer each")
         spread = {n: len(s.announcer.announced()) for n, s in zip(NODES, speakers, strict=True)}
@@ -86,35 +90,23 @@ async def test_one_announcer_per_address_and_failover_under_two_seconds(
         assert _exactly_one_each(emu, survivors)
         assert failover < 2.0, f"failover took {failover:.2f}s"
         print(f"L2 failover after a crash: {failover:.3f}s for {len(orphaned)} addresses")
-    finally:
-        for speaker in speakers[1:]:
-            await speaker.stop()
-        await controller.stop()  # type: ignore[attr-defined]
 
 
 async def test_clean_stop_hands_over_at_once(
     emu: Emulator, kube: KubeClient, kubeconfig: Path
 ) -> None:
-    controller, _ = await _setup(kube, kubeconfig, 12)
-    speakers = [await start_speaker(kubeconfig, node) for node in NODES]
-    try:
+    async with _cluster(kube, kubeconfig, 12) as speakers:
         await wait_for(lambda: _exactly_one_each(emu, speakers), 10, "one announcer each")
         started = time.monotonic()
         await speakers[0].stop()
         await wait_for(lambda: _exactly_one_each(emu, speakers[1:]), 5, "handover")
         assert time.monotonic() - started < 1.0
-    finally:
-        for speaker in speakers[1:]:
-            await speaker.stop()
-        await controller.stop()  # type: ignore[attr-defined]
 
 
 async def test_speaker_that_cannot_renew_goes_silent_before_takeover(
     emu: Emulator, kube: KubeClient, kubeconfig: Path
 ) -> None:
-    controller, _ = await _setup(kube, kubeconfig, 12)
-    speakers = [await start_speaker(kubeconfig, node) for node in NODES]
-    try:
+    async with _cluster(kube, kubeconfig, 12) as speakers:
         await wait_for(lambda: _exactly_one_each(emu, speakers), 10, "one announcer each")
         victim = speakers[0]
         theirs = set(victim.announcer.announced())
@@ -131,10 +123,6 @@ async def test_speaker_that_cannot_renew_goes_silent_before_takeover(
             await asyncio.sleep(0.005)
         assert silent_at is not None and taken_at is not None
         assert silent_at < taken_at, "two nodes answered for one address"
-    finally:
-        for speaker in speakers:
-            await speaker.stop()
-        await controller.stop()  # type: ignore[attr-defined]
 
 
 async def test_local_traffic_policy_announces_only_from_nodes_with_endpoints(
@@ -143,25 +131,19 @@ async def test_local_traffic_policy_announces_only_from_nodes_with_endpoints(
     await make_nodes(kube, NODES)
     await create_pool(kube, "v4", addresses=["192.0.2.0/28"])
     await l2_everywhere(kube)
-    controller = await start_controller(kubeconfig)
-    await leader_ready(controller)
-    await create_service(kube, "local", externalTrafficPolicy="Local")
-    ips = await wait_for(
-        lambda: ingress_ips(emu.get_object("v1/services", "default", "local")), 5
-    )
-    await kube.create(ENDPOINTSLICES, "default", {
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "local-1", "labels": {"kubernetes.io/service-name": "local"}},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": ["10.1.0.5"], "nodeName": "node-c",
-                       "conditions": {"ready": True}}],
-    })
-    speakers = [await start_speaker(kubeconfig, node) for node in NODES]
-    try:
-        await wait_for(lambda: announcers(speakers).get(ips[0]) == ["node-c"], 5, "node-c")
-    finally:
-        for speaker in speakers:
-            await speaker.stop()
-        await controller.stop()
+    async with leading_controller(kubeconfig):
+        await create_service(kube, "local", externalTrafficPolicy="Local")
+        ips = await wait_for(
+            lambda: ingress_ips(emu.get_object("v1/services", "default", "local")), 5
+        )
+        await kube.create(ENDPOINTSLICES, "default", {
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "local-1", "labels": {"kubernetes.io/service-name": "local"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.1.0.5"], "nodeName": "node-c",
+                           "conditions": {"ready": True}}],
+        })
+        async with running_speakers(kubeconfig, NODES) as speakers:
+            await wait_for(lambda: announcers(speakers).get(ips[0]) == ["node-c"], 5, "node-c")
 
 
