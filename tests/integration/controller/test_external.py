@@ -26,6 +26,7 @@ from tests.integration.controller.harness import (
     failure_of,
     get_service,
     leader_ready,
+    leading_controller,
     start_controller,
     wait_for,
 )
@@ -58,9 +59,7 @@ def held(server: ReferenceServer) -> dict[str, str]:
 async def test_allocate_records_owner_and_release_returns_it(
     emu: Emulator, kube: KubeClient, kubeconfig: Path, ipam: ReferenceServer
 ) -> None:
-    c = await start_controller(kubeconfig, cluster_id=CLUSTER)
-    try:
-        await leader_ready(c)
+    async with leading_controller(kubeconfig, cluster_id=CLUSTER):
         svc = await create_service(kube, "web")
         uid = svc["metadata"]["uid"]
         (ip,) = await addresses_of(emu, "default", "web")
@@ -73,16 +72,12 @@ async def test_allocate_records_owner_and_release_returns_it(
         await kube.delete(SERVICES, "default", "web")
         await wait_for(lambda: get_service(emu, "default", "web") is None, 5)
         await wait_for(lambda: not held(ipam), 5, "backend release")
-    finally:
-        await c.stop()
 
 
 async def test_dual_stack_from_the_backend(
     emu: Emulator, kube: KubeClient, kubeconfig: Path, ipam: ReferenceServer
 ) -> None:
-    c = await start_controller(kubeconfig, cluster_id=CLUSTER)
-    try:
-        await leader_ready(c)
+    async with leading_controller(kubeconfig, cluster_id=CLUSTER):
         svc = await create_service(
             kube, "dual", families=["IPv4", "IPv6"], policy="RequireDualStack"
         )
@@ -90,31 +85,23 @@ async def test_dual_stack_from_the_backend(
         uid = svc["metadata"]["uid"]
         assert held(ipam) == {f"{uid}/IPv4": v4, f"{uid}/IPv6": v6}
         assert ":" not in v4 and ":" in v6
-    finally:
-        await c.stop()
 
 
 async def test_crash_after_commit_gets_the_same_address_not_a_second(
     emu: Emulator, kube: KubeClient, kubeconfig: Path, ipam: ReferenceServer
 ) -> None:
     ipam.faults.crash_after_commit = 1  # the IPAM commits, then the reply is lost
-    c = await start_controller(kubeconfig, cluster_id=CLUSTER)
-    try:
-        await leader_ready(c)
+    async with leading_controller(kubeconfig, cluster_id=CLUSTER):
         svc = await create_service(kube, "lost-reply")
         ips = await addresses_of(emu, "default", "lost-reply")
         assert held(ipam) == {f"{svc['metadata']['uid']}/IPv4": ips[0]}
         assert len(ipam.ipam.list(CLUSTER)) == 1
-    finally:
-        await c.stop()
 
 
 async def test_backend_down_is_reported_and_served_services_keep_working(
     emu: Emulator, kube: KubeClient, kubeconfig: Path, ipam: ReferenceServer
 ) -> None:
-    c = await start_controller(kubeconfig, cluster_id=CLUSTER)
-    try:
-        await leader_ready(c)
+    async with leading_controller(kubeconfig, cluster_id=CLUSTER) as c:
         await create_service(kube, "early")
         early = await addresses_of(emu, "default", "early")
         ipam.faults.fail(503, times=10_000)
@@ -130,8 +117,6 @@ async def test_backend_down_is_reported_and_served_services_keep_working(
         ipam.faults.fail_next.clear()
         (late,) = await addresses_of(emu, "default", "late", timeout=15)
         assert late != early[0]
-    finally:
-        await c.stop()
 
 
 async def test_reconcile_releases_addresses_whose_service_is_gone(
@@ -140,20 +125,16 @@ async def test_reconcile_releases_addresses_whose_service_is_gone(
     # an allocation made for a Service that no longer exists (crash, then deletion)
     ghost = AllocationKey(CLUSTER, "0000-ghost", "IPv4")
     ipam.ipam.allocate(ghost, "default/ghost", None, None, "lab")
-    c = await start_controller(
+    async with leading_controller(
         kubeconfig, cluster_id=CLUSTER, external_grace_seconds=0.5,
         external_reconcile_seconds=0.2,
-    )
-    try:
-        await leader_ready(c)
+    ):
         await create_service(kube, "alive")
         await addresses_of(emu, "default", "alive")
         await wait_for(
             lambda: all(r.key != ghost for r in ipam.ipam.list(CLUSTER)), 10, "ghost released"
         )
         assert len(ipam.ipam.list(CLUSTER)) == 1  # the live Service's address stays
-    finally:
-        await c.stop()
 
 
 async def test_restart_keeps_external_addresses_without_writes(
@@ -167,17 +148,13 @@ async def test_restart_keeps_external_addresses_without_writes(
     await first.stop()
     emu.reset_stats()
     calls_before = len(ipam.requests)
-    second = await start_controller(kubeconfig, cluster_id=CLUSTER)
-    try:
-        await leader_ready(second)
+    async with leading_controller(kubeconfig, cluster_id=CLUSTER) as second:
         await wait_for(lambda: second.queue.depth == 0, 5)
         after = [await addresses_of(emu, "default", n) for n in ("a", "b", "c")]
         assert after == before
         assert emu.stats.count("update", "services") == 0
         allocations = [r for r in ipam.requests[calls_before:] if r.startswith("PUT")]
         assert allocations == []
-    finally:
-        await second.stop()
 
 
 async def test_controller_killed_mid_allocation_converges_on_one_address(
@@ -206,11 +183,7 @@ async def test_controller_killed_mid_allocation_converges_on_one_address(
     committed = held(ipam)
     ipam.ipam.allocate = commit  # type: ignore[method-assign]
     ipam.faults.fail_next.clear()
-    second = await start_controller(kubeconfig, cluster_id=CLUSTER)
-    try:
-        await leader_ready(second)
+    async with leading_controller(kubeconfig, cluster_id=CLUSTER):
         (ip,) = await addresses_of(emu, "default", "torn")
         assert committed == {f"{uid}/IPv4": ip}
         assert held(ipam) == committed
-    finally:
-        await second.stop()
