@@ -42,7 +42,7 @@ WRITE_VERBS = ("create", "update", "patch", "delete")
 async def start_emulator(workdir: Path) -> tuple[asyncio.subprocess.Process, Path]:
     kubeconfig = workdir / "kubeconfig"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ccm.emulator", "--port", "0", "--kubeconfig", str(kubeconfig),
+        sys.executable, "-m", "devkit.emulator", "--port", "0", "--kubeconfig", str(kubeconfig),
         "--crd", str(ROOT / "config" / "crd"), "--history-size", "200000",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=ROOT,
     )

@@ -1,6 +1,6 @@
 """Benchmark: API writes per second that one kubernetes-asyncio client gets from the emulator.
 
-The emulator runs in its own process (`python -m ccm.emulator`), as the playground runs it, so
+The emulator runs in its own process (`python -m devkit.emulator`), as the playground runs it, so
 client and server each have a core. One ApiClient (one aiohttp keep-alive connection pool) does
 every request. Workloads: create ConfigMaps, strategic-merge-patch a Service's status, replace
 a Lease (a leader's renew); each run one-at-a-time (latency-bound) and with N requests in
@@ -143,7 +143,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         kubeconfig = Path(tmp) / "kubeconfig"
         server = subprocess.Popen(
-            [sys.executable, "-m", "ccm.emulator", "--kubeconfig", str(kubeconfig)],
+            [sys.executable, "-m", "devkit.emulator", "--kubeconfig", str(kubeconfig)],
             stdout=subprocess.PIPE, text=True)
         try:
             assert server.stdout is not None

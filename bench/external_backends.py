@@ -27,10 +27,10 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from devkit.reference_ipam import ReferenceServer
 from pools.external.base import AllocationKey, IPAMBackend
 from pools.external.http import HTTPBackend
 from pools.external.netbox import NetBoxBackend
-from pools.external.reference_server import ReferenceServer
 from pools.external.transport import JsonClient
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,4 +1,6 @@
-"""The `vipam` command line (DESIGN.md): controller, speaker, playground, check, version.
+"""The `vipam` command line (DESIGN.md): controller, speaker, check, version.
+
+The playground is development tooling (`devkit.playground`, `./scripts/playground`).
 
 Every setting of a process is a flag here and an environment variable `VIPAM_<NAME>`; flags win.
 """
@@ -48,18 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(controller, ControllerSettings)
     speaker = sub.add_parser("speaker", help="run the speaker (announces addresses; one per node)")
     _add_settings_flags(speaker, SpeakerSettings)
-    playground = sub.add_parser(
-        "playground", help="API emulator + controller + samples on this machine"
-    )
-    playground.add_argument("--workdir", default=".playground", help="kubeconfig and logs here")
-    playground.add_argument("--port", default="0", help="emulator port (default: any free)")
-    playground.add_argument("--health-port", default="8081", help="health server port")
-    playground.add_argument("--once", action="store_true", help="print the result and exit")
-    playground.add_argument(
-        "--network", choices=("auto", "namespace", "none"), default="auto",
-        help="namespace: the speaker announces with ARP/NDP inside network namespaces (root); "
-        "none: it only logs; auto: namespace when running as root",
-    )
     check = sub.add_parser("check", help="validate IPPool and advertisement YAML offline")
     check.add_argument("files", nargs="+", help="YAML files (multi-document allowed)")
     return parser
@@ -75,10 +65,6 @@ def main(argv: list[str] | None = None) -> int:
         from ccm.check import check_files
 
         return check_files(args.files)
-    if args.command == "playground":
-        from ccm.playground import main as playground_main
-
-        return playground_main(args)
     if args.command in ("controller", "speaker"):
         from ccm.settings import ControllerSettings
         from ccm.speaker.settings import SpeakerSettings

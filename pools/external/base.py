@@ -61,7 +61,7 @@ class AllocationKey:
         cluster_id, service_uid, family = parts
         if family not in FAMILIES:
             raise ValueError(f"allocation key {text!r} has an unknown family")
-        return cls(cluster_id, service_uid, family)  # type: ignore[arg-type]
+        return cls(cluster_id, service_uid, family)
 
 
 @dataclass(frozen=True)

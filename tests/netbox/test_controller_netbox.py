@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from ccm.controller import names
-from ccm.emulator import Emulator
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import SECRETS, SERVICES
+from devkit.emulator import Emulator
 from pools.external import AllocationKey
 from tests.integration.controller.harness import (
     CRD_DIR,

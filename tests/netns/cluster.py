@@ -17,7 +17,7 @@ from tests.netns.lab import REPO, Lab
 def start_emulator(lab: Lab, port: int, kubeconfig: Path) -> subprocess.Popen[Any]:
     emulator = lab.spawn(
         lab.router.name,
-        [sys.executable, "-m", "ccm.emulator", "--host", lab.router.ipv4, "--port", str(port),
+        [sys.executable, "-m", "devkit.emulator", "--host", lab.router.ipv4, "--port", str(port),
          "--kubeconfig", str(kubeconfig), "--crd", str(REPO / "config" / "crd")],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, text=True,
     )

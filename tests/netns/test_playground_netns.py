@@ -21,7 +21,7 @@ def test_playground_announces_into_its_namespaces_and_cleans_up(tmp_path: Path) 
     require(os.geteuid() == 0 and shutil.which("ip") is not None, "needs root and iproute2")
     before = namespaces()
     done = subprocess.run(
-        [sys.executable, "-m", "ccm", "playground", "--once", "--health-port", "0",
+        [sys.executable, "-m", "devkit.playground", "--once", "--health-port", "0",
          "--workdir", str(tmp_path), "--network", "namespace"],
         capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
     )

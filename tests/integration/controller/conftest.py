@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from ccm.emulator import Emulator
 from ccm.kube.client import KubeClient
+from devkit.emulator import Emulator
 from tests.integration.controller.harness import CRD_DIR, ensure_namespace
 
 

@@ -6,7 +6,7 @@ import asyncio
 from collections import defaultdict
 
 from ccm.controller import names
-from ccm.emulator import Emulator
+from devkit.emulator import Emulator
 from tests.integration.controller.harness import ingress_ips
 
 

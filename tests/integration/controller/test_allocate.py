@@ -9,9 +9,9 @@ import pytest
 
 from ccm.controller import names
 from ccm.controller.manager import Controller
-from ccm.emulator import Emulator
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import IPPOOLS
+from devkit.emulator import Emulator
 from tests.integration.controller.harness import (
     addresses_of,
     condition,

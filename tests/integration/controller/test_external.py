@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from ccm.controller import names
-from ccm.emulator import Emulator
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import SECRETS, SERVICES
+from devkit.emulator import Emulator
+from devkit.reference_ipam import ReferenceServer
 from pools.external import AllocationKey
-from pools.external.reference_server import ReferenceServer
 from tests.integration.controller.harness import (
     addresses_of,
     create_pool,

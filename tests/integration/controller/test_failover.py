@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 from ccm.controller.manager import Controller
-from ccm.emulator import Emulator
 from ccm.kube.client import ApiError, KubeClient
 from ccm.kube.resources import LEASES, SERVICES
+from devkit.emulator import Emulator
 from tests.integration.controller.harness import (
     ROOT,
     create_pool,

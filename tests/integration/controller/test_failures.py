@@ -10,8 +10,8 @@ import pytest
 
 from ccm.controller import names
 from ccm.controller.manager import Controller
-from ccm.emulator import Emulator
 from ccm.kube.client import KubeClient
+from devkit.emulator import Emulator
 from tests.integration.controller.harness import (
     addresses_of,
     create_pool,

@@ -9,10 +9,10 @@ from pathlib import Path
 import aiohttp
 
 from ccm.controller import names
-from ccm.emulator import Emulator
 from ccm.health.server import HealthServer
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import NAMESPACES
+from devkit.emulator import Emulator
 from tests.integration.controller.harness import (
     addresses_of,
     create_pool,

@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 
 from ccm.controller import names
-from ccm.emulator import Emulator
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import SERVICES
+from devkit.emulator import Emulator
 from tests.integration.controller.harness import (
     create_pool,
     create_service,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from kubernetes_asyncio import client, config
 
-from ccm.emulator import Emulator
+from devkit.emulator import Emulator
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WIDGETS_CRD = FIXTURES / "widgets.yaml"

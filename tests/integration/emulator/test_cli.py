@@ -1,4 +1,4 @@
-"""`python -m ccm.emulator` (used by the playground) and the thread wrapper for sync code."""
+"""`python -m devkit.emulator` (used by the playground) and the thread wrapper for sync code."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from ccm.emulator import EmulatorThread
+from devkit.emulator import EmulatorThread
 from tests.integration.emulator.conftest import WIDGETS_CRD
 
 PROJECT_CRDS = Path(__file__).resolve().parents[3] / "config" / "crd"
@@ -25,7 +25,7 @@ def fetch(url: str) -> dict[str, object]:
 def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kc.yaml"
     process = subprocess.Popen(
-        [sys.executable, "-m", "ccm.emulator", "--host", "127.0.0.1", "--port", "0",
+        [sys.executable, "-m", "devkit.emulator", "--host", "127.0.0.1", "--port", "0",
          "--kubeconfig", str(kubeconfig), "--crd", str(WIDGETS_CRD), str(PROJECT_CRDS)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -45,7 +45,7 @@ def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
 
 
 def test_cli_rejects_missing_crd_paths(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "ccm.emulator", "--crd",
+    result = subprocess.run([sys.executable, "-m", "devkit.emulator", "--crd",
                              str(tmp_path / "absent.yaml")], capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 2 and "no such file or directory" in result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kubernetes_asyncio.client import ApiException, CoreV1Api, V1DeleteOptions, V1Preconditions
 
-from ccm.emulator import Emulator
+from devkit.emulator import Emulator
 from tests.integration.emulator.conftest import lb_service, reason
 
 CLEANUP = "service.kubernetes.io/load-balancer-cleanup"

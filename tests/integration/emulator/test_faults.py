@@ -10,7 +10,7 @@ import pytest
 from kubernetes_asyncio import watch
 from kubernetes_asyncio.client import ApiException, CoreV1Api
 
-from ccm.emulator import Emulator
+from devkit.emulator import Emulator
 from tests.integration.emulator.conftest import lb_service, make_client, reason, status_body
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ccm.emulator import Emulator, EmulatorThread
+from devkit.emulator import Emulator, EmulatorThread
 from tests.integration.emulator.conftest import WIDGETS_CRD
 from tests.prereq import require
 

@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 from kubernetes_asyncio.client import ApiException, CoreV1Api, CustomObjectsApi
 
-from ccm.emulator import Emulator
+from devkit.emulator import Emulator
 from tests.integration.emulator.conftest import lb_service, reason, widget
 
 

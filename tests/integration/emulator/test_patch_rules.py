@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccm.emulator.errors import ApiError
-from ccm.emulator.patch import json_patch, merge_patch, strategic_merge_patch
+from devkit.emulator.errors import ApiError
+from devkit.emulator.patch import json_patch, merge_patch, strategic_merge_patch
 
 RFC7386 = [
     ({"a": "b"}, {"a": "c"}, {"a": "c"}),

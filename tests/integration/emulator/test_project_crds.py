@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 import yaml
 
-from ccm.emulator import Emulator
-from ccm.emulator.crds import load_crd_documents
+from devkit.emulator import Emulator
+from devkit.emulator.crds import load_crd_documents
 
 ROOT = Path(__file__).resolve().parents[3]
 CRD_DIR = ROOT / "config" / "crd"

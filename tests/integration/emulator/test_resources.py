@@ -12,7 +12,7 @@ import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiException
 
-from ccm.emulator import Emulator
+from devkit.emulator import Emulator
 from tests.integration.emulator.conftest import WIDGETS_CRD
 
 MICRO = "2026-11-21T08:00:00.123456Z"

@@ -14,7 +14,7 @@ import aiohttp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ccm.emulator import Emulator
+from devkit.emulator import Emulator
 from tests.integration.emulator.conftest import WIDGETS_CRD
 
 _SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000),

@@ -12,7 +12,7 @@ import pytest
 from kubernetes_asyncio import watch
 from kubernetes_asyncio.client import ApiException, CoreV1Api
 
-from ccm.emulator import Emulator
+from devkit.emulator import Emulator
 
 
 async def raw_watch(emu: Emulator, path: str, **params: str) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 from kubernetes_asyncio.client import ApiException, CoreV1Api, CustomObjectsApi
 
-from ccm.emulator import Emulator
+from devkit.emulator import Emulator
 from tests.integration.emulator.conftest import lb_service, reason, status_body, widget
 
 pytestmark = pytest.mark.asyncio

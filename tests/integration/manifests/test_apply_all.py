@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from ccm.emulator import EmulatorThread
+from devkit.emulator import EmulatorThread
 from tests.prereq import require
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_playground_once_prints_the_allocation_table(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "ccm", "playground", "--once", "--health-port", "0",
+        [sys.executable, "-m", "devkit.playground", "--once", "--health-port", "0",
          "--workdir", str(tmp_path), "--network", "none"],
         capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
     )

@@ -72,7 +72,7 @@ async def test_status_page_in_chromium_shows_what_the_api_holds() -> None:
     assert browser is not None
     with tempfile.TemporaryDirectory() as workdir:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ccm", "playground", "--health-port", "0", "--workdir",
+            sys.executable, "-m", "devkit.playground", "--health-port", "0", "--workdir",
             workdir, "--network", "none", cwd=ROOT, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )

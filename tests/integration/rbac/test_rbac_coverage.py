@@ -16,7 +16,6 @@ from pathlib import Path
 
 from ccm.controller import names
 from ccm.controller.manager import Controller
-from ccm.emulator import Emulator
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import (
     BGPADVERTISEMENTS,
@@ -28,7 +27,8 @@ from ccm.kube.resources import (
 )
 from ccm.speaker.process import Speaker
 from ccm.speaker.settings import SpeakerSettings
-from pools.external.reference_server import ReferenceServer
+from devkit.emulator import Emulator
+from devkit.reference_ipam import ReferenceServer
 from tests.integration.controller.harness import (
     addresses_of,
     create_pool,

@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 
 from ccm.controller import names
-from ccm.emulator import Emulator
 from ccm.kube.client import KubeClient
+from devkit.emulator import Emulator
 from tests.integration.controller.harness import (
     ROOT,
     create_pool,

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from ccm.controller import names
-from ccm.emulator import Emulator
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import ENDPOINTSLICES
 from ccm.speaker.process import Speaker
+from devkit.emulator import Emulator
 from tests.integration.controller.harness import (
     create_pool,
     create_service,

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from devkit.reference_ipam import ReferenceServer
 from pools.external.base import RetryPolicy
 from pools.external.http import HTTPBackend
-from pools.external.reference_server import ReferenceServer
 
 TOKEN = "test-token-0123456789"
 POOLS = {

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from pools.external.reference_server import ReferenceServer
+from devkit.reference_ipam import ReferenceServer
 
 SPEC = Path(__file__).resolve().parents[3] / "docs" / "ipam-http.yaml"
 

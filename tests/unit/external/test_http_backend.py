@@ -8,10 +8,10 @@ import netaddr
 import pytest
 from aiohttp import web
 
+from devkit.reference_ipam import ReferenceIPAM, ReferenceServer
 from pools.external import backend_for, make_backend
 from pools.external.base import AllocationKey, BackendError, RetryPolicy
 from pools.external.http import HTTPBackend
-from pools.external.reference_server import ReferenceIPAM, ReferenceServer
 from pools.external.transport import JsonClient
 from tests.unit.external.conftest import TOKEN, RecordingSleep
 

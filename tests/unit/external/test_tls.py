@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from devkit.reference_ipam import ReferenceServer
 from pools.external.base import AllocationKey, BackendError, RetryPolicy
 from pools.external.http import HTTPBackend
-from pools.external.reference_server import ReferenceServer
 from tests.prereq import require
 
 
@@ -86,7 +86,7 @@ async def test_standalone_server_serves_https(pki: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pools.external.reference_server",
+        sys.executable, "-m", "devkit.reference_ipam",
         "--listen", f"127.0.0.1:{port}", "--token", "cli-token", "--pool", "lab=192.0.2.0/29",
         "--cert", str(pki / "server.pem"), "--key", str(pki / "server.key"),
         stdout=asyncio.subprocess.PIPE,

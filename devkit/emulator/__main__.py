@@ -1,4 +1,4 @@
-"""`python -m ccm.emulator`: serve the emulator until SIGINT/SIGTERM (used by the playground)."""
+"""`python -m devkit.emulator`: serve the emulator until SIGINT/SIGTERM (used by the playground)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import signal
 import sys
 from pathlib import Path
 
-from ccm.emulator.emulator import Emulator
+from devkit.emulator.emulator import Emulator
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ccm.emulator",
+    parser = argparse.ArgumentParser(prog="python -m devkit.emulator",
                                      description="Kubernetes API emulator on 127.0.0.1")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

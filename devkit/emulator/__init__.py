@@ -22,9 +22,9 @@ every `bookmark_interval` seconds and at its timeout; Service ports merge by (po
 under strategic merge; `status.loadBalancer.ingress` is atomic, as upstream declares it.
 """
 
-from ccm.emulator.emulator import Emulator
-from ccm.emulator.faults import Faults
-from ccm.emulator.stats import RequestStats
-from ccm.emulator.thread import EmulatorThread
+from devkit.emulator.emulator import Emulator
+from devkit.emulator.faults import Faults
+from devkit.emulator.stats import RequestStats
+from devkit.emulator.thread import EmulatorThread
 
 __all__ = ["Emulator", "EmulatorThread", "Faults", "RequestStats"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ccm.emulator import crds, schema, validation
-from ccm.emulator.errors import bad_request, invalid
-from ccm.emulator.resources import ResourceType
+from devkit.emulator import crds, schema, validation
+from devkit.emulator.errors import bad_request, invalid
+from devkit.emulator.resources import ResourceType
 
 
 @dataclasses.dataclass

@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from ccm.emulator.errors import invalid
-from ccm.emulator.resources import ResourceType
+from devkit.emulator.errors import invalid
+from devkit.emulator.resources import ResourceType
 
 CRD_API_VERSION = "apiextensions.k8s.io/v1"
 

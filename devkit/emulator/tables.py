@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ccm.emulator.resources import ResourceType
+from devkit.emulator.resources import ResourceType
 
 Column = tuple[dict[str, Any], Callable[[dict[str, Any]], Any]]
 _STEP = re.compile(r"\.([A-Za-z0-9_\-/]+)|\[(\d+|\*)\]|\[\?\(@\.([A-Za-z0-9_\-.]+)\s*==\s*"

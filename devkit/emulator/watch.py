@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ccm.emulator.errors import gone
+from devkit.emulator.errors import gone
 
 StorageKey = tuple[str, str]
 Predicate = Callable[[Mapping[str, Any]], bool]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccm.emulator.resources import ResourceType
+from devkit.emulator.resources import ResourceType
 
 # (core/v1 field, events.k8s.io/v1 field)
 _EVENT_FIELDS = (

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ccm.emulator.errors import bad_request
+from devkit.emulator.errors import bad_request
 
 _REQUIREMENT = re.compile(
     r"""\s*(?:

@@ -13,12 +13,12 @@ from typing import Any
 
 from aiohttp import web
 
-from ccm.emulator import conversion, tables
-from ccm.emulator.errors import ApiError, bad_request
-from ccm.emulator.resources import ResourceType
-from ccm.emulator.routing import ResourceRoute
-from ccm.emulator.store import Store
-from ccm.emulator.watch import ABORT, GRACEFUL, Predicate, WatchHub
+from devkit.emulator import conversion, tables
+from devkit.emulator.errors import ApiError, bad_request
+from devkit.emulator.resources import ResourceType
+from devkit.emulator.routing import ResourceRoute
+from devkit.emulator.store import Store
+from devkit.emulator.watch import ABORT, GRACEFUL, Predicate, WatchHub
 
 TRUE_WORDS = ("true", "1", "True", "TRUE", "yes")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccm.emulator.errors import bad_request
-from ccm.emulator.resources import ResourceType
+from devkit.emulator.errors import bad_request
+from devkit.emulator.resources import ResourceType
 
 Shape = dict[str, Any]
 STR: Shape = {"type": "string"}

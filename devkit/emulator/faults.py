@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from ccm.emulator.errors import ApiError
-from ccm.emulator.watch import ABORT, GRACEFUL, WatchHub
+from devkit.emulator.errors import ApiError
+from devkit.emulator.watch import ABORT, GRACEFUL, WatchHub
 
 
 @dataclass

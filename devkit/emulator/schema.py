@@ -11,7 +11,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from ccm.emulator.objects import clone
+from devkit.emulator.objects import clone
 
 Errors = list[tuple[str, str]]
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")

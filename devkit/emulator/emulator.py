@@ -12,15 +12,15 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
-from ccm.emulator.conversion import served
-from ccm.emulator.crds import load_crd_documents
-from ccm.emulator.faults import Faults
-from ccm.emulator.objects import clone
-from ccm.emulator.resources import Registry
-from ccm.emulator.server import ApiServer
-from ccm.emulator.stats import RequestStats
-from ccm.emulator.store import Store
-from ccm.emulator.watch import ABORT, WatchHub
+from devkit.emulator.conversion import served
+from devkit.emulator.crds import load_crd_documents
+from devkit.emulator.faults import Faults
+from devkit.emulator.objects import clone
+from devkit.emulator.resources import Registry
+from devkit.emulator.server import ApiServer
+from devkit.emulator.stats import RequestStats
+from devkit.emulator.store import Store
+from devkit.emulator.watch import ABORT, WatchHub
 
 T = TypeVar("T")
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccm.emulator.errors import ApiError, bad_request
-from ccm.emulator.objects import clone
+from devkit.emulator.errors import ApiError, bad_request
+from devkit.emulator.objects import clone
 
 Path = tuple[str, ...]
 # A merge key: a tuple of field names (with a default per field) or SET for primitive lists.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ccm.emulator.errors import ApiError
-from ccm.emulator.resources import Registry, ResourceType
+from devkit.emulator.errors import ApiError
+from devkit.emulator.resources import Registry, ResourceType
 
 
 @dataclass(frozen=True)

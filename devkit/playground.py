@@ -1,4 +1,4 @@
-"""`vipam playground`: the product on its embedded default, on one machine, in seconds.
+"""`scripts/playground`: the product on its embedded default, on one machine, in seconds.
 
 Starts the Kubernetes API emulator on 127.0.0.1, installs the CRDs and the samples from
 config/, runs the controller and one speaker against it, prints which Service got which address
@@ -10,6 +10,7 @@ host's own interfaces are never touched.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -17,19 +18,19 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from ccm.controller import names
 from ccm.controller.manager import Controller
-from ccm.emulator import Emulator
 from ccm.health.server import HealthServer
-from ccm.kube.apply import apply, load_manifests
 from ccm.kube.client import JSON, KubeClient
 from ccm.kube.resources import NAMESPACES, NODES, SERVICES
-from ccm.playground_net import PlaygroundNetwork, segments
 from ccm.settings import ControllerSettings
 from ccm.speaker.process import Speaker
 from ccm.speaker.settings import SpeakerSettings
+from devkit.apply import apply, load_manifests
+from devkit.emulator import Emulator
+from devkit.playground_net import PlaygroundNetwork, segments
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAYGROUND_NODE = "playground-node"
@@ -96,7 +97,7 @@ async def run_playground(
     settle_seconds: float = 15.0, network: str = "auto", out: TextIO = sys.stdout,
 ) -> int:
     if not (ROOT / "config" / "crd").is_dir():
-        print("vipam playground: config/ not found; run it from a source checkout", file=out)
+        print("playground: config/ not found; run it from a source checkout", file=out)
         return 2
     log_file = workdir / "controller.log"
     handler = logging.FileHandler(log_file, mode="w")
@@ -151,7 +152,7 @@ async def run_playground(
             ))
             await speaker.start()
         rows = await _settle(client, settle_seconds)
-        print(f"vipam playground: API emulator at {emulator.url}", file=out)
+        print(f"playground: API emulator at {emulator.url}", file=out)
         print(f"  pools and Services from {ROOT / 'config' / 'samples'}", file=out)
         if skipped:
             print(f"  (skipped external-IPAM pools, whose IPAM is not here: "
@@ -219,10 +220,32 @@ async def _watch_until_interrupted(
     print("stopping", file=out)
 
 
-def main(args: Any) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scripts/playground",
+        description="vipam on this machine: API emulator, controller, speaker and the samples",
+    )
+    parser.add_argument("--workdir", default=".playground", help="kubeconfig and logs here")
+    parser.add_argument("--port", default="0", help="emulator port (default: any free)")
+    parser.add_argument("--health-port", default="8081", help="health server port")
+    parser.add_argument("--once", action="store_true", help="print the result and exit")
+    parser.add_argument(
+        "--network", choices=("auto", "namespace", "none"), default="auto",
+        help="namespace: the speaker announces with ARP/NDP inside network namespaces (root); "
+        "none: it only logs; auto: namespace when running as root",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     return asyncio.run(
         run_playground(Path(args.workdir).resolve(), port=int(args.port),
                        health_port=int(args.health_port), once=bool(args.once),
                        network=str(args.network))
     )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,13 +14,20 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ccm.emulator import admission, conversion, crds, shapes
-from ccm.emulator.admission import WriteOptions
-from ccm.emulator.errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
-from ccm.emulator.objects import clone
-from ccm.emulator.patch import json_patch, merge_patch, strategic_merge_patch
-from ccm.emulator.resources import Registry, ResourceType
-from ccm.emulator.watch import Change, WatchHub
+from devkit.emulator import admission, conversion, crds, shapes
+from devkit.emulator.admission import WriteOptions
+from devkit.emulator.errors import (
+    ApiError,
+    already_exists,
+    bad_request,
+    conflict,
+    invalid,
+    not_found,
+)
+from devkit.emulator.objects import clone
+from devkit.emulator.patch import json_patch, merge_patch, strategic_merge_patch
+from devkit.emulator.resources import Registry, ResourceType
+from devkit.emulator.watch import Change, WatchHub
 
 ObjKey = tuple[str, str]  # (namespace or "", name)
 Predicate = Callable[[Mapping[str, Any]], bool]

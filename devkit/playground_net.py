@@ -23,7 +23,7 @@ from typing import Any
 
 import netaddr
 
-from ccm.relay import unix_to_tcp
+from devkit.relay import unix_to_tcp
 
 RELAY_PORT = 6443
 
@@ -106,7 +106,7 @@ class PlaygroundNetwork:
         log = (self.workdir / "speaker.log").open("wb")
         exec_in = ["ip", "netns", "exec", self.node, sys.executable, "-m"]
         self.processes.append(subprocess.Popen(
-            [*exec_in, "ccm.relay", f"127.0.0.1:{RELAY_PORT}", socket_path],
+            [*exec_in, "devkit.relay", f"127.0.0.1:{RELAY_PORT}", socket_path],
             stdout=subprocess.DEVNULL, stderr=log,
         ))
         self.processes.append(subprocess.Popen(

@@ -12,20 +12,20 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from ccm.emulator import conversion, discovery, tables
-from ccm.emulator.admission import WriteOptions
-from ccm.emulator.errors import ApiError, bad_request, gone
-from ccm.emulator.faults import Faults
-from ccm.emulator.resources import Registry, ResourceType
-from ccm.emulator.routing import ResourceRoute, parse_resource_path
-from ccm.emulator.selectors import make_filter, parse_field_selector, parse_label_selector
-from ccm.emulator.stats import RequestStats
-from ccm.emulator.store import Store
-from ccm.emulator.streaming import TRUE_WORDS, serve_watch
-from ccm.emulator.watch import WatchHub
+from devkit.emulator import conversion, discovery, tables
+from devkit.emulator.admission import WriteOptions
+from devkit.emulator.errors import ApiError, bad_request, gone
+from devkit.emulator.faults import Faults
+from devkit.emulator.resources import Registry, ResourceType
+from devkit.emulator.routing import ResourceRoute, parse_resource_path
+from devkit.emulator.selectors import make_filter, parse_field_selector, parse_label_selector
+from devkit.emulator.stats import RequestStats
+from devkit.emulator.store import Store
+from devkit.emulator.streaming import TRUE_WORDS, serve_watch
+from devkit.emulator.watch import WatchHub
 
 JSON = "application/json"
-LOG = logging.getLogger("ccm.emulator")
+LOG = logging.getLogger("devkit.emulator")
 
 
 def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None

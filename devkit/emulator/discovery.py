@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccm.emulator.resources import ALL_VERBS, Registry, ResourceType
+from devkit.emulator.resources import ALL_VERBS, Registry, ResourceType
 
 VERSION_INFO = {
     "major": "1",
