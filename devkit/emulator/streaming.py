@@ -21,6 +21,7 @@ from devkit.emulator.store import Store
 from devkit.emulator.watch import ABORT, GRACEFUL, Predicate, WatchHub
 
 TRUE_WORDS = ("true", "1", "True", "TRUE", "yes")
+INITIAL_EVENTS_END = "INITIAL_EVENTS_END"
 
 
 def _line(event: dict[str, Any]) -> bytes:
@@ -44,6 +45,11 @@ async def serve_watch(request: web.Request, route: ResourceRoute, accept: Predic
         by_name = accept
         accept = lambda o: by_name(o) and o["metadata"]["name"] == route.name  # noqa: E731
     since = _start_version(query.get("resourceVersion", ""))
+    # The streaming list (kubectl 1.3x's watch-list): the current state as ADDED events, then a
+    # bookmark annotated k8s.io/initial-events-end, then live changes.
+    initial_events = query.get("sendInitialEvents", "") in TRUE_WORDS
+    if initial_events:
+        since = None
     stream = _Stream(request, rt, store, bookmark_interval,
                      as_table=tables.wants_table(request.headers.get("Accept", "")),
                      include=query.get("includeObject", "Metadata"),
@@ -60,6 +66,9 @@ async def serve_watch(request: web.Request, route: ResourceRoute, accept: Predic
     if since is None:
         for obj in store.select(rt, accept):
             watcher.queue.put_nowait(("ADDED", obj))
+    if initial_events:
+        watcher.queue.put_nowait(
+            (INITIAL_EVENTS_END, {"metadata": {"resourceVersion": str(store.rv)}}))
     try:
         await response.prepare(request)
         await stream.pump(response, watcher.queue, lifetime)
@@ -107,6 +116,14 @@ class _Stream:
             transport = self.request.transport
             if transport is None or transport.is_closing():
                 return
+            if item is not None and item[0] == INITIAL_EVENTS_END:
+                bookmark = self._bookmark()  # at the version of the state just sent
+                bookmark["object"]["metadata"]["resourceVersion"] = (
+                    item[1]["metadata"]["resourceVersion"])
+                bookmark["object"]["metadata"]["annotations"] = {
+                    "k8s.io/initial-events-end": "true"}
+                await response.write(_line(bookmark))
+                continue
             if item is not None:
                 kind, obj = item
                 await response.write(_line({"type": kind, "object": self._render(obj)}))

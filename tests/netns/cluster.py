@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.netns.lab import REPO, Lab
+from tests.prereq import kubectl_binary
+
+KUBECTL = kubectl_binary() or "kubectl"
 
 
 def start_emulator(lab: Lab, port: int, kubeconfig: Path) -> subprocess.Popen[Any]:
@@ -28,7 +31,7 @@ def start_emulator(lab: Lab, port: int, kubeconfig: Path) -> subprocess.Popen[An
 
 def kubectl(lab: Lab, kubeconfig: Path, *args: str) -> str:
     done = subprocess.run(
-        ["ip", "netns", "exec", lab.router.name, "kubectl", "--kubeconfig", str(kubeconfig),
+        ["ip", "netns", "exec", lab.router.name, KUBECTL, "--kubeconfig", str(kubeconfig),
          *args], capture_output=True, text=True, timeout=30, check=False,
     )
     assert done.returncode == 0, done.stderr

@@ -33,8 +33,9 @@ class DuplicateWatcher:
         self.samples += 1
 
     async def _run(self) -> None:
+        # sampled in a thread: a blocking read must not stall the controllers on this loop
         while True:
-            self.check_once()
+            await asyncio.to_thread(self.check_once)
             await asyncio.sleep(self.interval)
 
     def __enter__(self) -> DuplicateWatcher:

@@ -1,4 +1,8 @@
-"""The API misbehaving: dropped watches, expired history (410), 409 races, 429 and 500."""
+"""The API misbehaving: dropped watches, expired history (410), 409 races, 429 and 500.
+
+These run on the API emulator: it injects each fault on cue, which a real server cannot. (The
+real server's own 410s, after an API-server restart with etcd compaction, are exercised by the
+outage tests.)"""
 
 from __future__ import annotations
 
@@ -22,6 +26,21 @@ from tests.integration.controller.harness import (
     wait_for,
 )
 from tests.integration.controller.invariants import DuplicateWatcher
+
+
+@pytest.fixture
+def emu(emulator: Emulator) -> Emulator:
+    return emulator
+
+
+@pytest.fixture
+def kubeconfig(emulator_kubeconfig: Path) -> Path:
+    return emulator_kubeconfig
+
+
+@pytest.fixture
+def kube(emulator_kube: KubeClient) -> KubeClient:
+    return emulator_kube
 
 
 @pytest.fixture

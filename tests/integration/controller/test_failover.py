@@ -93,14 +93,15 @@ async def test_random_kills_during_churn_never_duplicate_or_leak(
             await asyncio.sleep(rng.uniform(0, 0.1))
 
         def settled() -> bool:
-            services = emu.list_objects("services")
+            services = [s for s in emu.list_objects("services", "default")
+                        if s["spec"].get("type") == "LoadBalancer"]
             names_now = {s["metadata"]["name"] for s in services}
             return names_now == alive and all(ingress_ips(s) for s in services)
 
         await wait_for(settled, 30, "every remaining Service served, deleted ones gone")
     assert watcher.samples > 100
     assert watcher.violations == []
-    shown = [ip for s in emu.list_objects("services") for ip in ingress_ips(s)]
+    shown = [ip for s in emu.list_objects("services", "default") for ip in ingress_ips(s)]
     assert len(shown) == len(set(shown)) == len(alive)
 
     # none leaked: the leader's own count, written to the pool status, matches what Services show

@@ -3,7 +3,6 @@ delete, for Services and custom resources."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,7 +12,9 @@ import pytest
 
 from devkit.emulator import Emulator, EmulatorThread
 from tests.integration.emulator.conftest import WIDGETS_CRD
-from tests.prereq import require
+from tests.prereq import kubectl_binary, require
+
+KUBECTL = kubectl_binary() or "kubectl"
 
 SERVICE = """
 apiVersion: v1
@@ -39,7 +40,7 @@ class Kubectl:
 
     def __call__(self, *args: str, stdin: str | None = None, check: bool = True
                  ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
+        result = subprocess.run([KUBECTL, f"--kubeconfig={self.kubeconfig}", *args],
                                 input=stdin, capture_output=True, text=True, timeout=60)
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
@@ -50,13 +51,13 @@ class Kubectl:
         return self("apply", "-f", "-", *extra, stdin=manifest, check=check)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
+        return subprocess.Popen([KUBECTL, f"--kubeconfig={self.kubeconfig}", *args],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.fixture
 def running() -> Iterator[Emulator]:
-    require(shutil.which("kubectl") is not None, "kubectl is not installed")
+    require(kubectl_binary() is not None, "kubectl is not installed")
     with EmulatorThread(crd_paths=[WIDGETS_CRD]) as emulator:
         yield emulator
 
@@ -184,7 +185,7 @@ PROJECT = Path(__file__).resolve().parents[3] / "config"
 def test_project_resources_with_kubectl(tmp_path: Path) -> None:
     """The project's CRDs (config/crd) and samples through kubectl: apply -k, get with the
     declared printer columns, status via the subresource, get -w, delete."""
-    require(shutil.which("kubectl") is not None, "kubectl is not installed")
+    require(kubectl_binary() is not None, "kubectl is not installed")
     if not list((PROJECT / "crd").glob("*.yaml")) or not (PROJECT / "samples").is_dir():
         pytest.skip("config/crd or config/samples not present yet")
     with EmulatorThread(crd_paths=[PROJECT / "crd"]) as emulator:

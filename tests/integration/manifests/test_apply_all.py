@@ -8,13 +8,15 @@ from pathlib import Path
 import yaml
 
 from devkit.emulator import EmulatorThread
-from tests.prereq import require
+from tests.prereq import kubectl_binary, require
+
+KUBECTL = kubectl_binary() or "kubectl"
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["kubectl", *args], capture_output=True, text=True, timeout=60,
+    return subprocess.run([KUBECTL, *args], capture_output=True, text=True, timeout=60,
                           check=False)
 
 
@@ -25,7 +27,7 @@ def rendered(path: Path) -> list[dict[str, object]]:
 
 
 def test_install_and_samples_apply_to_the_emulator(tmp_path: Path) -> None:
-    require(subprocess.run(["which", "kubectl"], capture_output=True).returncode == 0,
+    require(kubectl_binary() is not None,
             "kubectl is needed")
     with EmulatorThread() as emu:
         kubeconfig = str(emu.write_kubeconfig(tmp_path / "kubeconfig"))

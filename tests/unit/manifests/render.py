@@ -7,12 +7,13 @@ own transformations (namespace, labels) are checked too.
 from __future__ import annotations
 
 import functools
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests import prereq
 
 REPO = Path(__file__).resolve().parents[3]
 CONFIG = REPO / "config"
@@ -24,7 +25,7 @@ Manifest = dict[str, Any]
 
 def kubectl() -> str | None:
     """The kubectl binary, which has kustomize built in; None when it is not installed."""
-    return shutil.which("kubectl")
+    return prereq.kubectl_binary()
 
 
 @functools.cache
