@@ -1,0 +1,332 @@
+"""Benchmark: the controller at scale on a REAL kube-apiserver (devkit.apiserver), as a process.
+
+The API server, etcd, the controller and this client share the machine, as they would on a
+small control-plane node. Services are IPv6 single-stack from 2001:db8:b::/112 (documentation
+addresses only; 65,536 of them), with no NodePorts (the server has 2,768 to give).
+
+Phases, each on a server of its own so that one phase's objects do not slow the next:
+1. floor  — the same N creates plus one status write and one metadata write per Service,
+            with no controller, at the same concurrency: what the writes alone cost.
+2. burst  — the controller process running and leading; N LoadBalancer Services created with
+            C requests in flight; time until a watch has seen every address, p50/p99 from each
+            create to its address, write requests per Service counted AT THE SERVER
+            (apiserver_request_total), Events apart.
+3. memory — the controller's RSS (/proc/PID/status VmRSS) idle, then with N allocated Services.
+4. restart — with R allocated Services the controller is stopped and a new one started: time
+            from start to /readyz, and write requests counted at the server (must be 0).
+
+    .venv/bin/python -m bench.scale [--services 1000 10000] [--memory 10000 50000] \
+        [--restart 10000] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ccm.kube.client import KubeClient
+from ccm.kube.informer import Informer
+from ccm.kube.resources import IPPOOLS, NAMESPACES, SERVICES
+from devkit.apiserver import ApiServer, count_delta
+
+NAMESPACE = "bench"
+
+
+def service(name: str, lb: bool = True) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"type": "LoadBalancer" if lb else "ClusterIP", "ipFamilies": ["IPv6"],
+                 "ipFamilyPolicy": "SingleStack", "allocateLoadBalancerNodePorts": False,
+                 "ports": [{"port": 80, "protocol": "TCP"}]},
+    }
+
+
+@dataclass
+class Cluster:
+    server: ApiServer
+    admin: KubeClient
+    controller_kubeconfig: Path
+    workdir: Path
+
+
+@contextlib.asynccontextmanager
+async def cluster() -> AsyncIterator[Cluster]:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        server = ApiServer(work / "api")
+        await asyncio.to_thread(server.start)
+        try:
+            await asyncio.to_thread(server.kubectl, "apply", "-k", str(ROOT / "config"))
+            await asyncio.to_thread(server.kubectl, "wait", "--for", "condition=Established",
+                                    "crd", "--all", "--timeout", "60s")
+            token = await asyncio.to_thread(server.create_token, "vipam-controller",
+                                            "kube-system")
+            admin = await KubeClient.connect(str(server.kubeconfig(work / "admin")), qps=0)
+            await admin.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
+            await admin.create(IPPOOLS, None, {
+                "apiVersion": "vipam.io/v1alpha1", "kind": "IPPool",
+                "metadata": {"name": "big"}, "spec": {"addresses": ["2001:db8:b::/112"]}})
+            try:
+                yield Cluster(server, admin, server.kubeconfig(work / "controller", token,
+                                                               "kube-system"), work)
+            finally:
+                await admin.close()
+        finally:
+            await asyncio.to_thread(server.stop)
+
+
+class ControllerProcess:
+    """`vipam controller` on its own ServiceAccount token, as a separate process."""
+
+    def __init__(self, kubeconfig: Path, identity: str, log: Path, **flags: str) -> None:
+        args = [sys.executable, "-m", "ccm", "controller", "--kubeconfig", str(kubeconfig),
+                "--namespace", "kube-system", "--identity", identity, "--health-port", "0",
+                "--health-host", "127.0.0.1", "--log-level", "WARNING"]
+        for name, value in flags.items():
+            args += [f"--{name.replace('_', '-')}", value]
+        self.log = log.open("w")
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self.log, stderr=subprocess.PIPE,
+                                     text=True, start_new_session=True)
+        self.started = time.perf_counter()
+        assert self.proc.stderr is not None
+        line = self.proc.stderr.readline()
+        match = re.search(r"health on (\S+)", line)
+        if not match:
+            raise RuntimeError(f"controller did not start: {line}")
+        self.url = match.group(1).rstrip("/")
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/readyz", timeout=1) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    async def wait_ready(self, timeout: float = 120) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if await asyncio.to_thread(self.ready):
+                return time.perf_counter() - self.started
+            await asyncio.sleep(0.01)
+        raise RuntimeError("controller not ready")
+
+    def rss_kb(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.log.close()
+
+
+async def run_limited(jobs: Iterator[Any], concurrency: int) -> None:
+    async def worker() -> None:
+        for job in jobs:
+            await job()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+async def floor(n: int, concurrency: int) -> dict[str, Any]:
+    """N creates + a status write + a metadata write per Service, no controller."""
+    async with cluster() as c:
+        def job(i: int) -> Any:
+            async def run() -> None:
+                body = service(f"s{i}")
+                created = await c.admin.create(SERVICES, NAMESPACE, body)
+                created["status"] = {"loadBalancer": {"ingress": [{"ip": f"2001:db8:b::{i:x}"}]}}
+                created = await c.admin.replace(SERVICES, NAMESPACE, f"s{i}", created,
+                                                subresource="status")
+                created["metadata"].setdefault("annotations", {})["vipam.io/allocated-from"] = "b"
+                await c.admin.replace(SERVICES, NAMESPACE, f"s{i}", created)
+            return run
+
+        started = time.perf_counter()
+        await run_limited((job(i) for i in range(n)), concurrency)
+        total = time.perf_counter() - started
+        return {"services": n, "floor_s": round(total, 3), "per_s": round(n / total, 1)}
+
+
+async def burst(n: int, concurrency: int) -> dict[str, Any]:
+    async with cluster() as c:
+        seen: dict[str, float] = {}
+
+        def on_change(key: str, old: Any, new: Any) -> None:
+            if new and key not in seen and ((new.get("status") or {}).get("loadBalancer") or {}
+                                            ).get("ingress"):
+                seen[key] = time.perf_counter()
+
+        watcher = Informer(c.admin, SERVICES, on_change, namespace=NAMESPACE)
+        watch_task = asyncio.create_task(watcher.run())
+        await watcher.synced.wait()
+        controller = ControllerProcess(c.controller_kubeconfig, "bench", c.workdir / "c.log",
+                                       workers="16")
+        try:
+            await controller.wait_ready()
+            rss_idle = controller.rss_kb()
+            before = await asyncio.to_thread(c.server.request_counts)
+            sent: dict[str, float] = {}
+
+            def job(i: int) -> Any:
+                async def run() -> None:
+                    sent[f"{NAMESPACE}/s{i}"] = time.perf_counter()
+                    await c.admin.create(SERVICES, NAMESPACE, service(f"s{i}"))
+                return run
+
+            started = time.perf_counter()
+            await run_limited((job(i) for i in range(n)), concurrency)
+            while len(seen) < n:
+                await asyncio.sleep(0.01)
+            total = time.perf_counter() - started
+            await asyncio.sleep(2.0)  # let late status/Event writes land before counting
+            after = await asyncio.to_thread(c.server.request_counts)
+            rss_loaded = controller.rss_kb()
+        finally:
+            controller.stop()
+            watch_task.cancel()
+        writes = count_delta(before, after)
+        service_writes = sum(v for (verb, _, res, _), v in writes.items() if res == "services"
+                             and verb != "POST")
+        event_writes = sum(v for (_, _, res, _), v in writes.items() if res == "events")
+        latencies = [seen[k] - sent[k] for k in sent]
+        return {
+            "services": n, "all_allocated_s": round(total, 3), "per_s": round(n / total, 1),
+            "p50_ms": round(statistics.median(latencies) * 1000, 1),
+            "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+            "service_writes_per_service": round(service_writes / n, 2),
+            "event_writes_per_service": round(event_writes / n, 2),
+            "writes": {"/".join(filter(None, k)): v for k, v in sorted(writes.items())},
+            "rss_idle_kb": rss_idle, "rss_loaded_kb": rss_loaded,
+            "rss_per_service_kb": round((rss_loaded - rss_idle) / n, 2),
+        }
+
+
+async def create_allocated(c: Cluster, n: int, concurrency: int) -> None:
+    """N Services with a running controller, until every one shows an address."""
+    controller = ControllerProcess(c.controller_kubeconfig, "fill", c.workdir / "fill.log",
+                                   workers="16")
+    try:
+        await controller.wait_ready()
+
+        def job(i: int) -> Any:
+            async def run() -> None:
+                await c.admin.create(SERVICES, NAMESPACE, service(f"s{i}"))
+            return run
+
+        await run_limited((job(i) for i in range(n)), concurrency)
+        while True:
+            listing = await c.admin.list_all(SERVICES, NAMESPACE)
+            if sum(1 for s in listing["items"]
+                   if ((s.get("status") or {}).get("loadBalancer") or {}).get("ingress")) == n:
+                break
+            await asyncio.sleep(1.0)
+        await asyncio.sleep(3.0)  # pool status catches up
+    finally:
+        controller.stop()
+
+
+async def memory_and_restart(n: int, concurrency: int, restart: bool) -> dict[str, Any]:
+    async with cluster() as c:
+        await create_allocated(c, n, concurrency)
+        before = await asyncio.to_thread(c.server.request_counts)
+        controller = ControllerProcess(c.controller_kubeconfig, "restarted",
+                                       c.workdir / "restart.log", workers="16")
+        try:
+            ready = await controller.wait_ready()
+            await asyncio.sleep(5.0)  # anything the new leader would write, it writes by now
+            after = await asyncio.to_thread(c.server.request_counts)
+            rss = controller.rss_kb()
+        finally:
+            controller.stop()
+        writes = count_delta(before, after)
+        non_lease = {"/".join(filter(None, k)): v for k, v in writes.items()
+                     if k[2] != "leases"}
+        # an idle controller (no Services) for the per-Service figure
+        async with cluster() as empty:
+            idle = ControllerProcess(empty.controller_kubeconfig, "idle",
+                                     empty.workdir / "idle.log")
+            try:
+                await idle.wait_ready()
+                await asyncio.sleep(1.0)
+                rss_idle = idle.rss_kb()
+            finally:
+                idle.stop()
+        result: dict[str, Any] = {
+            "services": n, "rss_idle_kb": rss_idle, "rss_kb": rss,
+            "rss_per_service_kb": round((rss - rss_idle) / n, 2),
+        }
+        if restart:
+            result.update({"restart_ready_s": round(ready, 3),
+                           "restart_writes": sum(non_lease.values()),
+                           "restart_writes_by_resource": non_lease})
+        return result
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--services", type=int, nargs="*", default=[1000])
+    parser.add_argument("--memory", type=int, nargs="*", default=[10000])
+    parser.add_argument("--restart", type=int, default=10000,
+                        help="also measure a restart at this memory size (0: no)")
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    results: dict[str, Any] = {"floor": [], "burst": [], "memory": []}
+    for n in args.services:
+        results["floor"].append(await floor(n, args.concurrency))
+        results["burst"].append(await burst(n, args.concurrency))
+        results["burst"][-1]["ratio_to_floor"] = round(
+            results["burst"][-1]["all_allocated_s"] / results["floor"][-1]["floor_s"], 2)
+    for n in args.memory:
+        results["memory"].append(
+            await memory_and_restart(n, args.concurrency, restart=n == args.restart))
+    print(json.dumps(results, indent=2))
+    print()
+    print(f"{'services':>9} {'floor':>8} {'all seen':>9} {'ratio':>6} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'svc writes':>10} {'event writes':>12}")
+    for f, b in zip(results["floor"], results["burst"], strict=True):
+        print(f"{b['services']:>9} {f['floor_s']:>7}s {b['all_allocated_s']:>8}s "
+              f"{b['ratio_to_floor']:>6} {b['p50_ms']:>8} {b['p99_ms']:>8} "
+              f"{b['service_writes_per_service']:>10} {b['event_writes_per_service']:>12}")
+    for m in results["memory"]:
+        line = (f"{m['services']:>9} Services: RSS {m['rss_kb'] / 1024:.1f} MB "
+                f"(idle {m['rss_idle_kb'] / 1024:.1f} MB), {m['rss_per_service_kb']} KB/Service")
+        if "restart_ready_s" in m:
+            line += (f"; restart ready in {m['restart_ready_s']}s with "
+                     f"{m['restart_writes']} writes")
+        print(line)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
