@@ -1,0 +1,360 @@
+"""A real kube-apiserver with its own etcd, for tests and benchmarks.
+
+The binaries come from `$KUBEBUILDER_ASSETS` (the envtest convention: a folder holding
+`kube-apiserver`, `etcd` and `kubectl`; `scripts/k8s-assets` prepares one from `../shared/k8s`).
+The server runs with RBAC and token authentication, exactly as a cluster's does, so a process
+given a ServiceAccount token (`create_token`) gets what `config/rbac` grants and nothing more.
+
+There is no kube-controller-manager, scheduler or kubelet: nothing garbage-collects, finalizes
+namespaces, schedules Pods or fills EndpointSlices. Tests create what they need.
+
+Everything binds to loopback (or to `host` inside a network namespace, through `wrap`); `stop`
+ends the processes it started by pid and removes its data directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SERVICE_CIDRS = "10.96.0.0/16,fd00:10:96::/112"
+ASSETS_HINT = (
+    "set KUBEBUILDER_ASSETS to a folder with kube-apiserver, etcd and kubectl "
+    "(scripts/k8s-assets makes .k8s-bin from ../shared/k8s; elsewhere `setup-envtest use 1.36`)"
+)
+
+
+def assets_dir() -> Path | None:
+    """The KUBEBUILDER_ASSETS folder, or the checkout's .k8s-bin when that is complete."""
+    given = os.environ.get("KUBEBUILDER_ASSETS")
+    candidates = [Path(given)] if given else [Path(__file__).resolve().parents[1] / ".k8s-bin"]
+    for folder in candidates:
+        if all((folder / name).exists() for name in ("kube-apiserver", "etcd")):
+            return folder
+    return None
+
+
+def missing_reason() -> str | None:
+    """None when a real API server can be started here, else why not."""
+    folder = assets_dir()
+    if folder is None:
+        return f"no real kube-apiserver: {ASSETS_HINT}"
+    if shutil.which("openssl") is None:
+        return "no real kube-apiserver: openssl is needed to make its certificates"
+    return None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+@dataclass
+class ApiServer:
+    """etcd + kube-apiserver on free ports under `workdir`.
+
+    `wrap` prefixes both commands (e.g. `("ip", "netns", "exec", "ctl")`) so that the control
+    plane can live in a network namespace; `host` is then that namespace's address. Ports are
+    chosen on this host's loopback unless given.
+    """
+
+    workdir: Path
+    host: str = "127.0.0.1"
+    wrap: Sequence[str] = ()
+    port: int = 0
+    etcd_port: int = 0
+    extra_args: Sequence[str] = ()
+    admin_token: str = field(default_factory=lambda: secrets.token_hex(16))
+    _etcd: subprocess.Popen[bytes] | None = None
+    _apiserver: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.workdir = Path(self.workdir)
+        folder = assets_dir()
+        if folder is None:
+            raise RuntimeError(ASSETS_HINT)
+        self.assets = folder
+        self.port = self.port or free_port()
+        self.etcd_port = self.etcd_port or free_port()
+        self.etcd_peer_port = free_port()
+
+    # -- paths -----------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.workdir / "pki" / "ca.crt"
+
+    @property
+    def kubectl_path(self) -> str:
+        local = self.assets / "kubectl"
+        return str(local) if local.exists() else (shutil.which("kubectl") or "kubectl")
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self, timeout: float = 60.0) -> ApiServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._make_pki()
+        self.start_etcd()
+        self.start_apiserver(timeout)
+        return self
+
+    def __enter__(self) -> ApiServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start_etcd(self) -> None:
+        peer = f"http://127.0.0.1:{self.etcd_peer_port}"
+        client = f"http://127.0.0.1:{self.etcd_port}"
+        log = (self.workdir / "etcd.log").open("ab")
+        self._etcd = subprocess.Popen(
+            [*self.wrap, str(self.assets / "etcd"), "--data-dir", str(self.workdir / "etcd"),
+             "--listen-client-urls", client, "--advertise-client-urls", client,
+             "--listen-peer-urls", peer, "--initial-cluster", f"default={peer}",
+             "--initial-advertise-peer-urls", peer, "--name", "default",
+             "--unsafe-no-fsync", "--quota-backend-bytes", str(4 << 30)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def start_apiserver(self, timeout: float = 60.0) -> None:
+        """Start (or restart, after `stop_apiserver`) the API server on the same port and etcd."""
+        pki = self.workdir / "pki"
+        log = (self.workdir / "apiserver.log").open("ab")
+        self._apiserver = subprocess.Popen(
+            [*self.wrap, str(self.assets / "kube-apiserver"),
+             "--etcd-servers", f"http://127.0.0.1:{self.etcd_port}",
+             "--bind-address", self.host, "--secure-port", str(self.port),
+             "--advertise-address", self.host,
+             "--tls-cert-file", str(pki / "server.crt"),
+             "--tls-private-key-file", str(pki / "server.key"),
+             "--client-ca-file", str(pki / "ca.crt"),
+             "--service-cluster-ip-range", SERVICE_CIDRS,
+             "--authorization-mode", "RBAC", "--token-auth-file", str(pki / "tokens.csv"),
+             "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
+             "--service-account-key-file", str(pki / "sa.pub"),
+             "--service-account-signing-key-file", str(pki / "sa.key"),
+             "--disable-admission-plugins", "ServiceAccount",
+             "--endpoint-reconciler-type", "none",
+             *self.extra_args],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if self._apiserver is not None and self._apiserver.poll() is not None:
+                raise RuntimeError(f"kube-apiserver exited: {self.log_tail()}")
+            try:
+                status, body = self.request("GET", "/readyz")
+                if status == 200:
+                    return
+                last = body.decode(errors="replace")[-300:]
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.1)
+        raise RuntimeError(f"kube-apiserver not ready after {timeout}s: {last}")
+
+    def stop_apiserver(self, sig: int = signal.SIGTERM, timeout: float = 90.0) -> None:
+        """Stop only the API server (etcd and the data stay), for outage tests."""
+        _end(self._apiserver, sig, timeout)
+        self._apiserver = None
+
+    def stop(self) -> None:
+        _end(self._apiserver, signal.SIGTERM, 20)
+        _end(self._etcd, signal.SIGTERM, 20)
+        self._apiserver = self._etcd = None
+        shutil.rmtree(self.workdir / "etcd", ignore_errors=True)
+
+    @property
+    def apiserver_pid(self) -> int | None:
+        return self._apiserver.pid if self._apiserver else None
+
+    def log_tail(self, lines: int = 20) -> str:
+        path = self.workdir / "apiserver.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    # -- certificates and tokens -----------------------------------------------------------------
+    def _make_pki(self) -> None:
+        pki = self.workdir / "pki"
+        if (pki / "server.crt").exists():
+            return
+        pki.mkdir(parents=True, exist_ok=True)
+        _openssl("genrsa", "-out", str(pki / "ca.key"), "2048")
+        _openssl("req", "-x509", "-new", "-key", str(pki / "ca.key"), "-days", "3650",
+                 "-subj", "/CN=vipam-test-ca", "-out", str(pki / "ca.crt"))
+        _openssl("genrsa", "-out", str(pki / "server.key"), "2048")
+        sans = ["DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default",
+                "DNS:kubernetes.default.svc", "IP:127.0.0.1", "IP:10.96.0.1",
+                f"IP:{self.host}"]
+        ext = pki / "san.ext"
+        ext.write_text(f"subjectAltName={','.join(dict.fromkeys(sans))}\n")
+        _openssl("req", "-new", "-key", str(pki / "server.key"), "-subj", "/CN=kube-apiserver",
+                 "-out", str(pki / "server.csr"))
+        _openssl("x509", "-req", "-in", str(pki / "server.csr"), "-CA", str(pki / "ca.crt"),
+                 "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-days", "3650",
+                 "-extfile", str(ext), "-out", str(pki / "server.crt"))
+        _openssl("genrsa", "-out", str(pki / "sa.key"), "2048")
+        _openssl("rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
+        (pki / "tokens.csv").write_text(
+            f'{self.admin_token},admin,admin-uid,"system:masters"\n'
+        )
+
+    def kubeconfig(self, path: Path, token: str | None = None, namespace: str = "default") -> Path:
+        """A kubeconfig for the admin (default) or for a token from `create_token`."""
+        config = {
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "real", "cluster": {
+                "server": self.url, "certificate-authority": str(self.ca_file)}}],
+            "users": [{"name": "user", "user": {"token": token or self.admin_token}}],
+            "contexts": [{"name": "real", "context": {
+                "cluster": "real", "user": "user", "namespace": namespace}}],
+            "current-context": "real",
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(config, indent=1))
+        return path
+
+    def create_token(self, service_account: str, namespace: str,
+                     seconds: int = 24 * 3600) -> str:
+        """A real ServiceAccount token (TokenRequest, what `kubectl create token` does)."""
+        status, body = self.request(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token",
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+             "spec": {"expirationSeconds": seconds}},
+        )
+        if status != 201:
+            raise RuntimeError(f"TokenRequest for {namespace}/{service_account}: {status} {body!r}")
+        return str(json.loads(body)["status"]["token"])
+
+    # -- requests --------------------------------------------------------------------------------
+    def _ssl(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def request(self, method: str, path: str, body: Any = None,
+                token: str | None = None, content_type: str = "application/json",
+                timeout: float = 10.0) -> tuple[int, bytes]:
+        """One HTTP request as the admin (or `token`); returns (status, body) even for errors."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {token or self.admin_token}")
+        if data is not None:
+            req.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(req, context=self._ssl(), timeout=timeout) as resp:
+                return int(resp.status), bytes(resp.read())
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), bytes(exc.read())
+
+    def json(self, method: str, path: str, body: Any = None) -> Any:
+        status, data = self.request(method, path, body)
+        if status >= 300:
+            raise RuntimeError(f"{method} {path}: {status} {data[:500]!r}")
+        return json.loads(data) if data else None
+
+    def kubectl(self, *args: str, kubeconfig: Path | None = None, check: bool = True,
+                input: str | None = None) -> subprocess.CompletedProcess[str]:
+        config = kubeconfig or self.kubeconfig(self.workdir / "admin.kubeconfig")
+        return subprocess.run(
+            [self.kubectl_path, "--kubeconfig", str(config), *args],
+            check=check, capture_output=True, text=True, input=input, timeout=120,
+        )
+
+    def request_counts(self) -> dict[tuple[str, str, str, str], float]:
+        """`apiserver_request_total` summed over codes: (verb, group, resource, subresource) ->
+        requests since the server started. Compare two readings to count a test's requests."""
+        status, body = self.request("GET", "/metrics", timeout=30)
+        if status != 200:
+            raise RuntimeError(f"/metrics: {status}")
+        return parse_request_totals(body.decode())
+
+
+def parse_request_totals(text: str) -> dict[tuple[str, str, str, str], float]:
+    totals: dict[tuple[str, str, str, str], float] = {}
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels_text, value = line[len("apiserver_request_total{"):].rsplit("} ", 1)
+        labels = dict(
+            (part.split("=", 1)[0], part.split("=", 1)[1].strip('"'))
+            for part in _split_labels(labels_text)
+        )
+        key = (labels.get("verb", ""), labels.get("group", ""), labels.get("resource", ""),
+               labels.get("subresource", ""))
+        totals[key] = totals.get(key, 0.0) + float(value)
+    return totals
+
+
+def _split_labels(text: str) -> list[str]:
+    parts, current, quoted = [], "", False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    if current:
+        parts.append(current)
+    return parts
+
+
+WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION",
+                         "CREATE", "UPDATE", "APPLY"})
+
+
+def count_delta(before: dict[tuple[str, str, str, str], float],
+                after: dict[tuple[str, str, str, str], float], *, writes_only: bool = True,
+                resource: str | None = None) -> dict[tuple[str, str, str, str], int]:
+    """Requests between two `request_counts` readings, optionally writes to one resource."""
+    delta: dict[tuple[str, str, str, str], int] = {}
+    for key, value in after.items():
+        grown = int(round(value - before.get(key, 0.0)))
+        verb, _, res, _ = key
+        if grown <= 0 or (writes_only and verb.upper() not in WRITE_VERBS):
+            continue
+        if resource is not None and res != resource:
+            continue
+        delta[key] = grown
+    return delta
+
+
+def _end(process: subprocess.Popen[bytes] | None, sig: int, timeout: float) -> None:
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
