@@ -40,6 +40,7 @@ def _settings_from(args: argparse.Namespace, model: type[BaseModel]) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ccm.migrate import command as migrate
     from ccm.settings import ControllerSettings
     from ccm.speaker.settings import SpeakerSettings
 
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(speaker, SpeakerSettings)
     check = sub.add_parser("check", help="validate IPPool and advertisement YAML offline")
     check.add_argument("files", nargs="+", help="YAML files (multi-document allowed)")
+    migrate.add_parser(sub)
     return parser
 
 
@@ -65,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         from ccm.check import check_files
 
         return check_files(args.files)
+    if args.command == "migrate":
+        from ccm.migrate.command import run
+
+        return run(args)
     if args.command in ("controller", "speaker"):
         from ccm.settings import ControllerSettings
         from ccm.speaker.settings import SpeakerSettings
