@@ -193,7 +193,8 @@ def convert_peering_policy(obj: JSON, out: Output, services: list[JSON] | None) 
             common: JSON = {"peers": sorted(names)}
             if node_selector:
                 common["nodeSelectors"] = [node_selector]
-            _advertise(base, common, attributes, ref, obj, out)
+            where = router.at("neighbors[].advertisedPathAttributes")
+            _advertise(base, common, attributes, where, obj, out)
     spec.finish()
 
 
@@ -258,9 +259,9 @@ def _attribute_spec(attributes: Attributes) -> JSON:
 
 
 def _advertise(base: str, common: JSON, attributes: list[tuple[JSON | None, Attributes]],
-               ref: str, obj: JSON, out: Output) -> None:
+               where: str, obj: JSON, out: Output) -> None:
     """One advertisement per set of path attributes, over disjoint sets of pools."""
-    origin = origin_of(obj)
+    origin, ref = origin_of(obj), f"{PEERING_POLICY}/{name_of(obj)}"
     if not attributes:
         out.add("BGPAdvertisement", base, dict(common), source=ref, origin=origin)
         return
@@ -269,13 +270,13 @@ def _advertise(base: str, common: JSON, attributes: list[tuple[JSON | None, Attr
         out.add("BGPAdvertisement", base, {**common, **_attribute_spec(first)}, source=ref,
                 origin=origin)
         for number in range(1, len(attributes)):
-            out.report.lose(ref, f"advertisedPathAttributes[{number}]",
+            out.report.lose(ref, f"{where}[{number}]",
                             "an earlier entry already sets attributes for every pool; vipam "
                             "applies one set per address; dropped")
         return
     pools = {o["metadata"]["name"]: labels_of(o) for o in out.of_kind("IPPool")}
     if not pools:
-        out.report.lose(ref, "advertisedPathAttributes", "selects pools by label, and no pool "
+        out.report.lose(ref, where, "selects pools by label, and no pool "
                         "is among the inputs to resolve it against; migrate the "
                         "CiliumLoadBalancerIPPools in the same run")
         return
@@ -285,7 +286,7 @@ def _advertise(base: str, common: JSON, attributes: list[tuple[JSON | None, Attr
         chosen = sorted(p for p, labels in pools.items() if parsed.matches(labels))
         again = [p for p in chosen if p in taken]
         if again:
-            out.report.lose(ref, f"advertisedPathAttributes[{number}]",
+            out.report.lose(ref, f"{where}[{number}]",
                             f"{', '.join(again)} already matched an earlier entry; vipam applies "
                             "one set of attributes per address; kept the earlier")
         chosen = [p for p in chosen if p not in taken]
@@ -297,7 +298,7 @@ def _advertise(base: str, common: JSON, attributes: list[tuple[JSON | None, Attr
     rest = sorted(set(pools) - taken)
     if rest:
         out.add("BGPAdvertisement", base, {**common, "ipPools": rest}, source=ref, origin=origin)
-    out.report.note(ref, "advertisedPathAttributes",
+    out.report.note(ref, where,
                     "pool selectors were resolved to the pools they match now; name new pools "
                     "in the advertisements' spec.ipPools")
 
