@@ -47,10 +47,9 @@ class Report:
         self.errors.append(Finding(obj, where, message))
 
     def write(self, out: TextIO) -> None:
-        """Errors first (they stop everything), then losses, then notes; one per line."""
-        for finding in self.errors:
-            print(f"error: {finding}", file=out)
-        for finding in self.losses:
-            print(f"lost: {finding}", file=out)
-        for finding in self.notes:
-            print(f"note: {finding}", file=out)
+        """Errors first (they stop everything), then losses, then notes; one per line, grouped
+        by object (sorted), each object's findings in the order its fields were read."""
+        for label, findings in (("error", self.errors), ("lost", self.losses),
+                                ("note", self.notes)):
+            for finding in sorted(findings, key=lambda f: f.obj):
+                print(f"{label}: {finding}", file=out)

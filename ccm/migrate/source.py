@@ -78,6 +78,7 @@ def read_files(paths: list[str], stdin: TextIO | None = None) -> list[JSON]:
     """Every object in the files; ``-`` reads standard input."""
     objects: list[JSON] = []
     for path in paths:
+        where = "stdin" if path == "-" else path
         try:
             if path == "-":
                 documents = list(yaml.safe_load_all(stdin or sys.stdin))
@@ -85,10 +86,10 @@ def read_files(paths: list[str], stdin: TextIO | None = None) -> list[JSON]:
                 with Path(path).open() as handle:
                     documents = list(yaml.safe_load_all(handle))
         except OSError as exc:
-            raise SourceError(f"{path}: cannot read: {exc.strerror or exc}") from None
+            raise SourceError(f"{where}: cannot read: {exc.strerror or exc}") from None
         except yaml.YAMLError as exc:
-            raise SourceError(f"{path}: not YAML: {exc}") from None
-        objects.extend(_flatten(documents, "stdin" if path == "-" else path))
+            raise SourceError(f"{where}: not YAML: {exc}") from None
+        objects.extend(_flatten(documents, where))
     return objects
 
 

@@ -237,7 +237,7 @@ def ip_text(value: Any) -> str:
 
 # --- names ------------------------------------------------------------------------------
 
-_NOT_NAME = re.compile(r"[^a-z0-9.-]+")
+_NOT_NAME = re.compile(r"[^a-z0-9.-]")  # one dash each: 2001:db8::1:2 and 2001:db8:1::2 differ
 
 
 def object_name(*parts: str) -> str:

@@ -300,7 +300,7 @@ def test_dynamic_internal_asn_is_the_local_asn() -> None:
     assert lost(out) == []
 
 
-LOSSES = [
+LOSSES: list[tuple[dict[str, object], str]] = [
     ({"bfdProfile": "fast"}, "spec.bfdProfile: vipam has no BFD; dropped"),
     ({"vrf": "red"}, "spec.vrf: vipam has no VRFs: the session would open in the default VRF; "
                      "dropped"),
