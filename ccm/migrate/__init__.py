@@ -13,7 +13,11 @@ from collections import defaultdict
 from typing import Any
 
 from ccm.migrate import cilium, cilium_bgp, metallb
-from ccm.migrate.checks import check_advertisement_overlaps, check_multiprotocol
+from ccm.migrate.checks import (
+    check_advertisement_overlaps,
+    check_multiprotocol,
+    check_references,
+)
 from ccm.migrate.output import Output
 from ccm.migrate.report import Report
 from ccm.migrate.services import check_services
@@ -48,6 +52,7 @@ def convert(objects: list[JSON], *, services_listed: bool = False) -> Output:
             for obj in by_group[group]:
                 out.report.lose(f"{obj.get('kind')}/{cilium.name_of(obj)}", "",
                                 f"API group {group} is not converted")
+    check_references(out)
     check_multiprotocol(out)
     check_advertisement_overlaps(out)
     pools = out.check()

@@ -78,3 +78,39 @@ def check_advertisement_overlaps(out: Output) -> None:
                     f"{what}; on a node both nodeSelectors admit, vipam's speaker applies only "
                     "one of them",
                 )
+
+
+def check_references(out: Output) -> None:
+    """Advertisements name pools and peers that are written, as `vipam check` demands.
+
+    A peer that was in the input but could not be written (its loss is reported) is taken out
+    of the list; if that empties the list, the advertisement would go to every peer instead,
+    so it is not written either. A name that was never among the inputs is an error: the
+    input is incomplete.
+    """
+    pools, peers = out.names("IPPool"), out.names("BGPPeer")
+    for kind in ("L2Advertisement", "BGPAdvertisement"):
+        for obj in out.of_kind(kind):
+            name, spec = obj["metadata"]["name"], obj["spec"]
+            source = out.sources[(kind, name)]
+            for pool in spec.get("ipPools") or []:
+                if pool not in pools and ("IPPool", pool) not in out.unwritten:
+                    out.report.error(source, "spec", f"names pool {pool!r}, which is not among "
+                                                     "the inputs: give its source object too")
+            named = spec.get("peers") or []
+            missing = [p for p in named if p not in peers and ("BGPPeer", p) not in out.unwritten]
+            for peer in missing:
+                out.report.error(source, "spec", f"names peer {peer!r}, which is not among the "
+                                                 "inputs: give its source object too")
+            kept = [p for p in named if p in peers or p in missing]
+            if kept == named:
+                continue
+            if kept:
+                spec["peers"] = kept
+                out.report.note(source, "spec.peers", "peers that could not be written were "
+                                                      "taken out")
+            else:
+                del out.objects[(kind, name)]
+                out.report.lose(source, "spec.peers", "none of its peers could be written, and "
+                                                      "without peers it would go to every peer; "
+                                                      "not written")

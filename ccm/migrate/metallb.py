@@ -168,17 +168,11 @@ def _allocation(allocation: Fields, result: JSON, pinned_priority: int) -> None:
 # --- advertisements ---------------------------------------------------------------------
 
 
-def _pool_refs(spec: Fields, result: JSON, out: Output) -> None:
+def _pool_refs(spec: Fields, result: JSON) -> None:
     """ipAddressPools / ipAddressPoolSelectors / nodeSelectors, shared by both advertisements."""
     names = [str(n) for n in spec.take("ipAddressPools", [])]
     if names:
         result["ipPools"] = names
-        for index, name in enumerate(names):
-            if name not in out.names("IPPool"):
-                out.report.note(
-                    spec.ref, spec.at(f"ipAddressPools[{index}]"),
-                    f"no IPAddressPool {name!r} among the inputs; kept the name",
-                )
     for field, target in (("ipAddressPoolSelectors", "ipPoolSelectors"),
                           ("nodeSelectors", "nodeSelectors")):
         selectors = selectors_at(spec, field)
@@ -190,7 +184,7 @@ def _l2_advertisement(obj: JSON, out: Output) -> None:
     ref = f"L2Advertisement/{_name(obj)}"
     spec = Fields(obj.get("spec"), ref, "spec", out.report)
     result: JSON = {}
-    _pool_refs(spec, result, out)
+    _pool_refs(spec, result)
     interfaces = []
     for index, name in enumerate(spec.take("interfaces", [])):
         if isinstance(name, str) and INTERFACE.match(name):
@@ -211,7 +205,7 @@ def _bgp_advertisement(obj: JSON, out: Output, aliases: dict[str, str]) -> None:
     ref = f"BGPAdvertisement/{_name(obj)}"
     spec = Fields(obj.get("spec"), ref, "spec", out.report)
     result: JSON = {}
-    _pool_refs(spec, result, out)
+    _pool_refs(spec, result)
     peers = [str(p) for p in spec.take("peers", [])]
     if peers:
         result["peers"] = peers
@@ -340,6 +334,7 @@ def _peer(obj: JSON, out: Output) -> None:
                 labels=_labels(obj))
     elif not any(f.obj == ref for f in report.errors):
         report.lose(ref, "", "not written: vipam's BGPPeer needs address, asn and localASN")
+        out.unwritten.add(("BGPPeer", _name(obj)))
 
 
 def _timers(spec: Fields, result: JSON) -> None:

@@ -33,6 +33,8 @@ class Output:
     projects: set[str] = field(default_factory=set)  # compat names: metallb, cilium
     # BGPPeers whose source session carried both families: (name, source, field)
     multiprotocol: list[tuple[str, str, str]] = field(default_factory=list)
+    # (kind, name) of source objects that could not be written (their loss is reported)
+    unwritten: set[tuple[str, str]] = field(default_factory=set)
 
     def add(
         self, kind: str, name: str, spec: JSON, *, source: str, origin: str,

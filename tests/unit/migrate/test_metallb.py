@@ -6,6 +6,13 @@ import pytest
 
 from tests.unit.migrate.helpers import errors, lost, metallb, migrate, noted, schema_problems, spec
 
+
+def peer(name: str = "peer1", **fields: object) -> dict[str, object]:
+    base: dict[str, object] = {"myASN": 64500, "peerASN": 64501, "peerAddress": "192.0.2.254"}
+    base.update(fields)
+    return metallb("BGPPeer", name, base, version="v1beta2")
+
+
 # --- IPAddressPool ----------------------------------------------------------------------
 
 
@@ -192,11 +199,10 @@ def test_interface_names_vipam_refuses_are_reported() -> None:
     ]
 
 
-def test_a_pool_name_not_among_the_inputs_is_kept_and_noted() -> None:
+def test_a_pool_name_not_among_the_inputs_is_an_error() -> None:
     out = migrate(metallb("L2Advertisement", "l2", {"ipAddressPools": ["elsewhere"]}))
-    assert spec(out, "L2Advertisement", "l2") == {"ipPools": ["elsewhere"]}
-    assert noted(out) == ["L2Advertisement/l2: spec.ipAddressPools[0]: no IPAddressPool "
-                          "'elsewhere' among the inputs; kept the name"]
+    assert errors(out) == ["L2Advertisement/l2: spec: names pool 'elsewhere', which is not among "
+                           "the inputs: give its source object too"]
 
 
 def test_an_invalid_selector_is_an_error() -> None:
@@ -210,6 +216,8 @@ def test_an_invalid_selector_is_an_error() -> None:
 
 def test_bgp_advertisement_fields_and_community_aliases_are_carried() -> None:
     out = migrate(
+        metallb("IPAddressPool", "lan", {"addresses": ["192.0.2.0/28"]}),
+        peer(name="tor1"), peer(name="tor2", peerAddress="192.0.2.253"),
         metallb("Community", "aliases", {"communities": [
             {"name": "no-advertise", "value": "65535:65282"},
             {"name": "big", "value": "large:64512:1:2"},
@@ -255,12 +263,6 @@ def test_an_unknown_community_alias_is_an_error() -> None:
 
 
 # --- BGPPeer ----------------------------------------------------------------------------
-
-
-def peer(**fields: object) -> dict[str, object]:
-    base: dict[str, object] = {"myASN": 64500, "peerASN": 64501, "peerAddress": "192.0.2.254"}
-    base.update(fields)
-    return metallb("BGPPeer", "peer1", base, version="v1beta2")
 
 
 def test_peer_fields_are_carried() -> None:
@@ -341,6 +343,21 @@ def test_dynamic_external_asn_cannot_be_written() -> None:
         "BGPPeer/ebgp: not written: vipam's BGPPeer needs address, asn and localASN",
     ]
     assert ("BGPPeer", "ebgp") not in out.objects
+
+
+def test_an_advertisement_to_peers_that_were_not_written_is_not_written() -> None:
+    external = {"myASN": 64500, "dynamicASN": "external", "peerAddress": "192.0.2.1"}
+    out = migrate(
+        metallb("BGPPeer", "ebgp", external, version="v1beta2"), peer("ibgp"),
+        metallb("BGPAdvertisement", "only-ebgp", {"peers": ["ebgp"]}),
+        metallb("BGPAdvertisement", "both", {"peers": ["ebgp", "ibgp"]}),
+    )
+    assert ("BGPAdvertisement", "only-ebgp") not in out.objects
+    assert spec(out, "BGPAdvertisement", "both") == {"peers": ["ibgp"]}
+    assert "BGPAdvertisement/only-ebgp: spec.peers: none of its peers could be written, and " \
+           "without peers it would go to every peer; not written" in lost(out)
+    assert noted(out) == ["BGPAdvertisement/both: spec.peers: peers that could not be written "
+                          "were taken out"]
 
 
 @pytest.mark.parametrize(("field", "value"), [("myASN", 0), ("peerASN", 2**32),
