@@ -329,7 +329,7 @@ LOSSES: list[tuple[dict[str, object], str]] = [
 @pytest.mark.parametrize(("extra", "message"), LOSSES, ids=[next(iter(e)) for e, _ in LOSSES])
 def test_each_peer_field_vipam_cannot_carry_is_reported(extra: dict[str, object],
                                                          message: str) -> None:
-    out = migrate(peer(**extra))
+    out = migrate(peer("peer1", **extra))
     assert lost(out) == [f"BGPPeer/peer1: {message}"]
     assert ("BGPPeer", "peer1") in out.objects  # the rest of the peer is still written
 
@@ -364,7 +364,7 @@ def test_an_advertisement_to_peers_that_were_not_written_is_not_written() -> Non
                                               ("peerAddress", "router.example"),
                                               ("holdTime", "2s"), ("holdTime", "ninety")])
 def test_invalid_peer_values_are_errors(field: str, value: object) -> None:
-    out = migrate(peer(**{field: value}))
+    out = migrate(peer("peer1", **{field: value}))
     assert errors(out), out.report
 
 
