@@ -93,23 +93,51 @@ def read_files(paths: list[str], stdin: TextIO | None = None) -> list[JSON]:
     return objects
 
 
-async def _list_kind(client: KubeClient, kind: Kind) -> list[JSON]:
-    """Items of the first served version; none when no version is served (no CRD)."""
-    refused: ApiError | None = None
+class _GroupVersion(Resource):
+    """A group version's discovery document (its APIResourceList), read with ``list``."""
+
+    def collection_path(self, namespace: str | None = None) -> str:
+        return self.base
+
+
+class _Served:
+    """Which resources each group version serves, from discovery (readable by any
+    authenticated user), so that a kind without a CRD is never listed: listing it would be
+    refused (403) rather than answered empty for a user who may not list everything."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self.client = client
+        self.known: dict[tuple[str, str], set[str]] = {}
+
+    async def serves(self, resource: Resource) -> bool:
+        key = (resource.group, resource.version)
+        if key not in self.known:
+            document = _GroupVersion(resource.group, resource.version, "", "", False)
+            try:
+                answer = await self.client.list(document)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise SourceError(
+                        f"cannot read {resource.api_version} discovery: {exc}") from None
+                answer = {}
+            self.known[key] = {str(r.get("name")) for r in answer.get("resources") or []}
+        return resource.plural in self.known[key]
+
+
+async def _list_kind(client: KubeClient, served: _Served, kind: Kind) -> list[JSON]:
+    """Items of the newest served version; none when no version is served (no CRD)."""
     for resource in kind.resources():
+        if not await served.serves(resource):
+            continue
         try:
             answer = await client.list_all(resource)
         except ApiError as exc:
-            if exc.status != 404:
-                refused = exc
-            continue
+            raise SourceError(f"cannot list {kind.plural}.{kind.group}: {exc}") from None
         items = list(answer.get("items") or [])
         for item in items:  # list items may leave these out
             item.setdefault("apiVersion", resource.api_version)
             item.setdefault("kind", kind.kind)
         return items
-    if refused is not None:
-        raise SourceError(f"cannot list {kind.plural}.{kind.group}: {refused}")
     return []
 
 
@@ -121,8 +149,9 @@ async def read_cluster(kubeconfig: str | None, context: str | None = None) -> li
         raise SourceError(f"cannot load kubeconfig {kubeconfig!r}: {exc}") from None
     try:
         objects: list[JSON] = []
+        served = _Served(client)
         for kind in LIVE_KINDS:
-            objects.extend(await _list_kind(client, kind))
+            objects.extend(await _list_kind(client, served, kind))
         try:
             services = await client.list_all(SERVICES)
         except ApiError as exc:

@@ -18,9 +18,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from ccm.controller import names
+from ccm.health.server import HealthServer
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import IPPOOLS, SERVICES
 from tests.integration.controller.harness import wait_for
@@ -253,3 +255,53 @@ async def test_cilium_switch_over_keeps_every_address(
                                old={ip for s in before.values() for ip in ingress(s)},
                                fresh_ip="203.0.113.1", pool="blue", held=5, victim="requested",
                                request="lbipam.cilium.io/ips")
+
+
+# --- an address no migrated pool covers ---------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 11 / issue 16 (controller side, branch core): an address adopted at start-up outside "
+    "every pool gets no IPConflict Event, IPAllocated=True and vipam.io/allocated-from ''"))
+async def test_an_address_no_migrated_pool_covers_is_kept_and_reported(
+    real_cluster: RealCluster, admin: KubeClient, tmp_path: Path
+) -> None:
+    apps = real_cluster.namespace("apps")
+    await old_service(admin, apps, "web", ["192.0.2.1"])
+    # MetalLB's pool for 198.51.100.0/27 is not among the migrated objects
+    await old_service(admin, apps, "stray", ["198.51.100.7"],
+                      annotations={"metallb.io/ip-allocated-from-pool": "old"})
+    convert_check_apply(real_cluster, tmp_path, metallb_sources("shop")[:1])
+    before = services(real_cluster)
+    stray = f"{apps}/stray"
+    async with vipam_controller(real_cluster, "metallb") as controller:
+        health = HealthServer(controller, "127.0.0.1", 0)
+        await health.start()
+        try:
+            await all_adopted(real_cluster, [f"{apps}/web"])
+
+            def conflict_events() -> list[JSON]:
+                return [e for e in real_cluster.api.list_objects("events", apps)
+                        if e["involvedObject"]["name"] == "stray"
+                        and e["reason"] == names.REASON_CONFLICT]
+
+            (event, *_) = await wait_for(conflict_events, 10, "an IPConflict Event on stray")
+            assert "198.51.100.7" in event["message"]
+            async with aiohttp.ClientSession() as session, \
+                    session.get(f"{health.url}/status") as response:
+                status = await response.json()
+            rows = {row["service"]: row for row in status["services"]}
+            assert rows[stray]["addresses"] == ["198.51.100.7"]
+            assert rows[stray]["state"] == names.REASON_CONFLICT or any(
+                f["service"] == stray and f["reason"] == names.REASON_CONFLICT
+                for f in status["recent_failures"])
+            # never moved, never claimed for a pool
+            await asyncio.sleep(1)
+            after = services(real_cluster)[stray]
+            assert after["status"]["loadBalancer"] == before[stray]["status"]["loadBalancer"]
+            assert after["spec"].get("loadBalancerIP") in (None, "198.51.100.7")
+            assert (after["metadata"].get("annotations") or {}).get(
+                names.ANN_ALLOCATED_FROM) != ""
+            assert our_condition(after).get("status") != "True"
+        finally:
+            await health.stop()
