@@ -1,10 +1,11 @@
 """`vipam migrate`: MetalLB and Cilium LB-IPAM objects to vipam objects, without moving an address.
 
 Reading order: :mod:`.command` (the CLI), :mod:`.source` (files, stdin, or a live cluster),
-:func:`convert` below (dispatch by API group), :mod:`.metallb`, :mod:`.cilium` and
-:mod:`.cilium_bgp` (one converter per peer), :mod:`.checks` and :mod:`.services` (what only the
-whole output shows), :mod:`.output` (the vipam objects and their YAML), :mod:`.report` (what
-was lost, noted, or refused).
+:func:`convert` below (dispatch by API group), :mod:`.metallb`, :mod:`.cilium`,
+:mod:`.cilium_bgp` with :mod:`.cilium_bgp_v1` and :mod:`.cilium_bgp_v2` (one converter per
+peer and API), :mod:`.checks` and :mod:`.services` (what only the whole output shows),
+:mod:`.output` (the vipam objects and their YAML), :mod:`.report` (what was lost, noted, or
+refused).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from ccm.migrate import cilium, cilium_bgp, metallb
+from ccm.migrate import cilium, cilium_bgp, cilium_bgp_v1, cilium_bgp_v2, metallb
 from ccm.migrate.checks import (
     check_advertisement_overlaps,
     check_multiprotocol,
@@ -71,8 +72,8 @@ def _cilium(objects: list[JSON], out: Output, services: list[JSON] | None) -> No
     for obj in by_kind.pop(cilium.L2_POLICY, []):
         cilium.convert_l2_policy(obj, out)
     for obj in by_kind.pop(cilium_bgp.PEERING_POLICY, []):
-        cilium_bgp.convert_peering_policy(obj, out, services)
-    cilium_bgp.convert_v2(by_kind, out, services)
+        cilium_bgp_v1.convert_peering_policy(obj, out, services)
+    cilium_bgp_v2.convert_v2(by_kind, out, services)
     for obj in by_kind.pop(NODE_OVERRIDE, []):
         out.report.lose(f"{NODE_OVERRIDE}/{cilium.name_of(obj)}", "",
                         "per-node BGP settings (router ID, local address, port) have no vipam "
