@@ -18,17 +18,20 @@ from collections import defaultdict
 from typing import Any
 
 from ccm.migrate.fields import Fields
+from ccm.migrate.metallb_peer import (
+    convert_peer,
+    labels_of,
+    name_of,
+    note_multiprotocol,
+    origin_of,
+)
 from ccm.migrate.output import Output
 from ccm.migrate.selection import selectors_at
 from ccm.migrate.values import (
     INTERFACE,
     address_entry,
     any_of,
-    asn,
     community,
-    go_duration_seconds,
-    hold_time,
-    ip_text,
 )
 
 JSON = dict[str, Any]
@@ -39,20 +42,6 @@ NOT_CONVERTED = {
     "AddressPool": "the pre-0.13 AddressPool kind is not converted; convert it to an "
                    "IPAddressPool (and advertisements) with MetalLB first",
 }
-
-
-def _name(obj: JSON) -> str:
-    return str((obj.get("metadata") or {}).get("name") or "")
-
-
-def _labels(obj: JSON) -> dict[str, str]:
-    return dict((obj.get("metadata") or {}).get("labels") or {})
-
-
-def _origin(obj: JSON) -> str:
-    meta = obj.get("metadata") or {}
-    where = f"{meta['namespace']}/{meta.get('name')}" if meta.get("namespace") else meta.get("name")
-    return f"{obj.get('apiVersion')} {obj.get('kind')} {where}"
 
 
 def convert(objects: list[JSON], out: Output) -> None:
@@ -75,14 +64,14 @@ def convert(objects: list[JSON], out: Output) -> None:
         _bgp_advertisement(adv, out, aliases)
     peers = by_kind.pop("BGPPeer", [])
     for peer in peers:
-        _peer(peer, out)
-    _multiprotocol(peers, out)
+        convert_peer(peer, out)
+    note_multiprotocol(peers, out)
     for kind, rest in sorted(by_kind.items()):
         if kind in STATUS_KINDS:
             continue  # status only: MetalLB writes them, nothing to carry
         for obj in rest:
             why = NOT_CONVERTED.get(kind, "a MetalLB kind vipam migrate does not convert")
-            out.report.lose(f"{kind}/{_name(obj)}", "", why)
+            out.report.lose(f"{kind}/{name_of(obj)}", "", why)
 
 
 def _priority(pool: JSON) -> Any:
@@ -94,7 +83,7 @@ def _priority(pool: JSON) -> Any:
 
 
 def _pool(obj: JSON, out: Output, pinned_priority: int) -> None:
-    ref = f"IPAddressPool/{_name(obj)}"
+    ref = f"IPAddressPool/{name_of(obj)}"
     spec = Fields(obj.get("spec"), ref, "spec", out.report)
     result: JSON = {"addresses": []}
     for index, entry in enumerate(spec.take("addresses", [])):
@@ -119,7 +108,8 @@ def _pool(obj: JSON, out: Output, pinned_priority: int) -> None:
         _allocation(allocation, result, pinned_priority)
     allocation.finish()
     spec.finish()
-    out.add("IPPool", _name(obj), result, source=ref, origin=_origin(obj), labels=_labels(obj))
+    out.add("IPPool", name_of(obj), result, source=ref, origin=origin_of(obj),
+            labels=labels_of(obj))
 
 
 def _allocation(allocation: Fields, result: JSON, pinned_priority: int) -> None:
@@ -181,7 +171,7 @@ def _pool_refs(spec: Fields, result: JSON) -> None:
 
 
 def _l2_advertisement(obj: JSON, out: Output) -> None:
-    ref = f"L2Advertisement/{_name(obj)}"
+    ref = f"L2Advertisement/{name_of(obj)}"
     spec = Fields(obj.get("spec"), ref, "spec", out.report)
     result: JSON = {}
     _pool_refs(spec, result)
@@ -197,12 +187,12 @@ def _l2_advertisement(obj: JSON, out: Output) -> None:
     if interfaces:
         result["interfaces"] = interfaces
     spec.finish()
-    out.add("L2Advertisement", _name(obj), result, source=ref, origin=_origin(obj),
-            labels=_labels(obj))
+    out.add("L2Advertisement", name_of(obj), result, source=ref, origin=origin_of(obj),
+            labels=labels_of(obj))
 
 
 def _bgp_advertisement(obj: JSON, out: Output, aliases: dict[str, str]) -> None:
-    ref = f"BGPAdvertisement/{_name(obj)}"
+    ref = f"BGPAdvertisement/{name_of(obj)}"
     spec = Fields(obj.get("spec"), ref, "spec", out.report)
     result: JSON = {}
     _pool_refs(spec, result)
@@ -234,14 +224,14 @@ def _bgp_advertisement(obj: JSON, out: Output, aliases: dict[str, str]) -> None:
         elif length != default:
             result[field] = length
     spec.finish()
-    out.add("BGPAdvertisement", _name(obj), result, source=ref, origin=_origin(obj),
-            labels=_labels(obj))
+    out.add("BGPAdvertisement", name_of(obj), result, source=ref, origin=origin_of(obj),
+            labels=labels_of(obj))
 
 
 def _community_aliases(objects: list[JSON], out: Output) -> dict[str, str]:
     aliases: dict[str, str] = {}
     for obj in objects:
-        ref = f"Community/{_name(obj)}"
+        ref = f"Community/{name_of(obj)}"
         spec = Fields(obj.get("spec"), ref, "spec", out.report)
         for entry in spec.items("communities"):
             name, value = entry.take("name"), entry.take("value")
@@ -254,120 +244,3 @@ def _community_aliases(objects: list[JSON], out: Output) -> dict[str, str]:
                 aliases[name] = value
         spec.finish()
     return aliases
-
-
-# --- BGPPeer ----------------------------------------------------------------------------
-
-
-def _peer(obj: JSON, out: Output) -> None:
-    ref = f"BGPPeer/{_name(obj)}"
-    report = out.report
-    spec = Fields(obj.get("spec"), ref, "spec", report)
-    result: JSON = {}
-    try:
-        result["localASN"] = asn(spec.take("myASN"))
-    except ValueError as exc:
-        report.error(ref, "spec.myASN", str(exc))
-    dynamic = spec.take("dynamicASN")
-    try:
-        if dynamic == "internal" and not spec.has("peerASN"):
-            result["asn"] = result.get("localASN")
-            report.note(ref, "spec.dynamicASN", "internal: written as asn = localASN (iBGP)")
-        elif dynamic:
-            report.lose(
-                ref, "spec.dynamicASN",
-                f"{dynamic!r}: vipam needs the peer's AS number; set spec.asn by hand",
-            )
-            spec.take("peerASN")
-        else:
-            result["asn"] = asn(spec.take("peerASN"))
-    except ValueError as exc:
-        report.error(ref, "spec.peerASN", str(exc))
-    address = spec.take("peerAddress")
-    spec.drop("interface", "vipam has no unnumbered BGP (a session over an interface); dropped")
-    try:
-        result["address"] = ip_text(address)
-    except ValueError:
-        report.error(ref, "spec.peerAddress", f"{address!r}: vipam needs the peer's IP address")
-    if spec.has("sourceAddress"):
-        try:
-            result["sourceAddress"] = ip_text(spec.take("sourceAddress"))
-        except ValueError as exc:
-            report.error(ref, "spec.sourceAddress", str(exc))
-    spec.take("sourceAddress")
-    port = spec.take("peerPort", 179)
-    if port != 179:
-        result["port"] = port
-    _timers(spec, result)
-    selectors = selectors_at(spec, "nodeSelectors")
-    if selectors:
-        result["nodeSelectors"] = selectors
-    secret = spec.sub("passwordSecret")
-    if secret.has("name"):
-        result["passwordSecretRef"] = {"name": secret.take("name"), "key": "password"}
-        namespace = secret.take("namespace")
-        report.note(
-            ref, "spec.passwordSecret",
-            f"the speaker reads Secrets only in its own namespace (kube-system by default): copy "
-            f"Secret {namespace + '/' if namespace else ''}{secret.data.get('name')} (key "
-            f"'password') there",
-        )
-    secret.take("namespace")
-    secret.finish()
-    spec.drop("password", "vipam reads a peer's password from a Secret only: create one with "
-                          "key 'password' and set spec.passwordSecretRef; dropped")
-    spec.drop("bfdProfile", "vipam has no BFD; dropped")
-    spec.drop("enableGracefulRestart", "vipam's speaker has no BGP graceful restart; dropped")
-    spec.drop("vrf", "vipam has no VRFs: the session would open in the default VRF; dropped")
-    spec.drop("routerID", "a per-peer router ID has no field in vipam; set the speaker's "
-                          "--bgp-router-id instead; dropped")
-    spec.drop("connectTime", "vipam has no connect-retry timer; dropped")
-    spec.drop("dualStackAddressFamily", "vipam announces each family only to peers of that "
-                                        "family (no multiprotocol session); dropped")
-    if spec.take("ebgpMultiHop", False) is True:
-        result["ebgpMultiHop"] = True
-    spec.take("disableMP")  # vipam always behaves as disableMP: true; see _multiprotocol
-    spec.finish()
-    required = {"address", "asn", "localASN"}
-    if required <= set(result):
-        out.add("BGPPeer", _name(obj), result, source=ref, origin=_origin(obj),
-                labels=_labels(obj))
-    elif not any(f.obj == ref for f in report.errors):
-        report.lose(ref, "", "not written: vipam's BGPPeer needs address, asn and localASN")
-        out.unwritten.add(("BGPPeer", _name(obj)))
-
-
-def _timers(spec: Fields, result: JSON) -> None:
-    report, ref = spec.report, spec.ref
-    hold: float | None = None
-    if spec.has("holdTime"):
-        try:
-            hold = go_duration_seconds(spec.take("holdTime"))
-            written = hold_time(hold)
-            if written != "90s":
-                result["holdTime"] = written
-        except ValueError as exc:
-            report.error(ref, "spec.holdTime", str(exc))
-    spec.take("holdTime")
-    if spec.has("keepaliveTime"):
-        try:
-            keepalive = go_duration_seconds(spec.take("keepaliveTime"))
-        except ValueError as exc:
-            report.error(ref, "spec.keepaliveTime", str(exc))
-            return
-        if keepalive != (90.0 if hold is None else hold) / 3:
-            report.lose(
-                ref, "spec.keepaliveTime",
-                "vipam sends keepalives at a third of the hold time and has no separate "
-                "keepalive setting; dropped",
-            )
-    spec.take("keepaliveTime")
-
-
-def _multiprotocol(peers: list[JSON], out: Output) -> None:
-    """MetalLB (FRR mode) announces both families over one session unless ``disableMP``;
-    checked once every object is converted (ccm.migrate.checks)."""
-    for peer in peers:
-        spec = peer.get("spec") or {}
-        if not spec.get("disableMP") and not spec.get("dualStackAddressFamily"):
-            out.multiprotocol.append((_name(peer), f"BGPPeer/{_name(peer)}", "spec.disableMP"))
