@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccm.migrate.cilium import NAME_KEY, NAMESPACE_KEY
 from ccm.migrate.fields import Fields
 from ccm.migrate.report import Report
 from ccm.migrate.values import community, hold_time
@@ -44,7 +45,9 @@ def selects_every_service(sel: JSON | None, services: list[JSON] | None) -> bool
         return True
     if sel.get("matchLabels") or services is None:
         return False
-    if any(r["operator"] not in ("NotIn", "DoesNotExist") for r in sel["matchExpressions"]):
+    if any(r["operator"] not in ("NotIn", "DoesNotExist")
+           or r["key"] in (NAMESPACE_KEY, NAME_KEY)  # pseudo-labels: not on the Service
+           for r in sel["matchExpressions"]):
         return False
     parsed = LabelSelector.model_validate(sel)
     return all(

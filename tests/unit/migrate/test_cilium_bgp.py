@@ -80,6 +80,11 @@ def test_v1_service_selectors_are_losses_unless_they_exclude_nobody() -> None:
     excluded = migrate(policy([NEIGHBOR], serviceSelector=EVERYTHING),
                        service("odd", [], labels={"somekey": "never-used-value"}))
     assert any("serviceSelector: vipam announces" in line for line in lost(excluded))
+    # Cilium's namespace pseudo-label is no Service label: it may exclude Services
+    by_namespace = {"matchExpressions": [{"key": "io.kubernetes.service.namespace",
+                                          "operator": "NotIn", "values": ["kube-system"]}]}
+    assert any("serviceSelector: vipam announces" in line for line in lost(
+        migrate(policy([NEIGHBOR], serviceSelector=by_namespace), service("web", []))))
     # read live with no Service at all: nothing to exclude either
     assert [line for line in lost(migrate(policy([NEIGHBOR], serviceSelector=EVERYTHING),
                                           services_listed=True))
