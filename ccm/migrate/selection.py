@@ -12,6 +12,21 @@ from pools.selectors import LabelSelector
 JSON = dict[str, Any]
 
 
+NODE_ONLY_OPERATORS = ("Gt", "Lt")  # node selector terms have them; label selectors do not
+
+
+def _inexpressible(fields: Fields, where: str, raw: Any) -> bool:
+    """A node selector with Gt/Lt, which vipam's label selectors cannot say: a loss."""
+    expressions = raw.get("matchExpressions") if isinstance(raw, dict) else None
+    operators = {str(e.get("operator")) for e in expressions or [] if isinstance(e, dict)}
+    bad = sorted(operators & set(NODE_ONLY_OPERATORS))
+    if bad:
+        fields.report.lose(fields.ref, where, f"operator {', '.join(bad)}: vipam's selectors "
+                                              "have In, NotIn, Exists and DoesNotExist only; "
+                                              "selector dropped")
+    return bool(bad)
+
+
 def selectors_at(fields: Fields, key: str) -> list[JSON]:
     """The list of label selectors at key, each validated; invalid ones are errors."""
     raw = fields.take(key, [])
@@ -19,18 +34,26 @@ def selectors_at(fields: Fields, key: str) -> list[JSON]:
         fields.report.error(fields.ref, fields.at(key), "expected a list of label selectors")
         return []
     result = []
+    dropped = False
     for index, entry in enumerate(raw):
+        where = f"{fields.at(key)}[{index}]"
+        if _inexpressible(fields, where, entry):
+            dropped = True
+            continue
         try:
             result.append(selector(entry))
         except ValueError as exc:
-            fields.report.error(fields.ref, f"{fields.at(key)}[{index}]", str(exc))
+            fields.report.error(fields.ref, where, str(exc))
+    if dropped and not result:
+        fields.report.lose(fields.ref, fields.at(key), "no selector left, which means "
+                                                       "everything: it now applies to all")
     return result
 
 
 def one_selector(fields: Fields, key: str) -> JSON | None:
     """The single label selector at key (None when absent); an invalid one is an error."""
     raw = fields.take(key)
-    if raw is None:
+    if raw is None or _inexpressible(fields, fields.at(key), raw):
         return None
     try:
         return selector(raw)

@@ -205,6 +205,23 @@ def test_a_pool_name_not_among_the_inputs_is_an_error() -> None:
                            "the inputs: give its source object too"]
 
 
+def test_node_selectors_vipam_cannot_express_are_reported() -> None:
+    gt = {"matchExpressions": [{"key": "rack", "operator": "Gt", "values": ["3"]}]}
+    rack = {"matchLabels": {"rack": "r1"}}
+    out = migrate(metallb("L2Advertisement", "some", {"nodeSelectors": [rack, gt]}),
+                  metallb("L2Advertisement", "only", {"nodeSelectors": [gt]}))
+    assert spec(out, "L2Advertisement", "some") == {"nodeSelectors": [rack]}
+    assert spec(out, "L2Advertisement", "only") == {}
+    assert lost(out) == [
+        "L2Advertisement/some: spec.nodeSelectors[1]: operator Gt: vipam's selectors have In, "
+        "NotIn, Exists and DoesNotExist only; selector dropped",
+        "L2Advertisement/only: spec.nodeSelectors[0]: operator Gt: vipam's selectors have In, "
+        "NotIn, Exists and DoesNotExist only; selector dropped",
+        "L2Advertisement/only: spec.nodeSelectors: no selector left, which means everything: it "
+        "now applies to all",
+    ]
+
+
 def test_an_invalid_selector_is_an_error() -> None:
     out = migrate(metallb("L2Advertisement", "l2", {"nodeSelectors": [
         {"matchExpressions": [{"key": "a", "operator": "Like", "values": ["x"]}]}]}))
