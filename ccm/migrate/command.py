@@ -14,8 +14,6 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from ccm.migrate import convert
-
 EXIT_OK, EXIT_LOSS, EXIT_INVALID = 0, 1, 2
 
 
@@ -37,7 +35,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None,
         stdin: TextIO | None = None) -> int:
-    from ccm.migrate.source import SourceError, read_cluster, read_files  # the kube client
+    # loaded here, not with the parser: `vipam version` needs neither the converters nor the
+    # kube client
+    from ccm.migrate.convert import convert
+    from ccm.migrate.source import SourceError, read_cluster, read_files
 
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     if bool(args.files) == bool(args.kubeconfig):

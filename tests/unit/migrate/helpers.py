@@ -7,7 +7,8 @@ from typing import Any
 
 import yaml
 
-from ccm.migrate import Output, convert
+from ccm.migrate.convert import convert
+from ccm.migrate.output import Output
 from tests.unit.manifests import schema as crdschema
 
 JSON = dict[str, Any]
