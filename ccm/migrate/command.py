@@ -73,7 +73,12 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO |
         return EXIT_LOSS
     text = out.yaml()
     if args.output:
-        Path(args.output).write_text(text)
+        try:
+            Path(args.output).write_text(text)
+        except OSError as exc:
+            print(f"vipam migrate: cannot write {args.output}: {exc.strerror or exc}",
+                  file=stderr)
+            return EXIT_INVALID
     else:
         stdout.write(text)
     compat = ",".join(sorted(out.projects))

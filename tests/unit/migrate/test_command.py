@@ -119,6 +119,13 @@ def test_unusable_input_exits_2_and_writes_nothing(argv: list[str], stdin: str,
     assert message in err
 
 
+def test_an_unwritable_output_exits_2(tmp_path: Path) -> None:
+    code, _, err = run(["migrate", "-o", str(tmp_path / "no" / "such" / "dir.yaml"),
+                        str(FIXTURES / "metallb.yaml")])
+    assert code == 2
+    assert "cannot write" in err and "No such file or directory" in err
+
+
 def test_unreadable_kubeconfig_exits_2(tmp_path: Path) -> None:
     broken = tmp_path / "kubeconfig"
     broken.write_text("not: a kubeconfig\n")
