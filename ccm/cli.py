@@ -17,6 +17,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ccm import __version__
+from ccm.migrate.command import add_parser as add_migrate_parser
+from ccm.migrate.command import run as run_migrate
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(speaker, SpeakerSettings)
     check = sub.add_parser("check", help="validate IPPool and advertisement YAML offline")
     check.add_argument("files", nargs="+", help="YAML files (multi-document allowed)")
+    add_migrate_parser(sub)
     return parser
 
 
@@ -65,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         from ccm.check import check_files
 
         return check_files(args.files)
+    if args.command == "migrate":
+        return run_migrate(args)
     if args.command in ("controller", "speaker"):
         from ccm.settings import ControllerSettings
         from ccm.speaker.settings import SpeakerSettings
