@@ -336,7 +336,7 @@ def count_delta(before: dict[tuple[str, str, str, str], float],
     """Requests between two `request_counts` readings, optionally writes to one resource."""
     delta: dict[tuple[str, str, str, str], int] = {}
     for key, value in after.items():
-        grown = int(round(value - before.get(key, 0.0)))
+        grown = round(value - before.get(key, 0.0))
         verb, _, res, _ = key
         if grown <= 0 or (writes_only and verb.upper() not in WRITE_VERBS):
             continue

@@ -89,7 +89,7 @@ class RealStats:
     def delta(self) -> dict[tuple[str, str, str, str], int]:
         now = self.server.request_counts()
         return {
-            key: int(round(value - self.baseline.get(key, 0.0)))
+            key: round(value - self.baseline.get(key, 0.0))
             for key, value in now.items()
             if value - self.baseline.get(key, 0.0) > 0.5
         }
