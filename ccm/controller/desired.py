@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.kube.leader import micro_time
 
 JSON = dict[str, Any]

@@ -16,11 +16,12 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.controller.external import ExternalIPAM, ExternalRetry
 from ccm.controller.pool_sync import PoolSync
 from ccm.controller.queue import WorkQueue
 from ccm.controller.service_view import ServiceOptions, parse_service
+from ccm.controller.settings import ControllerSettings
 from ccm.controller.sync import NotLeader, ServiceSync, SyncContext
 from ccm.health.metrics import ControllerMetrics
 from ccm.kube.client import JSON, ApiError, KubeClient
@@ -28,7 +29,6 @@ from ccm.kube.events import EventRecorder
 from ccm.kube.informer import Informer
 from ccm.kube.leader import ElectionTiming, LeaderElector
 from ccm.kube.resources import IPPOOLS, LEASES, NAMESPACES, SERVICES
-from ccm.settings import ControllerSettings
 from pools.allocator import Allocator
 
 log = logging.getLogger(__name__)

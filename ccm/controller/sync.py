@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ccm.controller import desired, names
+from ccm.contract import names
+from ccm.controller import desired
 from ccm.controller.external import ExternalRetry
 from ccm.controller.service_view import ServiceOptions, ServiceView, parse_service
 from ccm.kube.client import JSON, ApiError, KubeClient
