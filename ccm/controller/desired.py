@@ -70,28 +70,35 @@ def without_allocation(obj: JSON) -> JSON | None:
     return None if new == obj else new
 
 
+def _generation(obj: JSON) -> int | None:
+    """metadata.generation, or None: a real API server keeps none for Services."""
+    value = (obj.get("metadata") or {}).get("generation")
+    return int(value) if value else None
+
+
 def _set_condition(
-    status: JSON, generation: int, state: str, reason: str, message: str
+    status: JSON, generation: int | None, state: str, reason: str, message: str
 ) -> None:
+    """Our condition in place. observedGeneration only when the object has a generation:
+    writing 0 for "none" never compares equal to what the server stores (it drops a zero
+    observedGeneration), so every sync would write status again."""
     conditions: list[JSON] = status.setdefault("conditions", [])
+    fields: JSON = {"status": state, "reason": reason, "message": message}
     for condition in conditions:
         if condition.get("type") == names.CONDITION_ALLOCATED:
             if condition.get("status") != state:
                 condition["lastTransitionTime"] = _now_seconds()
-            condition.update(
-                status=state, reason=reason, message=message, observedGeneration=generation
-            )
+            condition.update(fields)
+            if generation is None:
+                condition.pop("observedGeneration", None)
+            else:
+                condition["observedGeneration"] = generation
             return
-    conditions.append(
-        {
-            "type": names.CONDITION_ALLOCATED,
-            "status": state,
-            "reason": reason,
-            "message": message,
-            "observedGeneration": generation,
-            "lastTransitionTime": _now_seconds(),
-        }
-    )
+    condition = {"type": names.CONDITION_ALLOCATED, **fields}
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    condition["lastTransitionTime"] = _now_seconds()
+    conditions.append(condition)
 
 
 def with_status(obj: JSON, ips: tuple[str, ...], message: str) -> JSON | None:
@@ -99,8 +106,7 @@ def with_status(obj: JSON, ips: tuple[str, ...], message: str) -> JSON | None:
     new = copy.deepcopy(obj)
     status = new.setdefault("status", {})
     status["loadBalancer"] = {"ingress": [{"ip": ip, "ipMode": "VIP"} for ip in ips]}
-    generation = int((new.get("metadata") or {}).get("generation") or 0)
-    _set_condition(status, generation, "True", names.REASON_ALLOCATED, message)
+    _set_condition(status, _generation(new), "True", names.REASON_ALLOCATED, message)
     return None if new == obj else new
 
 
@@ -108,8 +114,7 @@ def with_failure(obj: JSON, reason: str, message: str) -> JSON | None:
     """A False condition; the ingress stays as it is (a failed change keeps the old address)."""
     new = copy.deepcopy(obj)
     status = new.setdefault("status", {})
-    generation = int((new.get("metadata") or {}).get("generation") or 0)
-    _set_condition(status, generation, "False", reason, message)
+    _set_condition(status, _generation(new), "False", reason, message)
     return None if new == obj else new
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ccm.controller.service_view import ServiceView
-from ccm.kube.client import JSON, ApiError, KubeClient
+from ccm.kube.client import JSON, ApiError, KubeApi
 from ccm.kube.resources import SECRETS
 from pools.allocator import ExternalPoolRequired
 from pools.external import (
@@ -57,7 +57,7 @@ class BackendState:
 class ExternalIPAM:
     def __init__(
         self,
-        client: KubeClient,
+        client: KubeApi,
         *,
         namespace: str,
         cluster_id: str,

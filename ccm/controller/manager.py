@@ -24,7 +24,7 @@ from ccm.controller.service_view import ServiceOptions, parse_service
 from ccm.controller.settings import ControllerSettings
 from ccm.controller.sync import NotLeader, ServiceSync, SyncContext
 from ccm.health.metrics import ControllerMetrics
-from ccm.kube.client import JSON, ApiError, KubeClient
+from ccm.kube.client import JSON, ApiError, KubeApi, KubeClient
 from ccm.kube.events import EventRecorder
 from ccm.kube.informer import Informer
 from ccm.kube.leader import ElectionTiming, LeaderElector
@@ -37,7 +37,7 @@ STATUS_SERVICE_LIMIT = 500  # /status and the page stay small on clusters with 1
 
 
 class Controller:
-    def __init__(self, settings: ControllerSettings, client: KubeClient | None = None) -> None:
+    def __init__(self, settings: ControllerSettings, client: KubeApi | None = None) -> None:
         self.settings = settings
         self.metrics = ControllerMetrics()
         self.registry = self.metrics.registry
@@ -54,7 +54,7 @@ class Controller:
     # -- wiring ----------------------------------------------------------------------------
 
     @property
-    def client(self) -> KubeClient:
+    def client(self) -> KubeApi:
         assert self._client is not None, "start() first"
         return self._client
 

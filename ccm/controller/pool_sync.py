@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ccm.contract import names
-from ccm.kube.client import JSON, ApiError, KubeClient
+from ccm.kube.client import JSON, ApiError, KubeApi
 from ccm.kube.events import EventRecorder
 from ccm.kube.leader import micro_time
 from ccm.kube.resources import IPPOOLS
@@ -105,7 +105,7 @@ def _merge_transition_times(old: list[JSON], new: list[JSON]) -> None:
 class PoolSync:
     def __init__(
         self,
-        client: KubeClient,
+        client: KubeApi,
         cache: Mapping[str, JSON],
         recorder: EventRecorder,
         fence: Callable[[], bool],

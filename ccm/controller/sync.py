@@ -19,7 +19,7 @@ from ccm.contract import names
 from ccm.controller import desired
 from ccm.controller.external import ExternalRetry
 from ccm.controller.service_view import ServiceOptions, ServiceView, parse_service
-from ccm.kube.client import JSON, ApiError, KubeClient
+from ccm.kube.client import JSON, ApiError, KubeApi
 from ccm.kube.events import EventRecorder
 from ccm.kube.resources import SERVICES
 from pools.allocator import AllocationError, Allocator, Assignment, ExternalPoolRequired
@@ -52,7 +52,7 @@ class SyncObserver(Protocol):
 class SyncContext:
     """What a sync needs; built once by the manager."""
 
-    client: KubeClient
+    client: KubeApi
     services: Mapping[str, JSON]  # the informer cache
     namespace_labels: Callable[[str], Mapping[str, str]]
     allocator: Callable[[], Allocator]
