@@ -24,6 +24,7 @@ requests, never by comparing resourceVersions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import itertools
 import time
@@ -71,7 +72,7 @@ class FakeKube:
         self._names = itertools.count(1)
         self._history: list[tuple[int, str, str, JSON]] = []  # (rv, resource, type, object)
         self._compacted = 0
-        self._changed = asyncio.Condition()
+        self._changed = asyncio.Event()  # replaced on every change; watchers wait on it
         self.last_rv = 0
 
     # -- accounting ------------------------------------------------------------------------
@@ -135,14 +136,8 @@ class FakeKube:
         return copy.deepcopy(obj)
 
     def _notify(self) -> None:
-        async def wake() -> None:
-            async with self._changed:
-                self._changed.notify_all()
-
-        try:
-            asyncio.get_running_loop().create_task(wake())
-        except RuntimeError:
-            pass  # no loop: nobody can be watching
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     # -- KubeApi ---------------------------------------------------------------------------
 
@@ -270,11 +265,10 @@ class FakeKube:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            async with self._changed:
-                try:
-                    await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
-                except TimeoutError:
-                    pass
+            changed = self._changed
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, 0.5)):
+                    await changed.wait()
 
     async def close(self) -> None:
         return None

@@ -215,7 +215,6 @@ class Controller:
         for index in range(self.settings.workers):
             self._spawn(self._worker(), f"worker-{index}", leader=True)
         self._spawn(self.pool_sync.run_status_loop(lambda: self.allocator), "pool-status", True)
-        self._spawn(self.pool_sync.report(), "pool-report", leader=True)
         self._spawn(
             self.external.run(self.settings.external_reconcile_seconds), "external", leader=True
         )

@@ -126,9 +126,19 @@ class PoolSync:
         return self.pools
 
     async def report(self) -> None:
-        """Events for invalid and overlapping pools, once per distinct message."""
+        """Events for invalid and overlapping pools, once per distinct message while it lasts.
+
+        Called by the status loop after every change, so a pool created or edited at any time
+        gets its Event (not only those already bad when leadership started); a problem that
+        goes away and comes back is reported again.
+        """
+        current = {
+            *((name, "; ".join(errors)) for name, errors in self.pools.errors.items()),
+            *((name, "; ".join(texts)) for name, texts in self.pools.overlaps.items()),
+        }
+        self._reported &= current
         for name, errors in self.pools.errors.items():
-            await self._event_once(name, "InvalidPool", "; ".join(errors))
+            await self._event_once(name, names.REASON_INVALID_POOL, "; ".join(errors))
         for name, overlaps in self.pools.overlaps.items():
             await self._event_once(name, names.REASON_POOL_OVERLAP, "; ".join(overlaps))
 
@@ -146,6 +156,8 @@ class PoolSync:
         while True:
             await self.dirty.wait()
             self.dirty.clear()
+            if self.fence():
+                await self.report()
             for name, obj in list(self.cache.items()):
                 if not self.fence():
                     break
