@@ -35,7 +35,11 @@ def with_allocation(obj: JSON, ips: tuple[str, ...], pools: str, set_lb_ip: bool
     """Finalizer, `vipam.io/allocated-from` and (single-stack) spec.loadBalancerIP."""
     new, annotations = _finalized_copy(obj)
     spec = new.setdefault("spec", {})
-    annotations[names.ANN_ALLOCATED_FROM] = pools
+    if pools:
+        annotations[names.ANN_ALLOCATED_FROM] = pools
+    else:
+        # every address is outside the pools: claim none (an empty value would read as a pool)
+        annotations.pop(names.ANN_ALLOCATED_FROM, None)
     user_ip = spec.get("loadBalancerIP") and annotations.get(names.ANN_SET_LB_IP) != "true"
     if set_lb_ip and len(ips) == 1 and not user_ip:
         spec["loadBalancerIP"] = ips[0]
@@ -101,12 +105,16 @@ def _set_condition(
     conditions.append(condition)
 
 
-def with_status(obj: JSON, ips: tuple[str, ...], message: str) -> JSON | None:
-    """status.loadBalancer.ingress for `ips` and a True `vipam.io/IPAllocated` condition."""
+def with_status(
+    obj: JSON, ips: tuple[str, ...], message: str, *, state: str = "True",
+    reason: str = names.REASON_ALLOCATED,
+) -> JSON | None:
+    """status.loadBalancer.ingress for `ips` and the `vipam.io/IPAllocated` condition (True,
+    unless the addresses are kept for another reason, e.g. outside every pool)."""
     new = copy.deepcopy(obj)
     status = new.setdefault("status", {})
     status["loadBalancer"] = {"ingress": [{"ip": ip, "ipMode": "VIP"} for ip in ips]}
-    _set_condition(status, _generation(new), "True", names.REASON_ALLOCATED, message)
+    _set_condition(status, _generation(new), state, reason, message)
     return None if new == obj else new
 
 

@@ -151,7 +151,7 @@ class PoolSync:
         self._reported.add((pool, message))
         await self.recorder.record(obj, "Warning", reason, message)
 
-    async def run_status_loop(self, allocator: Callable[[], Allocator]) -> None:
+    async def run_status_loop(self, allocator: Allocator) -> None:
         """Write changed pool status at most once per interval (leader only)."""
         while True:
             await self.dirty.wait()
@@ -162,7 +162,7 @@ class PoolSync:
                 if not self.fence():
                     break
                 try:
-                    await self._write_status(obj, allocator())
+                    await self._write_status(obj, allocator)
                 except ApiError as exc:
                     if exc.conflict:
                         self.dirty.set()
