@@ -18,7 +18,8 @@ API = "vipam.io/v1alpha1"
 
 
 def _crd_schemas() -> dict[str, dict[str, Any]]:
-    crds = [yaml.safe_load(p.read_text()) for p in sorted((ROOT / "config/crd").glob("vipam.io_*.yaml"))]
+    files = sorted((ROOT / "config/crd").glob("vipam.io_*.yaml"))
+    crds = [yaml.safe_load(path.read_text()) for path in files]
     return crdschema.schemas_by_kind(crds)
 
 
