@@ -45,6 +45,7 @@ O(log p) in the number of pools (see :mod:`pools.index`), independent of pool si
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Sequence
 
 from pools.addresses import AddressError, Family, format_ip, pack, parse_ip, unpack
@@ -676,6 +677,11 @@ class Allocator:
         items = sorted(latest.values(), key=lambda item: item[0].age)
         bulk = len(items) > BULK_RESTORE
         self._ledger.deferred = bulk
+        # A bulk restore creates many long-lived objects and no cycles: the cyclic collector
+        # would walk them again and again (about a fifth of the time for 100k Services).
+        collecting = gc.isenabled() and bulk
+        if collecting:
+            gc.disable()
         try:
             for req, ips, annotation in items:
                 claim = self.claim(req, ips, annotation)
@@ -686,6 +692,8 @@ class Allocator:
                 report.conflicts.extend(claim.evicted)
                 report.outside.extend((req.key, ip) for ip in claim.outside)
         finally:
+            if collecting:
+                gc.enable()
             if bulk:
                 self._ledger.deferred = False
                 self._ledger.rebuild_free()
@@ -703,6 +711,8 @@ def _with(assignment: Assignment, *, pools: tuple[str, ...]) -> Assignment:
 
 
 def _outside(assignment: Assignment) -> tuple[str, ...]:
+    if "" not in assignment.pools:
+        return ()
     return tuple(ip for ip, name in zip(assignment.ips, assignment.pools, strict=True) if not name)
 
 
