@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.health.server import HealthServer
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import IPPOOLS, SERVICES
