@@ -89,7 +89,7 @@ def check_files(paths: list[str], out: Any = None) -> int:
         print(problem, file=out)
     if not problems:
         note = f", {skipped} other object(s) skipped" if skipped else ""
-        print(f"ok: {len(parsed)} vipam object(s) valid{note}", file=out)
+        print(f"ok: {len(parsed)} object(s) valid{note}", file=out)
     return 1 if problems else 0
 
 
