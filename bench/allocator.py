@@ -8,6 +8,10 @@ size times a batch of further allocations and their releases; it times the whole
 a restore of the 100k snapshot into a fresh allocator (as after a restart), a batch on that
 pool fragmented by releasing every other address, and measures the memory kept per
 allocation with tracemalloc (in a separate run, since tracing slows everything down).
+
+Many pools: the cost of an allocation with 1,000 pools that each select one namespace, against
+1 such pool (target: within 2x), and a restore of 100,000 assignments spread over those 1,000
+pools (target: under 1.5 s).
 Times are wall and CPU (process) time: on a shared machine the CPU figure is the steadier.
 """
 
@@ -132,6 +136,64 @@ def bench_space(cidr: str, family: Family, sizes: list[int], batch: int) -> dict
     }
 
 
+def _namespaced_pools(count: int) -> list[Pool]:
+    """``count`` /20 pools in 10.0.0.0/8, pool i selecting only namespace ns-i."""
+    return [
+        parse_pool(f"pool-{i}", {
+            "addresses": [f"10.{i // 16}.{(i % 16) * 16}.0/20"],
+            "serviceAllocation": {"namespaces": [f"ns-{i}"]},
+        })
+        for i in range(count)
+    ]
+
+
+def _namespaced_request(index: int, namespaces: int) -> ServiceRequest:
+    namespace = f"ns-{index % namespaces}"
+    return ServiceRequest(
+        key=f"{namespace}/svc-{index}", uid=f"uid-{index}", created=float(index),
+        namespace=namespace, families=("IPv4",), ports=PORTS,
+    )
+
+
+def bench_many_pools(batch: int, restore_count: int) -> dict[str, object]:
+    """Allocation cost with 1 vs 1,000 namespace-selecting pools; restore across 1,000 pools."""
+    per_pools: dict[str, dict[str, float]] = {}
+    for count in (1, 1000):
+        gc.collect()
+        allocator = Allocator(_namespaced_pools(count))
+        requests = [_namespaced_request(index, count) for index in range(batch)]
+        with Clock() as clock:
+            for request in requests:
+                allocator.allocate(request)
+        assert all(allocator.lookup(r.key) is not None for r in requests)
+        per_pools[str(count)] = {
+            "allocate_us": clock.wall / batch * 1e6, "allocate_cpu_us": clock.cpu / batch * 1e6,
+        }
+    pools = _namespaced_pools(1000)
+    filled = Allocator(pools)
+    for index in range(restore_count):
+        filled.allocate(_namespaced_request(index, 1000))
+    snapshot = filled.snapshot()
+    del filled
+    gc.collect()
+    fresh = Allocator(pools)
+    with Clock() as restore:
+        report = fresh.restore(snapshot)
+    assert len(report.restored) == restore_count and not report.conflicts
+    ratio = per_pools["1000"]["allocate_cpu_us"] / per_pools["1"]["allocate_cpu_us"]
+    return {
+        "batch": batch,
+        "per_pool_count": per_pools,
+        "allocate_cpu_ratio_1000_vs_1": ratio,
+        "allocate_target_met": ratio <= 2.0,
+        "restore_pools": 1000,
+        "restore_count": restore_count,
+        "restore_s": restore.wall,
+        "restore_cpu_s": restore.cpu,
+        "restore_target_met": restore.wall < 1.5,
+    }
+
+
 def bench_memory(cidr: str, family: Family, count: int) -> dict[str, float]:
     """Bytes kept per allocation: by the allocator alone (requests are built untraced first:
     the controller owns them, the allocator keeps a reference), and with the requests too."""
@@ -195,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         name: bench_memory(cidr, fam, sizes[-1]) for name, (cidr, fam) in SPACES.items()
     }
     results["empty_pool_bytes"] = bench_empty_pool_memory()
+    results["many_pools"] = bench_many_pools(batch, 10_000 if args.quick else 100_000)
     print(json.dumps(results, indent=2))
     print()
     _table(results, sizes)
@@ -226,6 +289,18 @@ def _table(results: dict[str, object], sizes: list[int]) -> None:
         row += f"{alone:.0f}/{total:.0f}".rjust(10)
         print(row)
     print(f"empty pool bytes: {results['empty_pool_bytes']}")
+    many = results["many_pools"]
+    assert isinstance(many, dict)
+    print()
+    print("many pools (each selects one namespace): alloc wall/cpu us per operation")
+    print(f"{'pools':>6}{'alloc':>16}")
+    for count, figures in many["per_pool_count"].items():
+        print(f"{count:>6}" + _pair(figures["allocate_us"], figures["allocate_cpu_us"], 16))
+    print(f"cpu ratio 1000 vs 1: {many['allocate_cpu_ratio_1000_vs_1']:.2f} (target <= 2: "
+          f"{'met' if many['allocate_target_met'] else 'MISSED'})")
+    print(f"restore {many['restore_count']} assignments over {many['restore_pools']} pools: "
+          f"{many['restore_s']:.2f}/{many['restore_cpu_s']:.2f} s (target < 1.5 s: "
+          f"{'met' if many['restore_target_met'] else 'MISSED'})")
 
 
 def _pair(wall: float, cpu: float, width: int) -> str:

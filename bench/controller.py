@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ccm.controller.manager import Controller
+from ccm.controller.settings import ControllerSettings
 from ccm.kube.client import ApiError, KubeClient
 from ccm.kube.informer import Informer
 from ccm.kube.resources import IPPOOLS, NAMESPACES, SERVICES
-from ccm.settings import ControllerSettings
 
 WRITE_VERBS = ("create", "update", "patch", "delete")
 

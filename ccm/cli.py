@@ -42,7 +42,7 @@ def _settings_from(args: argparse.Namespace, model: type[BaseModel]) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ccm.settings import ControllerSettings
+    from ccm.controller.settings import ControllerSettings
     from ccm.speaker.settings import SpeakerSettings
 
     parser = argparse.ArgumentParser(prog="vipam", description="LoadBalancer IPs without a cloud")
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         return run_migrate(args)
     if args.command in ("controller", "speaker"):
-        from ccm.settings import ControllerSettings
+        from ccm.controller.settings import ControllerSettings
         from ccm.speaker.settings import SpeakerSettings
 
         model: type[BaseModel] = (

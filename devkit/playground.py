@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.controller.manager import Controller
+from ccm.controller.settings import ControllerSettings
 from ccm.health.server import HealthServer
 from ccm.kube.client import JSON, KubeClient
 from ccm.kube.resources import NAMESPACES, NODES, SERVICES
-from ccm.settings import ControllerSettings
 from ccm.speaker.process import Speaker
 from ccm.speaker.settings import SpeakerSettings
 from devkit.apply import apply, load_manifests

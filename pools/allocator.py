@@ -26,34 +26,40 @@ Rules:
 * **Requested IPs** are never silently dropped: a PreferDualStack Service that cannot get the
   address it asked for fails instead of getting only its other family.
 * **External pools** are never allocated here; one counts as having room, and when it comes
-  first for some families :class:`ExternalPoolRequired` tells the controller to ask its backend
-  for them and record the answer with :meth:`Allocator.adopt` -- only once the local families
-  are settled, so a request that fails anyway never reaches the backend.
+  first for some families the decision is :class:`AskExternal`: the controller asks its
+  backend for them and records the answer with :meth:`Allocator.adopt` -- only once the local
+  families are settled, so a request that fails anyway never reaches the backend.
+* **Claims.** What a Service shows is claimed back with :meth:`Allocator.claim` (a restart, a
+  conflict that cleared). The older Service wins an address; the answer names the Services
+  that lost one, so the controller syncs them again. A claimed address that lies in a pool the
+  Service does not ask for is not kept past its next :meth:`Allocator.allocate` (it is
+  treated like a changed request); one outside every pool is kept and reported.
 
-Cost: per operation O(log n) in the number of allocations (see :mod:`pools.freelist`) times
-the number of pools, independent of pool size.
+Answers are values (:data:`Decision`: :class:`Assigned`, :class:`AskExternal`,
+:class:`Failed`), never exceptions. Per Service the allocator keeps its assignment, its age
+and its requested pools -- not its labels or its namespace's.
+
+Cost: per operation O(log n) in the number of allocations (see :mod:`pools.freelist`) and
+O(log p) in the number of pools (see :mod:`pools.index`), independent of pool size.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Sequence
 
-from pools.addresses import (
-    AddressError,
-    Family,
-    format_ip,
-    pack,
-    parse_ip,
-    unpack,
-)
+from pools.addresses import AddressError, Family, format_ip, pack, parse_ip, unpack
 from pools.checks import combined, family_plan, parse_ips, requested_addresses, unavailable
 from pools.ledger import Ledger, PoolState
 from pools.model import Pool
 from pools.requests import (
-    AllocationError,
+    AskExternal,
+    Assigned,
     Assignment,
+    Claim,
     Conflict,
-    ExternalPoolRequired,
+    Decision,
+    Failed,
     FamilyPolicy,
     PoolStats,
     RestoreReport,
@@ -61,11 +67,14 @@ from pools.requests import (
 )
 
 __all__ = [
-    "AllocationError",
     "Allocator",
+    "AskExternal",
+    "Assigned",
     "Assignment",
+    "Claim",
     "Conflict",
-    "ExternalPoolRequired",
+    "Decision",
+    "Failed",
     "Family",
     "FamilyPolicy",
     "PoolStats",
@@ -80,24 +89,35 @@ BULK_RESTORE = 256
 
 
 class _Entry:
-    """What the allocator remembers per Service."""
+    """What the allocator keeps per Service: only what its rules read again later.
 
-    __slots__ = ("assignment", "packed", "request")
+    ``requested_pools`` is None for a claimed entry whose pools were never checked against a
+    request: its next :meth:`Allocator.allocate` treats the request as changed.
+    """
 
-    def __init__(self, request: ServiceRequest, assignment: Assignment, packed: tuple[int, ...]):
-        self.request = request
+    __slots__ = ("age", "assignment", "packed", "requested_pools")
+
+    def __init__(
+        self,
+        assignment: Assignment,
+        packed: tuple[int, ...],
+        age: tuple[float, str],
+        requested_pools: tuple[str, ...] | None,
+    ) -> None:
         self.assignment = assignment
         self.packed = packed
+        self.age = age
+        self.requested_pools = requested_pools
 
 
 class _Plan:
-    """What choosing found per missing family: an address, an error, or an external pool."""
+    """What choosing found per missing family: an address, a failure, or an external pool."""
 
     __slots__ = ("chosen", "errors", "external")
 
     def __init__(self) -> None:
         self.chosen: dict[Family, Choice] = {}
-        self.errors: dict[Family, AllocationError] = {}
+        self.errors: dict[Family, Failed] = {}
         self.external: dict[str, list[Family]] = {}  # external pool -> families it must serve
 
 
@@ -105,11 +125,16 @@ class Allocator:
     """Pools, the addresses Services hold in them, and the rules for handing out more."""
 
     def __init__(self, pools: Iterable[Pool] = ()) -> None:
+        self.reset()
+        self.set_pools(pools)
+
+    def reset(self) -> None:
+        """Forget every assignment and pool: a new leadership term restores from scratch into
+        the same allocator (one per process, so nobody holds a stale one)."""
         self._ledger = Ledger()
         self._pools: dict[str, PoolState] = {}
         self._entries: dict[str, _Entry] = {}
         self._pool_tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
-        self.set_pools(pools)
 
     # --- pools ------------------------------------------------------------------------------
 
@@ -117,8 +142,8 @@ class Allocator:
         """Replace the pool set. Never moves an assignment.
 
         Returns every (key, ip) now outside every pool (kept until released), sorted, so the
-        controller can raise an event for each. Unchanged pools keep their free lists;
-        changed ones are rebuilt from the addresses in use.
+        controller can report each. Unchanged pools keep their free lists; changed ones are
+        rebuilt from the addresses in use.
         """
         pool_list = list(pools)
         names = [pool.name for pool in pool_list]
@@ -210,39 +235,54 @@ class Allocator:
     def snapshot(self) -> list[tuple[ServiceRequest, tuple[str, ...], str | None]]:
         """Every assignment as (request, ips, pool annotation), ready for :meth:`restore`.
 
-        The annotation is the pool name, or comma-separated names (one per ip) when the
-        addresses come from different pools; None when every address is outside the pools.
-        Retiring holds are not included: after a restart only what Services show counts.
+        The request carries what the allocator keeps (key, age, sharing, ports, pools), not
+        labels. The annotation is the pool name, or comma-separated names (one per ip) when
+        the addresses come from different pools; None when every address is outside the
+        pools. Retiring holds are not included: after a restart only what Services show counts.
         """
         result = []
-        for entry in self._entries.values():
-            names = entry.assignment.pools
+        for key, entry in self._entries.items():
+            assignment = entry.assignment
+            names = assignment.pools
             annotation: str | None
             if len(set(names)) == 1:
                 annotation = names[0] or None
             else:
                 annotation = ",".join(names)
-            result.append((entry.request, entry.assignment.ips, annotation))
+            families = tuple(unpack(packed)[0] for packed in entry.packed)
+            request = ServiceRequest(
+                key=key, uid=entry.age[1], created=entry.age[0],
+                namespace=key.split("/", 1)[0], families=families or ("IPv4",),
+                family_policy="SingleStack" if len(families) < 2 else "PreferDualStack",
+                ports=assignment.ports, sharing_key=assignment.sharing_key,
+                requested_pools=entry.requested_pools or (),
+            )
+            result.append((request, assignment.ips, annotation))
         return result
 
     # --- allocation -------------------------------------------------------------------------
 
-    def allocate(self, req: ServiceRequest) -> Assignment:
-        """The Service's addresses: its current ones if they still fit the request, otherwise a
-        new assignment made atomically (on AllocationError nothing changes)."""
-        families, all_required = family_plan(req)
+    def allocate(self, req: ServiceRequest) -> Decision:
+        """The Service's addresses: its current ones if they still fit the request, otherwise
+        a new assignment made atomically -- or where to ask, or why not (nothing changes)."""
+        planned = family_plan(req)
+        if isinstance(planned, Failed):
+            return planned
+        families, all_required = planned
         requested = requested_addresses(req, families)
+        if isinstance(requested, Failed):
+            return requested
         entry = self._entries.get(req.key)
         kept: dict[Family, Choice] = {}
         if entry is not None:
-            # Only a changed pool request can invalidate the pool an address came from; a
-            # reconfigured pool never does (the address keeps its place, maybe "outside").
-            pools_changed = entry.request.requested_pools != req.requested_pools
+            # Only a changed pool request (or a claim never checked against one) can
+            # invalidate the pool an address came from; a reconfigured pool never does.
+            claimed = entry.requested_pools is None
+            pools_changed = entry.requested_pools != req.requested_pools
             for packed, name in zip(entry.packed, entry.assignment.pools, strict=True):
                 family, value = unpack(packed)
-                if family in families and self._still_fits(
-                    req, family, value, name if pools_changed else None, requested
-                ):
+                check = name if pools_changed and not (claimed and not name) else None
+                if family in families and self._still_fits(req, family, value, check, requested):
                     kept[family] = (value, name)
         missing = [family for family in families if family not in kept]
         plan = self._choose(req, missing, requested) if missing else _Plan()
@@ -255,31 +295,34 @@ class Allocator:
             or any(f in requested for f in errors)
             or (not chosen and not plan.external)
         ):
-            raise combined(req, errors)
+            return combined(req, errors)
         if plan.external:
             pool, external_families = next(iter(plan.external.items()))
-            ordered = tuple(f for f in families if f in external_families)
-            raise ExternalPoolRequired(pool, ordered, req.key)
+            return AskExternal(pool, tuple(f for f in families if f in external_families))
         result = [(family, *chosen[family]) for family in families if family in chosen]
-        return self._commit(req, result)
+        return Assigned(self._commit(req, result, req.requested_pools))
 
-    def adopt(self, req: ServiceRequest, ips: Sequence[str], pool: str) -> Assignment:
+    def adopt(self, req: ServiceRequest, ips: Sequence[str], pool: str) -> Assigned | Failed:
         """Record addresses chosen elsewhere (an external IPAM) for req, taken from ``pool``.
 
         Addresses the Service holds in other families are kept, so a dual-stack Service can
         combine a local address with an external one.
         """
         if pool not in self._pools:
-            raise AllocationError("UnknownPool", f"pool {pool} does not exist")
+            return Failed("UnknownPool", f"pool {pool} does not exist")
         parsed = parse_ips(req, ips)
+        if isinstance(parsed, Failed):
+            return parsed
         for family, value in parsed:
             if family not in req.families:
-                raise AllocationError(
+                return Failed(
                     "FamilyMismatch",
                     f"{format_ip(family, value)} is {family} but Service {req.key} "
                     f"has ipFamilies {list(req.families)}",
                 )
-            self._check_free_for(req, family, value)
+            taken = self._taken(req, family, value)
+            if taken is not None:
+                return taken
         # Families the backend was not asked for keep the addresses the Service already has.
         adopted = {family: (value, pool) for family, value in parsed}
         entry = self._entries.get(req.key)
@@ -288,7 +331,8 @@ class Allocator:
                 family, value = unpack(packed)
                 if family in req.families and family not in adopted:
                     adopted[family] = (value, name)
-        return self._commit(req, [(f, *adopted[f]) for f in req.families if f in adopted])
+        result = [(f, *adopted[f]) for f in req.families if f in adopted]
+        return Assigned(self._commit(req, result, req.requested_pools))
 
     def release(self, key: str) -> tuple[str, ...]:
         """Free everything key holds, retiring addresses included; a no-op when it holds nothing."""
@@ -346,10 +390,11 @@ class Allocator:
             return "SharingConflict", clashing
         return None
 
-    def _check_free_for(self, req: ServiceRequest, family: Family, value: int) -> None:
+    def _taken(self, req: ServiceRequest, family: Family, value: int) -> Failed | None:
+        """Why req may not take the address (someone holds it), or None."""
         blocker = self._blocker(pack(family, value), req)
         if blocker is None:
-            return
+            return None
         reason, keys = blocker
         ip = format_ip(family, value)
         if reason == "SharingConflict":
@@ -362,7 +407,7 @@ class Allocator:
                 f"{ip} is already used by {', '.join(keys)}; Service {req.key} can share it "
                 f"only with the same sharing key and ports that do not overlap"
             )
-        raise AllocationError(reason, message)
+        return Failed(reason, message)
 
     def _choose(
         self, req: ServiceRequest, missing: list[Family], requested: dict[Family, int]
@@ -371,12 +416,13 @@ class Allocator:
         automatic = []
         for family in missing:
             if family in requested:
-                try:
-                    plan.chosen[family] = self._requested_choice(req, family, requested[family])
-                except ExternalPoolRequired as external:
-                    plan.external.setdefault(external.pool, []).append(family)
-                except AllocationError as err:
-                    plan.errors[family] = err
+                answer = self._requested_choice(req, family, requested[family])
+                if isinstance(answer, Failed):
+                    plan.errors[family] = answer
+                elif isinstance(answer, AskExternal):
+                    plan.external.setdefault(answer.pool, []).append(family)
+                else:
+                    plan.chosen[family] = answer
             else:
                 automatic.append(family)
         if automatic:
@@ -384,10 +430,9 @@ class Allocator:
         return plan
 
     def _choose_automatic(self, req: ServiceRequest, automatic: list[Family], plan: _Plan) -> None:
-        try:
-            candidates = self._candidates(req)
-        except AllocationError as err:
-            plan.errors.update({family: err for family in automatic})
+        candidates = self._candidates(req)
+        if isinstance(candidates, Failed):
+            plan.errors.update({family: candidates for family in automatic})
             return
         if req.sharing_key is not None:
             for family in list(automatic):
@@ -396,7 +441,7 @@ class Allocator:
                     plan.chosen[family] = joined
                     automatic.remove(family)
         # An external pool counts as having room: the families it comes first for go to the
-        # controller (ExternalPoolRequired), which adopts the backend's answer.
+        # controller (AskExternal), which adopts the backend's answer.
         local: list[tuple[Family, PoolState]] = []
         for family in automatic:
             first = next(
@@ -421,15 +466,12 @@ class Allocator:
         for family, state in local:
             plan.chosen[family] = (_lowest(state, family), state.pool.name)
 
-    def _candidates(self, req: ServiceRequest) -> list[PoolState]:
+    def _candidates(self, req: ServiceRequest) -> list[PoolState] | Failed:
         """Pools the Service may take a new address from, in the order to try them."""
         if req.requested_pools:
             unknown = [name for name in req.requested_pools if name not in self._pools]
             if unknown:
-                raise AllocationError(
-                    "UnknownPool",
-                    f"Service {req.key} asks for pool {', '.join(unknown)}, which does not exist",
-                )
+                return _unknown_pools(req, unknown)
             named = [self._pools[name] for name in dict.fromkeys(req.requested_pools)]
             return _admitting(
                 named, req,
@@ -438,22 +480,20 @@ class Allocator:
                 excluded=lambda pools: f"pool {pools} does not allow Service "
                 f"{req.key} (its serviceAllocation excludes it)",
             )
-        candidates = [
-            state
-            for state in self._ledger.states
-            if not state.pool.spec.disabled
-            and state.pool.spec.auto_assign
-            and _selects(state.pool, req)
-        ]
+        candidates = self._ledger.candidates.candidates(
+            req.namespace, req.namespace_labels, req.labels
+        )
         if not candidates:
-            raise AllocationError(
+            return Failed(
                 "NoMatchingPool",
                 f"no enabled pool with autoAssign selects Service {req.key}; add a pool or "
                 f"name one with the vipam.io/pool annotation",
             )
         return candidates
 
-    def _requested_choice(self, req: ServiceRequest, family: Family, value: int) -> Choice:
+    def _requested_choice(
+        self, req: ServiceRequest, family: Family, value: int
+    ) -> Choice | AskExternal | Failed:
         ip = format_ip(family, value)
         containing = [
             state
@@ -464,11 +504,7 @@ class Allocator:
             if req.requested_pools:
                 unknown = [name for name in req.requested_pools if name not in self._pools]
                 if unknown:
-                    raise AllocationError(
-                        "UnknownPool",
-                        f"Service {req.key} asks for pool {', '.join(unknown)}, "
-                        f"which does not exist",
-                    )
+                    return _unknown_pools(req, unknown)
                 external = [
                     self._pools[name]
                     for name in req.requested_pools
@@ -476,11 +512,11 @@ class Allocator:
                     and not self._pools[name].pool.spec.disabled
                 ]
                 if external:
-                    raise ExternalPoolRequired(external[0].pool.name, (family,), req.key)
+                    return AskExternal(external[0].pool.name, (family,))
                 where = f"requested pool {', '.join(req.requested_pools)}"
             else:
                 where = "any pool"
-            raise AllocationError(
+            return Failed(
                 "RequestedIPOutsidePools",
                 f"{ip} requested by Service {req.key} is not a usable address of {where} "
                 f"(outside it, excluded, or skipped by avoidBuggyIPs)",
@@ -492,7 +528,11 @@ class Allocator:
             excluded=lambda pools: f"{ip} is in pool {pools}, whose serviceAllocation does "
             f"not allow Service {req.key}",
         )
-        self._check_free_for(req, family, value)
+        if isinstance(selecting, Failed):
+            return selecting
+        taken = self._taken(req, family, value)
+        if taken is not None:
+            return taken
         return value, selecting[0].pool.name
 
     def _joinable(
@@ -517,7 +557,12 @@ class Allocator:
 
     # --- committing -------------------------------------------------------------------------
 
-    def _commit(self, req: ServiceRequest, result: list[tuple[Family, int, str]]) -> Assignment:
+    def _commit(
+        self,
+        req: ServiceRequest,
+        result: list[tuple[Family, int, str]],
+        requested_pools: tuple[str, ...] | None,
+    ) -> Assignment:
         """Make ``result`` key's assignment; everything was checked, so this cannot fail."""
         ledger = self._ledger
         key, sharing_key = req.key, req.sharing_key
@@ -530,6 +575,8 @@ class Allocator:
         pool_names = tuple(names)
         # Most Services share a few pool tuples; keeping one copy saves an object per Service.
         pool_names = self._pool_tuples.setdefault(pool_names, pool_names)
+        if requested_pools:
+            requested_pools = self._pool_tuples.setdefault(requested_pools, requested_pools)
         assignment = Assignment(key, tuple(ips), pool_names, sharing_key, req.ports)
         old = self._entries.get(key)
         if old is None:
@@ -537,7 +584,7 @@ class Allocator:
                 ledger.drop_retiring(key, only=packed)
             for address in packed:
                 ledger.hold(address, key, sharing_key)
-            self._entries[key] = _Entry(req, assignment, packed)
+            self._entries[key] = _Entry(assignment, packed, req.age, requested_pools)
             return assignment
         old_packed, old_key = old.packed, old.assignment.sharing_key
         # Reclaiming an address key itself was retiring: its retiring hold becomes a holding.
@@ -552,111 +599,106 @@ class Allocator:
                 ledger.unhold(address, key, old_key, retire=True)
         if old.assignment == assignment:
             assignment = old.assignment
-        self._entries[req.key] = _Entry(req, assignment, packed)
+        self._entries[key] = _Entry(assignment, packed, req.age, requested_pools)
         return assignment
 
-    # --- restore ----------------------------------------------------------------------------
+    # --- claims and restore -----------------------------------------------------------------
 
-    def restore(
-        self, entries: Iterable[tuple[ServiceRequest, Sequence[str], str | None]]
-    ) -> RestoreReport:
-        """Rebuild state from what Services show, without moving anything.
+    def claim(self, req: ServiceRequest, ips: Sequence[str], annotation: str | None) -> Claim:
+        """The Service shows ``ips`` (``annotation``: its vipam.io/allocated-from): hold them.
 
-        Entries are taken oldest first (creation time, then uid); a key listed twice counts
-        once, with its last entry. An entry whose address is
-        held by an incompatible older Service is not restored and is reported as a conflict;
-        one that is older than every incompatible holder evicts them (each evicted Service is
-        released entirely and reported). Restoring what is already recorded is a no-op.
-        Retiring holds of other Services on a restored address are forgotten: the Service
-        showing it is the owner.
+        The older Service wins: an address held by an incompatible older Service is not
+        granted (``conflict``); incompatible younger holders are released entirely and named
+        in ``evicted``, so the caller syncs them again. Claiming what is already recorded is a
+        no-op. Retiring holds of other Services on a claimed address are forgotten: the
+        Service showing it is the owner. Whether the addresses fit the Service's request is
+        left to its next :meth:`allocate` (a claimed address in a pool it does not ask for is
+        not kept; one outside every pool is).
         """
-        report = RestoreReport()
-        # One Service shows one set of addresses: if a key is listed twice, the last one counts.
-        latest = {item[0].key: item for item in entries}
-        items = sorted(latest.values(), key=lambda item: item[0].age)
-        bulk = len(items) > BULK_RESTORE
-        self._ledger.deferred = bulk
-        try:
-            for req, ips, annotation in items:
-                self._restore_one(req, ips, annotation, report)
-        finally:
-            if bulk:
-                self._ledger.deferred = False
-                self._ledger.rebuild_free()
-                self._pools = {state.pool.name: state for state in self._ledger.states}
-        return report
-
-    def _restore_one(
-        self, req: ServiceRequest, ips: Sequence[str], annotation: str | None, report: RestoreReport
-    ) -> None:
-        try:
-            parsed = parse_ips(req, ips)
-        except AllocationError as err:
-            report.conflicts.append(Conflict(req.key, ",".join(ips), "", err.message))
-            return
+        parsed = parse_ips(req, ips)
+        if isinstance(parsed, Failed):
+            return Claim(conflict=Conflict(req.key, ",".join(ips), "", parsed.message))
         if not parsed:
-            return
+            return Claim()
         packed = tuple([pack(family, value) for family, value in parsed])
         current = self._entries.get(req.key)
         if current is not None and current.packed == packed:
-            report.restored.append(current.assignment)
-            return
+            return Claim(current.assignment, outside=_outside(current.assignment))
         evict: dict[str, int] = {}
         holders = self._ledger.holders
         for address in packed:
-            if address not in holders:
-                continue
-            for holder in holders[address]:
+            for holder in holders.get(address, ()):
                 if (
                     holder == req.key
                     or holder in evict
                     or _compatible(self._entries[holder].assignment, req)
                 ):
                     continue
-                if self._entries[holder].request.age < req.age:
+                if self._entries[holder].age < req.age:
                     ip = format_ip(*unpack(address))
-                    report.conflicts.append(
-                        Conflict(
-                            req.key,
-                            ip,
-                            holder,
-                            f"{ip} is held by the older Service {holder}; Service {req.key} "
-                            f"keeps no address until its request is changed",
-                        )
-                    )
-                    return
+                    return Claim(conflict=Conflict(
+                        req.key, ip, holder,
+                        f"{ip} is held by the older Service {holder}; Service {req.key} "
+                        f"keeps no address until its request is changed",
+                    ))
                 evict[holder] = address
+        evicted = []
         for holder, address in evict.items():
             ip = format_ip(*unpack(address))
             self.release(holder)
-            report.conflicts.append(
-                Conflict(
-                    holder,
-                    ip,
-                    req.key,
-                    f"{ip} belongs to the older Service {req.key}; Service {holder} lost it",
-                )
-            )
+            evicted.append(Conflict(
+                holder, ip, req.key,
+                f"{ip} belongs to the older Service {req.key}; Service {holder} lost it",
+            ))
         if current is not None:
             self.release(req.key)
         names = annotation.split(",") if annotation else []
         result = []
         for index, (family, value) in enumerate(parsed):
-            hints = [names[index], *names] if len(names) == len(parsed) else names
-            name = self._attribute(pack(family, value), hints)
+            hints = [names[index], *names] if len(names) == len(parsed) else list(names)
+            name = self._attribute(pack(family, value), [*hints, *req.requested_pools])
             result.append((family, value, name))
-        assignment = self._commit(req, result)
+        assignment = self._commit(req, result, None)
         retired_by = self._ledger.retired_by
         for address in packed:
             if address in retired_by:
                 self._ledger.drop_others_retiring(address, req.key)
-        report.restored.append(assignment)
-        if "" in assignment.pools:
-            report.outside.extend(
-                (req.key, ip)
-                for ip, name in zip(assignment.ips, assignment.pools, strict=True)
-                if not name
-            )
+        return Claim(assignment, None, evicted, _outside(assignment))
+
+    def restore(
+        self, entries: Iterable[tuple[ServiceRequest, Sequence[str], str | None]]
+    ) -> RestoreReport:
+        """Claim what every Service shows, oldest first (creation time, then uid), in bulk.
+
+        A key listed twice counts once, with its last entry. See :meth:`claim`.
+        """
+        report = RestoreReport()
+        latest = {item[0].key: item for item in entries}
+        items = sorted(latest.values(), key=lambda item: item[0].age)
+        bulk = len(items) > BULK_RESTORE
+        self._ledger.deferred = bulk
+        # A bulk restore creates many long-lived objects and no cycles: the cyclic collector
+        # would walk them again and again (about a fifth of the time for 100k Services).
+        collecting = gc.isenabled() and bulk
+        if collecting:
+            gc.disable()
+        try:
+            for req, ips, annotation in items:
+                claim = self.claim(req, ips, annotation)
+                if claim.assignment is not None:
+                    report.restored.append(claim.assignment)
+                if claim.conflict is not None:
+                    report.conflicts.append(claim.conflict)
+                report.conflicts.extend(claim.evicted)
+                report.outside.extend((req.key, ip) for ip in claim.outside)
+        finally:
+            if collecting:
+                gc.enable()
+            if bulk:
+                self._ledger.deferred = False
+                self._ledger.rebuild_free()
+                self._pools = {state.pool.name: state for state in self._ledger.states}
+        return report
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -668,8 +710,10 @@ def _with(assignment: Assignment, *, pools: tuple[str, ...]) -> Assignment:
     )
 
 
-def _selects(pool: Pool, req: ServiceRequest) -> bool:
-    return pool.selects(req.namespace, req.namespace_labels, req.labels)
+def _outside(assignment: Assignment) -> tuple[str, ...]:
+    if "" not in assignment.pools:
+        return ()
+    return tuple(ip for ip, name in zip(assignment.ips, assignment.pools, strict=True) if not name)
 
 
 def _compatible(holder: Assignment, req: ServiceRequest) -> bool:
@@ -686,18 +730,28 @@ def _lowest(state: PoolState, family: Family) -> int:
     return value
 
 
+def _unknown_pools(req: ServiceRequest, unknown: list[str]) -> Failed:
+    return Failed(
+        "UnknownPool",
+        f"Service {req.key} asks for pool {', '.join(unknown)}, which does not exist",
+    )
+
+
 def _admitting(
     states: list[PoolState], req: ServiceRequest, *,
     disabled: Callable[[str], str], excluded: Callable[[str], str],
-) -> list[PoolState]:
+) -> list[PoolState] | Failed:
     """The pools of `states` that may give `req` a new address: not disabled, and selecting it.
 
-    One place for that policy; the callers only word the error (given the pool names).
+    One place for that policy; the callers only word the failure (given the pool names).
     """
     enabled = [state for state in states if not state.pool.spec.disabled]
     if not enabled:
-        raise AllocationError("PoolDisabled", disabled(", ".join(s.pool.name for s in states)))
-    selecting = [state for state in enabled if _selects(state.pool, req)]
+        return Failed("PoolDisabled", disabled(", ".join(s.pool.name for s in states)))
+    selecting = [
+        state for state in enabled
+        if state.pool.selects(req.namespace, req.namespace_labels, req.labels)
+    ]
     if not selecting:
-        raise AllocationError("NoMatchingPool", excluded(", ".join(s.pool.name for s in enabled)))
+        return Failed("NoMatchingPool", excluded(", ".join(s.pool.name for s in enabled)))
     return selecting

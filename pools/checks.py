@@ -1,7 +1,8 @@
-"""Checks on a Service request before any address is chosen, and the errors they raise.
+"""Checks on a Service request before any address is chosen, and the failures they answer.
 
 Kept apart from the allocator so the rules a user can trip over (family policy, requested
-addresses) read in one place, each with the sentence the user will see.
+addresses) read in one place, each with the sentence the user will see. Every check returns
+its result or a :class:`Failed`; nothing raises.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from collections.abc import Sequence
 
 from pools.addresses import FAMILIES, AddressError, Family, format_ip, parse_ip
 from pools.ledger import PoolState
-from pools.requests import AllocationError, ServiceRequest
+from pools.requests import Failed, ServiceRequest
 
 
-def family_plan(req: ServiceRequest) -> tuple[tuple[Family, ...], bool]:
+def family_plan(req: ServiceRequest) -> tuple[tuple[Family, ...], bool] | Failed:
     """The families to serve, in the Service's order, and whether all of them are required."""
     families = tuple(req.families)
     if (
@@ -21,7 +22,7 @@ def family_plan(req: ServiceRequest) -> tuple[tuple[Family, ...], bool]:
         or any(f not in FAMILIES for f in families)
         or len(set(families)) != len(families)
     ):
-        raise AllocationError(
+        return Failed(
             "InvalidRequest",
             f"Service {req.key} has ipFamilies {list(families)}; expected one or two distinct "
             f"of IPv4, IPv6",
@@ -29,36 +30,32 @@ def family_plan(req: ServiceRequest) -> tuple[tuple[Family, ...], bool]:
     policy = req.family_policy
     if policy == "SingleStack":
         if len(families) != 1:
-            raise AllocationError(
+            return Failed(
                 "InvalidRequest",
                 f"Service {req.key} is SingleStack but lists ipFamilies {list(families)}",
             )
         return families, True
     if policy == "RequireDualStack":
         if len(families) != 2:
-            raise AllocationError(
+            return Failed(
                 "InvalidRequest",
                 f"Service {req.key} is RequireDualStack but lists ipFamilies {list(families)}",
             )
         return families, True
     if policy == "PreferDualStack":
         return families, False
-    raise AllocationError(
-        "InvalidRequest", f"Service {req.key} has unknown ipFamilyPolicy {policy!r}"
-    )
+    return Failed("InvalidRequest", f"Service {req.key} has unknown ipFamilyPolicy {policy!r}")
 
 
-def parse_ips(req: ServiceRequest, ips: Sequence[str]) -> list[tuple[Family, int]]:
+def parse_ips(req: ServiceRequest, ips: Sequence[str]) -> list[tuple[Family, int]] | Failed:
     parsed: list[tuple[Family, int]] = []
     for ip in ips:
         try:
             family, value = parse_ip(ip)
         except AddressError:
-            raise AllocationError(
-                "InvalidRequest", f"Service {req.key}: {ip!r} is not an IP address"
-            ) from None
+            return Failed("InvalidRequest", f"Service {req.key}: {ip!r} is not an IP address")
         if parsed and any(family == seen for seen, _ in parsed):
-            raise AllocationError(
+            return Failed(
                 "InvalidRequest",
                 f"Service {req.key} lists two {family} addresses ({', '.join(ips)}); "
                 f"give at most one per family",
@@ -67,11 +64,16 @@ def parse_ips(req: ServiceRequest, ips: Sequence[str]) -> list[tuple[Family, int
     return parsed
 
 
-def requested_addresses(req: ServiceRequest, families: tuple[Family, ...]) -> dict[Family, int]:
+def requested_addresses(
+    req: ServiceRequest, families: tuple[Family, ...]
+) -> dict[Family, int] | Failed:
+    parsed = parse_ips(req, req.requested_ips)
+    if isinstance(parsed, Failed):
+        return parsed
     requested: dict[Family, int] = {}
-    for family, value in parse_ips(req, req.requested_ips):
+    for family, value in parsed:
         if family not in families:
-            raise AllocationError(
+            return Failed(
                 "FamilyMismatch",
                 f"Service {req.key} requests {format_ip(family, value)} ({family}) but its "
                 f"ipFamilies are {list(families)}",
@@ -80,24 +82,22 @@ def requested_addresses(req: ServiceRequest, families: tuple[Family, ...]) -> di
     return requested
 
 
-def unavailable(
-    req: ServiceRequest, family: Family, candidates: list[PoolState]
-) -> AllocationError:
+def unavailable(req: ServiceRequest, family: Family, candidates: list[PoolState]) -> Failed:
     with_family = [state.pool.name for state in candidates if family in state.free]
     if not with_family:
         names = ", ".join(state.pool.name for state in candidates)
-        return AllocationError(
+        return Failed(
             "NoMatchingPool",
             f"no pool with {family} addresses may serve Service {req.key} (candidates: {names})",
         )
-    return AllocationError(
+    return Failed(
         "PoolExhausted",
         f"no free {family} address left in pool {', '.join(with_family)} for Service {req.key}",
     )
 
 
-def combined(req: ServiceRequest, errors: dict[Family, AllocationError]) -> AllocationError:
-    """One error for a failed request: the family's own error, or DualStackUnavailable when a
+def combined(req: ServiceRequest, errors: dict[Family, Failed]) -> Failed:
+    """One failure for a request: the family's own, or DualStackUnavailable when a
     RequireDualStack Service cannot get one family for lack of room or pools."""
     if len(errors) == 1 and req.family_policy != "RequireDualStack":
         return next(iter(errors.values()))
@@ -105,7 +105,7 @@ def combined(req: ServiceRequest, errors: dict[Family, AllocationError]) -> Allo
         err.reason in ("NoMatchingPool", "PoolExhausted") for err in errors.values()
     ):
         detail = " ".join(err.message for err in errors.values())
-        return AllocationError(
+        return Failed(
             "DualStackUnavailable",
             f"Service {req.key} requires both IPv4 and IPv6 and cannot get "
             f"{' and '.join(errors)}: {detail}",

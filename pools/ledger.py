@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 
 from pools.addresses import FAMILIES, Family, Interval, merge, subtract, unpack
 from pools.freelist import FreeList
+from pools.index import CandidateIndex, ContainmentIndex
 from pools.model import Pool
 
 
@@ -50,7 +51,9 @@ class Ledger:
     """Holders, retiring holds and the sharing-key index over packed addresses."""
 
     def __init__(self) -> None:
-        self.states: list[PoolState] = []  # local and external, in allocation order
+        self._states: list[PoolState] = []  # local and external, in allocation order
+        self._containment = ContainmentIndex([])
+        self.candidates = CandidateIndex([])
         self.holders: dict[int, tuple[str, ...]] = {}
         self.retired_by: dict[int, tuple[str, ...]] = {}
         self.retiring: dict[str, tuple[int, ...]] = {}
@@ -61,6 +64,17 @@ class Ledger:
 
     # --- pools ------------------------------------------------------------------------------
 
+    @property
+    def states(self) -> list[PoolState]:
+        return self._states
+
+    @states.setter
+    def states(self, states: list[PoolState]) -> None:
+        """Set the pools (in allocation order) and rebuild the indexes over them."""
+        self._states = states
+        self._containment = ContainmentIndex(states)
+        self.candidates = CandidateIndex(states)
+
     def used_sorted(self) -> dict[Family, list[int]]:
         used: dict[Family, list[int]] = {family: [] for family in FAMILIES}
         for packed in set(self.holders) | set(self.retired_by):
@@ -70,10 +84,9 @@ class Ledger:
             values.sort()
         return used
 
-    def containing(self, family: Family, value: int) -> Iterator[PoolState]:
-        for state in self.states:
-            if family in state.free and state.pool.contains_value(family, value):
-                yield state
+    def containing(self, family: Family, value: int) -> list[PoolState]:
+        """Local pools that contain the address, in allocation order (indexed)."""
+        return self._containment.containing(family, value)
 
     def is_used(self, packed: int) -> bool:
         return packed in self.holders or packed in self.retired_by

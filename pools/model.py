@@ -47,6 +47,7 @@ __all__ = [
     "ServiceAllocation",
     "find_overlaps",
     "parse_pool",
+    "readable_errors",
 ]
 
 
@@ -179,7 +180,8 @@ def _readable(error: Any) -> str:
     return f"{path}: {message}" if path else message
 
 
-def _errors_of(err: ValidationError) -> list[str]:
+def readable_errors(err: ValidationError) -> list[str]:
+    """Every pydantic error of err as one 'field.path: message' line (shared by every kind)."""
     return [_readable(error) for error in err.errors()]
 
 
@@ -319,7 +321,7 @@ def parse_pool(name: str, spec: Mapping[str, Any]) -> Pool:
     try:
         parsed = IPPoolSpec.model_validate(dict(spec))
     except ValidationError as err:
-        raise PoolValidationError(errors + _errors_of(err)) from None
+        raise PoolValidationError(errors + readable_errors(err)) from None
     if errors:
         raise PoolValidationError(errors)
     return Pool(name, parsed)

@@ -66,28 +66,38 @@ class Assignment:
     ports: frozenset[Port]
 
 
-class AllocationError(Exception):
-    """Why a Service got no address: a stable machine ``reason`` and a sentence for users."""
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """No address: a stable machine ``reason`` and a sentence for users. A value, not an
+    exception: the allocator answers with it, the controller reports it."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        if reason not in REASONS:
-            raise ValueError(f"unknown allocation error reason {reason!r}")
-        self.reason = reason
-        self.message = message
-        super().__init__(f"{reason}: {message}")
+    reason: str
+    message: str
+
+    def __post_init__(self) -> None:
+        if self.reason not in REASONS:
+            raise ValueError(f"unknown allocation failure reason {self.reason!r}")
 
 
-class ExternalPoolRequired(AllocationError):
-    """The chosen pool is external: ask its backend, then record the answer with adopt()."""
+@dataclass(frozen=True, slots=True)
+class Assigned:
+    """The Service's addresses (new, kept, or both), already recorded."""
 
-    def __init__(self, pool: str, families: tuple[Family, ...], key: str) -> None:
-        self.pool = pool
-        self.families = families
-        super().__init__(
-            "ExternalPool",
-            f"pool {pool} is managed by an external IPAM: ask it for "
-            f"{'/'.join(families)} addresses for Service {key}",
-        )
+    assignment: Assignment
+
+
+@dataclass(frozen=True, slots=True)
+class AskExternal:
+    """The first pool with room for ``families`` is external: ask its backend for them, then
+    record the answer with :meth:`pools.allocator.Allocator.adopt`. Local families are settled:
+    a request that fails anyway never reaches the backend."""
+
+    pool: str
+    families: tuple[Family, ...]
+
+
+Decision = Assigned | AskExternal | Failed
+"""What the allocator answers a request with; the controller carries out the side effects."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,22 @@ class Conflict:
     ip: str
     holder: str  # who keeps the address ("" if the claim itself was invalid)
     message: str
+
+
+@dataclass
+class Claim:
+    """The answer to "this Service shows these addresses": what it holds now and who lost.
+
+    ``assignment`` is None when an older Service holds an address and the claim lost
+    (``conflict`` says why); ``evicted`` lists the younger Services that lost an address to
+    this claim (each released entirely: the caller must sync them again); ``outside`` the
+    addresses kept although no pool contains them.
+    """
+
+    assignment: Assignment | None = None
+    conflict: Conflict | None = None
+    evicted: list[Conflict] = field(default_factory=list)
+    outside: tuple[str, ...] = ()
 
 
 @dataclass

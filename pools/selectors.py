@@ -9,9 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _CamelModel(BaseModel):
-    """Accept the CRD's camelCase and Python names; refuse unknown fields so typos are errors."""
+    """Accept the CRD's camelCase and Python names; refuse unknown fields so typos are errors,
+    and values of the wrong JSON type (strict: ``"yes"`` is not a boolean, ``"5"`` not an
+    integer), as the API server does."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True, strict=True)
 
 
 class LabelSelectorRequirement(_CamelModel):

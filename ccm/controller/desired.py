@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.kube.leader import micro_time
 
 JSON = dict[str, Any]
@@ -35,7 +35,11 @@ def with_allocation(obj: JSON, ips: tuple[str, ...], pools: str, set_lb_ip: bool
     """Finalizer, `vipam.io/allocated-from` and (single-stack) spec.loadBalancerIP."""
     new, annotations = _finalized_copy(obj)
     spec = new.setdefault("spec", {})
-    annotations[names.ANN_ALLOCATED_FROM] = pools
+    if pools:
+        annotations[names.ANN_ALLOCATED_FROM] = pools
+    else:
+        # every address is outside the pools: claim none (an empty value would read as a pool)
+        annotations.pop(names.ANN_ALLOCATED_FROM, None)
     user_ip = spec.get("loadBalancerIP") and annotations.get(names.ANN_SET_LB_IP) != "true"
     if set_lb_ip and len(ips) == 1 and not user_ip:
         spec["loadBalancerIP"] = ips[0]
@@ -70,37 +74,47 @@ def without_allocation(obj: JSON) -> JSON | None:
     return None if new == obj else new
 
 
+def _generation(obj: JSON) -> int | None:
+    """metadata.generation, or None: a real API server keeps none for Services."""
+    value = (obj.get("metadata") or {}).get("generation")
+    return int(value) if value else None
+
+
 def _set_condition(
-    status: JSON, generation: int, state: str, reason: str, message: str
+    status: JSON, generation: int | None, state: str, reason: str, message: str
 ) -> None:
+    """Our condition in place. observedGeneration only when the object has a generation:
+    writing 0 for "none" never compares equal to what the server stores (it drops a zero
+    observedGeneration), so every sync would write status again."""
     conditions: list[JSON] = status.setdefault("conditions", [])
+    fields: JSON = {"status": state, "reason": reason, "message": message}
     for condition in conditions:
         if condition.get("type") == names.CONDITION_ALLOCATED:
             if condition.get("status") != state:
                 condition["lastTransitionTime"] = _now_seconds()
-            condition.update(
-                status=state, reason=reason, message=message, observedGeneration=generation
-            )
+            condition.update(fields)
+            if generation is None:
+                condition.pop("observedGeneration", None)
+            else:
+                condition["observedGeneration"] = generation
             return
-    conditions.append(
-        {
-            "type": names.CONDITION_ALLOCATED,
-            "status": state,
-            "reason": reason,
-            "message": message,
-            "observedGeneration": generation,
-            "lastTransitionTime": _now_seconds(),
-        }
-    )
+    condition = {"type": names.CONDITION_ALLOCATED, **fields}
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    condition["lastTransitionTime"] = _now_seconds()
+    conditions.append(condition)
 
 
-def with_status(obj: JSON, ips: tuple[str, ...], message: str) -> JSON | None:
-    """status.loadBalancer.ingress for `ips` and a True `vipam.io/IPAllocated` condition."""
+def with_status(
+    obj: JSON, ips: tuple[str, ...], message: str, *, state: str = "True",
+    reason: str = names.REASON_ALLOCATED,
+) -> JSON | None:
+    """status.loadBalancer.ingress for `ips` and the `vipam.io/IPAllocated` condition (True,
+    unless the addresses are kept for another reason, e.g. outside every pool)."""
     new = copy.deepcopy(obj)
     status = new.setdefault("status", {})
     status["loadBalancer"] = {"ingress": [{"ip": ip, "ipMode": "VIP"} for ip in ips]}
-    generation = int((new.get("metadata") or {}).get("generation") or 0)
-    _set_condition(status, generation, "True", names.REASON_ALLOCATED, message)
+    _set_condition(status, _generation(new), state, reason, message)
     return None if new == obj else new
 
 
@@ -108,8 +122,7 @@ def with_failure(obj: JSON, reason: str, message: str) -> JSON | None:
     """A False condition; the ingress stays as it is (a failed change keeps the old address)."""
     new = copy.deepcopy(obj)
     status = new.setdefault("status", {})
-    generation = int((new.get("metadata") or {}).get("generation") or 0)
-    _set_condition(status, generation, "False", reason, message)
+    _set_condition(status, _generation(new), "False", reason, message)
     return None if new == obj else new
 
 

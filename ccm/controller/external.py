@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ccm.controller.service_view import ServiceView
-from ccm.kube.client import JSON, ApiError, KubeClient
+from ccm.kube.client import JSON, ApiError, KubeApi
 from ccm.kube.resources import SECRETS
-from pools.allocator import ExternalPoolRequired
+from pools.allocator import AskExternal
 from pools.external import (
     AllocationKey,
     BackendError,
@@ -57,7 +57,7 @@ class BackendState:
 class ExternalIPAM:
     def __init__(
         self,
-        client: KubeClient,
+        client: KubeApi,
         *,
         namespace: str,
         cluster_id: str,
@@ -142,13 +142,13 @@ class ExternalIPAM:
     def key_for(self, uid: str, family: str) -> AllocationKey:
         return AllocationKey(self.cluster_id, uid, family)  # type: ignore[arg-type]
 
-    async def allocate(self, view: ServiceView, error: ExternalPoolRequired) -> tuple[str, ...]:
+    async def allocate(self, view: ServiceView, ask: AskExternal) -> tuple[str, ...]:
         assert view.request is not None
-        state = self.state.setdefault(error.pool, BackendState())
+        state = self.state.setdefault(ask.pool, BackendState())
         try:
-            backend = await self.backend(error.pool)
+            backend = await self.backend(ask.pool)
             ips = []
-            for family in error.families:
+            for family in ask.families:
                 requested = next(
                     (ip for ip in view.request.requested_ips
                      if (":" in ip) == (family == "IPv6")), None,

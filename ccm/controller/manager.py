@@ -16,19 +16,19 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.controller.external import ExternalIPAM, ExternalRetry
 from ccm.controller.pool_sync import PoolSync
 from ccm.controller.queue import WorkQueue
 from ccm.controller.service_view import ServiceOptions, parse_service
+from ccm.controller.settings import ControllerSettings
 from ccm.controller.sync import NotLeader, ServiceSync, SyncContext
 from ccm.health.metrics import ControllerMetrics
-from ccm.kube.client import JSON, ApiError, KubeClient
+from ccm.kube.client import JSON, ApiError, KubeApi, KubeClient
 from ccm.kube.events import EventRecorder
 from ccm.kube.informer import Informer
 from ccm.kube.leader import ElectionTiming, LeaderElector
 from ccm.kube.resources import IPPOOLS, LEASES, NAMESPACES, SERVICES
-from ccm.settings import ControllerSettings
 from pools.allocator import Allocator
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ STATUS_SERVICE_LIMIT = 500  # /status and the page stay small on clusters with 1
 
 
 class Controller:
-    def __init__(self, settings: ControllerSettings, client: KubeClient | None = None) -> None:
+    def __init__(self, settings: ControllerSettings, client: KubeApi | None = None) -> None:
         self.settings = settings
         self.metrics = ControllerMetrics()
         self.registry = self.metrics.registry
@@ -54,7 +54,7 @@ class Controller:
     # -- wiring ----------------------------------------------------------------------------
 
     @property
-    def client(self) -> KubeClient:
+    def client(self) -> KubeApi:
         assert self._client is not None, "start() first"
         return self._client
 
@@ -119,13 +119,14 @@ class Controller:
             client=self.client,
             services=self.services.cache,
             namespace_labels=self._namespace_labels,
-            allocator=lambda: self.allocator,
+            allocator=self.allocator,
             recorder=self.recorder,
             options=ServiceOptions(serve_unclassed=s.serve_unclassed, compat=s.compat),
             set_load_balancer_ip=s.set_load_balancer_ip,
             fence=self.elector.is_leader,
             observer=self.metrics,
             on_freed=self._retry_waiting,
+            requeue=self._requeue,
             on_usage_changed=self.pool_sync.dirty.set,
             external=self.external,
         )
@@ -198,6 +199,10 @@ class Controller:
     def _namespace_labels(self, namespace: str) -> Mapping[str, str]:
         return _labels(self.namespaces.cache.get(namespace) or {})
 
+    def _requeue(self, key: str) -> None:
+        if self.elector.is_leader():
+            self.queue.add(key)
+
     def _retry_waiting(self) -> None:
         for key in list(self.ctx.waiting):
             self.queue.add(key)
@@ -207,15 +212,14 @@ class Controller:
     async def _started_leading(self) -> None:
         self.metrics.leader.set(1)
         self.restored.clear()
-        self.allocator = Allocator()
+        self.allocator.reset()
         self._apply_pools()
         self._restore()
         self.restored.set()
         self._enqueue_all()
         for index in range(self.settings.workers):
             self._spawn(self._worker(), f"worker-{index}", leader=True)
-        self._spawn(self.pool_sync.run_status_loop(lambda: self.allocator), "pool-status", True)
-        self._spawn(self.pool_sync.report(), "pool-report", leader=True)
+        self._spawn(self.pool_sync.run_status_loop(self.allocator), "pool-status", True)
         self._spawn(
             self.external.run(self.settings.external_reconcile_seconds), "external", leader=True
         )
@@ -228,19 +232,13 @@ class Controller:
         self.queue = WorkQueue()
 
     def _apply_pools(self) -> None:
+        """Hand the pools to the allocator; Services whose addresses fell outside every pool
+        are synced again, and their sync reports it (condition and IPConflict Event)."""
         pools = self.pool_sync.refresh()
-        orphans = self.allocator.set_pools(pools.valid.values())
-        for key, ip in orphans:
-            obj = self.services.cache.get(key)
-            if obj is not None:
-                self._spawn(
-                    self.recorder.record(
-                        obj, "Warning", "IPConflict",
-                        f"{ip} is no longer inside any IPPool; it stays assigned until the "
-                        "Service releases it",
-                    ),
-                    "orphan-event", leader=True,
-                )
+        for key, _ in self.allocator.set_pools(pools.valid.values()):
+            self.ctx.waiting.add(key)
+            if self.restored.is_set():
+                self.queue.add(key)
 
     def _restore(self) -> None:
         """Phase one: put every address the Services show back into the allocator."""

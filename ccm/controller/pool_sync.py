@@ -15,8 +15,8 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from ccm.controller import names
-from ccm.kube.client import JSON, ApiError, KubeClient
+from ccm.contract import names
+from ccm.kube.client import JSON, ApiError, KubeApi
 from ccm.kube.events import EventRecorder
 from ccm.kube.leader import micro_time
 from ccm.kube.resources import IPPOOLS
@@ -105,7 +105,7 @@ def _merge_transition_times(old: list[JSON], new: list[JSON]) -> None:
 class PoolSync:
     def __init__(
         self,
-        client: KubeClient,
+        client: KubeApi,
         cache: Mapping[str, JSON],
         recorder: EventRecorder,
         fence: Callable[[], bool],
@@ -126,9 +126,19 @@ class PoolSync:
         return self.pools
 
     async def report(self) -> None:
-        """Events for invalid and overlapping pools, once per distinct message."""
+        """Events for invalid and overlapping pools, once per distinct message while it lasts.
+
+        Called by the status loop after every change, so a pool created or edited at any time
+        gets its Event (not only those already bad when leadership started); a problem that
+        goes away and comes back is reported again.
+        """
+        current = {
+            *((name, "; ".join(errors)) for name, errors in self.pools.errors.items()),
+            *((name, "; ".join(texts)) for name, texts in self.pools.overlaps.items()),
+        }
+        self._reported &= current
         for name, errors in self.pools.errors.items():
-            await self._event_once(name, "InvalidPool", "; ".join(errors))
+            await self._event_once(name, names.REASON_INVALID_POOL, "; ".join(errors))
         for name, overlaps in self.pools.overlaps.items():
             await self._event_once(name, names.REASON_POOL_OVERLAP, "; ".join(overlaps))
 
@@ -141,16 +151,18 @@ class PoolSync:
         self._reported.add((pool, message))
         await self.recorder.record(obj, "Warning", reason, message)
 
-    async def run_status_loop(self, allocator: Callable[[], Allocator]) -> None:
+    async def run_status_loop(self, allocator: Allocator) -> None:
         """Write changed pool status at most once per interval (leader only)."""
         while True:
             await self.dirty.wait()
             self.dirty.clear()
+            if self.fence():
+                await self.report()
             for name, obj in list(self.cache.items()):
                 if not self.fence():
                     break
                 try:
-                    await self._write_status(obj, allocator())
+                    await self._write_status(obj, allocator)
                 except ApiError as exc:
                     if exc.conflict:
                         self.dirty.set()

@@ -30,6 +30,11 @@ class WorkQueue:
         return len(self._queue)
 
     @property
+    def busy(self) -> bool:
+        """Whether a worker is processing a key right now."""
+        return bool(self._processing)
+
+    @property
     def depth(self) -> int:
         return len(self._queue) + len(self._timers)
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import netaddr
 
-from ccm.controller import names
+from ccm.contract import names
 from pools.allocator import Family, FamilyPolicy, ServiceRequest
 
 JSON = dict[str, Any]

@@ -15,13 +15,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ccm.controller import desired, names
+from ccm.contract import names
+from ccm.controller import desired
+from ccm.controller.advice import event_message, with_advice
 from ccm.controller.external import ExternalRetry
 from ccm.controller.service_view import ServiceOptions, ServiceView, parse_service
-from ccm.kube.client import JSON, ApiError, KubeClient
+from ccm.kube.client import JSON, ApiError, KubeApi
 from ccm.kube.events import EventRecorder
 from ccm.kube.resources import SERVICES
-from pools.allocator import AllocationError, Allocator, Assignment, ExternalPoolRequired
+from pools.allocator import Allocator, AskExternal, Assigned, Assignment, Failed
 from pools.external import BackendError
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ class ExternalAllocator(Protocol):
 
     cluster_id: str
 
-    async def allocate(self, view: ServiceView, error: ExternalPoolRequired) -> tuple[str, ...]: ...
+    async def allocate(self, view: ServiceView, ask: AskExternal) -> tuple[str, ...]: ...
 
     async def release(self, key: str, uid: str, ips: tuple[str, ...], pools: str) -> None: ...
 
@@ -51,10 +53,10 @@ class SyncObserver(Protocol):
 class SyncContext:
     """What a sync needs; built once by the manager."""
 
-    client: KubeClient
+    client: KubeApi
     services: Mapping[str, JSON]  # the informer cache
     namespace_labels: Callable[[str], Mapping[str, str]]
-    allocator: Callable[[], Allocator]
+    allocator: Allocator  # one for the life of the process, reset on leadership change
     recorder: EventRecorder
     options: ServiceOptions
     set_load_balancer_ip: bool
@@ -63,6 +65,7 @@ class SyncContext:
     external: ExternalAllocator | None = None
     waiting: set[str] = field(default_factory=set)  # failed or in conflict; retried on changes
     on_freed: Callable[[], None] = lambda: None  # addresses were freed: retry `waiting`
+    requeue: Callable[[str], None] = lambda key: None  # sync this Service again (it lost)
     on_usage_changed: Callable[[], None] = lambda: None  # pool usage moved: refresh status
     failures: deque[tuple[float, str, str, str]] = field(
         default_factory=lambda: deque(maxlen=50)
@@ -109,11 +112,13 @@ class ServiceSync:
             raise
 
     async def _sync_object(self, key: str, obj: JSON | None) -> None:
-        allocator = self.ctx.allocator()
+        """Read, claim what the Service shows, decide, carry the decision out: one way."""
+        allocator = self.ctx.allocator
         if obj is None:
             self._forget(key)
-            if allocator.release(key):
-                self._released(key)
+            released = allocator.release(key)
+            if released:
+                self._released(key, released)
             return
         view = parse_service(obj, self.ctx.options, self.ctx.namespace_labels(obj_ns(obj)))
         if not view.served:
@@ -121,82 +126,83 @@ class ServiceSync:
             return
         self.ctx.waiting.discard(key)
         if view.error is not None:
-            await self._fail(obj, view, "InvalidRequest", view.error)
+            await self._fail(obj, view, Failed("InvalidRequest", view.error))
             return
         assert view.request is not None
         if allocator.lookup(key) is None and view.shown_ips:
-            if not await self._adopt_shown(obj, view):
+            if not await self._claim_shown(obj, view):
                 return
-        assignment: Assignment | None = None
-        for _ in range(len(view.request.families) + 1):  # at most one backend round per family
-            try:
-                assignment = allocator.allocate(view.request)
-                break
-            except ExternalPoolRequired as exc:
-                adopted = await self._allocate_external(obj, view, exc)
-                if adopted is None:
-                    return
-                obj = adopted
-            except AllocationError as exc:
-                await self._fail(obj, view, exc.reason, exc.message)
+        # at most one backend round per family, then the answer must be an assignment
+        for _ in range(len(view.request.families) + 1):
+            decision = allocator.allocate(view.request)
+            if isinstance(decision, Assigned):
+                await self._apply(obj, view, decision.assignment)
                 return
-        if assignment is None:
-            await self._fail(obj, view, "ExternalPool", "external IPAM answered no address")
-            return
-        await self._apply(obj, view, assignment)
+            if isinstance(decision, Failed):
+                await self._fail(obj, view, decision)
+                return
+            answered = await self._ask_external(obj, view, decision)
+            if answered is None:
+                return
+            obj = answered
+        await self._fail(obj, view, Failed("ExternalPool", "external IPAM answered no address"))
 
     # -- deciding --------------------------------------------------------------------------
 
-    async def _adopt_shown(self, obj: JSON, view: ServiceView) -> bool:
-        """The Service shows addresses the allocator does not attribute to it: claim them back.
+    async def _claim_shown(self, obj: JSON, view: ServiceView) -> bool:
+        """The Service shows addresses the allocator does not attribute to it: claim them.
 
-        This is how a restart (or a conflict that has since cleared) restores an assignment; a
-        Service whose shown address is held by someone it may not share with stays in conflict
-        and is never silently given a different address.
+        This is how a restart (or a conflict that has since cleared) restores an assignment.
+        Whoever lost an address to the claim is synced again at once, so two Services never
+        both show one address as allocated; a Service whose shown address is held by an older
+        one stays in conflict and is never silently given a different address.
         """
         assert view.request is not None
-        report = self.ctx.allocator().restore([(view.request, view.shown_ips, view.allocated_from)])
-        mine = [c for c in report.conflicts if c.key == view.key]
-        for evicted in (c for c in report.conflicts if c.key != view.key):
-            self.ctx.waiting.add(evicted.key)
-            log.warning("%s", evicted.message, extra={"service": evicted.key})
-        if not mine:
+        claim = self.ctx.allocator.claim(view.request, view.shown_ips, view.allocated_from)
+        for lost in claim.evicted:
+            self.ctx.waiting.add(lost.key)
+            log.warning("conflict: %s", lost.message,
+                        extra={"service": lost.key, "reason": names.REASON_CONFLICT})
+            self.ctx.requeue(lost.key)
+        if claim.conflict is None:
             return True
         self.ctx.waiting.add(view.key)
-        message = "; ".join(c.message for c in mine)
+        message = claim.conflict.message
+        new = desired.with_failure(obj, names.REASON_CONFLICT, message)
+        if new is None:
+            return False  # already reported
         self._observe("conflict")
+        log.warning("conflict: %s", message,
+                    extra={"service": view.key, "reason": names.REASON_CONFLICT})
         await self.ctx.recorder.record(obj, "Warning", names.REASON_CONFLICT, message)
-        await self._write_status(obj, desired.with_failure(obj, names.REASON_CONFLICT, message))
+        await self._write_status(obj, new)
         return False
 
-    async def _allocate_external(
-        self, obj: JSON, view: ServiceView, error: ExternalPoolRequired
-    ) -> JSON | None:
+    async def _ask_external(self, obj: JSON, view: ServiceView, ask: AskExternal) -> JSON | None:
         """Record the key on the Service, ask the backend, adopt its answer; the updated object,
         or None when the Service was reported as failed."""
         external = self.ctx.external
         if external is None:
-            await self._fail(
-                obj, view, "ExternalPool",
-                f"pool {error.pool} uses an external IPAM, which is not configured here",
-            )
+            await self._fail(obj, view, Failed(
+                "ExternalPool",
+                f"pool {ask.pool} uses an external IPAM, which is not configured here",
+            ))
             return None
         assert view.request is not None
         keyed = desired.with_external_key(obj, f"{external.cluster_id}/{view.uid}")
         if keyed is not None:
             obj = await self._write(keyed)
         try:
-            ips = await external.allocate(view, error)
+            ips = await external.allocate(view, ask)
         except BackendError as exc:
-            message = f"external IPAM of pool {error.pool} failed: {exc.reason}: {exc.message}"
-            await self._fail(obj, view, "ExternalPool", message)
+            message = f"external IPAM of pool {ask.pool} failed: {exc.reason}: {exc.message}"
+            await self._fail(obj, view, Failed("ExternalPool", message))
             # retried with backoff whatever the reason: the IPAM is shared with the rest of the
             # network, so a full prefix or a fixed token can change without any event we see
             raise ExternalRetry(message, exc.retry_after) from exc
-        try:
-            self.ctx.allocator().adopt(view.request, ips, error.pool)
-        except AllocationError as exc:
-            await self._fail(obj, view, exc.reason, exc.message)
+        adopted = self.ctx.allocator.adopt(view.request, ips, ask.pool)
+        if isinstance(adopted, Failed):
+            await self._fail(obj, view, adopted)
             return None
         return obj
 
@@ -212,36 +218,75 @@ class ServiceSync:
             f"{ip} from pool {pool}" if pool else ip
             for ip, pool in zip(assignment.ips, assignment.pools, strict=True)
         )
-        status = desired.with_status(obj, assignment.ips, f"allocated {message}")
-        if status is not None:
-            obj = await self._write_status(obj, status)
-        allocator = self.ctx.allocator()
+        outside = [ip for ip, pool in zip(assignment.ips, assignment.pools, strict=True)
+                   if not pool]
+        if outside:
+            await self._keep_outside(obj, view, assignment.ips, outside)
+        else:
+            status = desired.with_status(obj, assignment.ips, f"allocated {message}")
+            if status is not None:
+                obj = await self._write_status(obj, status)
+        allocator = self.ctx.allocator
         if allocator.retiring(view.key):
             allocator.finish_retire(view.key)
             self._wake_waiting()
         if set(shown_before) != set(assignment.ips):
             self.ctx.on_usage_changed()
             self._observe("allocated")
-            log.info("allocated %s", message, extra={"service": view.key})
+            log.info("allocated %s", message,
+                     extra={"service": view.key, "reason": names.REASON_ALLOCATED})
             await self.ctx.recorder.record(
                 obj, "Normal", names.REASON_ALLOCATED, f"Assigned {message}"
             )
 
-    async def _fail(self, obj: JSON, view: ServiceView, reason: str, message: str) -> None:
+    async def _keep_outside(
+        self, obj: JSON, view: ServiceView, ips: tuple[str, ...], outside: list[str]
+    ) -> None:
+        """Addresses the Service shows that no pool contains: kept (never moved), reported.
+
+        Happens when a pool shrinks or goes, or when a Service is adopted from another
+        controller whose pools were not all migrated. The condition and an IPConflict Event
+        say so; no `vipam.io/allocated-from` claims a pool; the Service waits, so a pool
+        that covers the address again makes it allocated.
+        """
         self.ctx.waiting.add(view.key)
-        new = desired.with_failure(obj, reason, message)
+        text = ", ".join(outside)
+        message = (
+            f"{text} is outside every IPPool: Service {view.key} keeps it, but no pool "
+            f"accounts for it and no advertisement announces it; add an IPPool that contains "
+            f"it, or remove it from the Service (delete and recreate the Service) to get a "
+            f"pool address"
+        )
+        status = desired.with_status(
+            obj, ips, message, state="False", reason=names.REASON_CONFLICT
+        )
+        if status is None:
+            return  # already reported
+        self._observe("conflict")
+        log.warning("conflict: %s", message,
+                    extra={"service": view.key, "reason": names.REASON_CONFLICT})
+        await self.ctx.recorder.record(obj, "Warning", names.REASON_CONFLICT, message)
+        await self._write_status(obj, status)
+
+    async def _fail(self, obj: JSON, view: ServiceView, failure: Failed) -> None:
+        self.ctx.waiting.add(view.key)
+        message = with_advice(failure.reason, failure.message)
+        new = desired.with_failure(obj, failure.reason, message)
         if new is None:
             return  # already reported; nothing changed
         self._observe("failed")
-        self.ctx.failures.append((time.time(), view.key, reason, message))
-        log.warning("allocation failed: %s", message, extra={"service": view.key})
-        await self.ctx.recorder.record(obj, "Warning", names.REASON_FAILED, message)
+        self.ctx.failures.append((time.time(), view.key, failure.reason, message))
+        log.warning("allocation failed: %s: %s", failure.reason, message,
+                    extra={"service": view.key, "reason": failure.reason})
+        await self.ctx.recorder.record(
+            obj, "Warning", names.REASON_FAILED, event_message(failure.reason, message)
+        )
         await self._write_status(obj, new)
 
     async def _release(self, obj: JSON, view: ServiceView) -> None:
         """Clear what we wrote, free the address, remove the finalizer last."""
         self.ctx.waiting.discard(view.key)
-        allocator = self.ctx.allocator()
+        allocator = self.ctx.allocator
         held = allocator.lookup(view.key)
         if not view.ours and held is None:
             return
@@ -259,15 +304,16 @@ class ServiceSync:
                 await self.ctx.external.release(
                     view.key, view.uid, tuple(released), ",".join(p for p in pools if p)
                 )
-            self._released(view.key)
+            self._released(view.key, released)
             await self.ctx.recorder.record(
                 obj, "Normal", names.REASON_RELEASED, f"Released {', '.join(released)}"
             )
 
-    def _released(self, key: str) -> None:
+    def _released(self, key: str, ips: tuple[str, ...]) -> None:
         self.ctx.on_usage_changed()
         self._observe("released")
-        log.info("released addresses", extra={"service": key})
+        log.info("released %s", ", ".join(ips),
+                 extra={"service": key, "reason": names.REASON_RELEASED})
         self._wake_waiting()
 
     def _wake_waiting(self) -> None:

@@ -14,7 +14,7 @@ import json
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import aiohttp
@@ -87,6 +87,51 @@ def _verb(method: str, query: Mapping[str, str] | None, named: bool) -> str:
             return "watch"
         return "get" if named else "list"
     return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
+
+
+class KubeApi(Protocol):
+    """The surface of the client layer everything above it uses.
+
+    :class:`KubeClient` implements it over HTTP; tests/fakekube.py implements it in memory
+    (resourceVersions, 409s, watches, counted requests), so the controller's core is tested
+    without a server. Type against this, not against KubeClient.
+    """
+
+    observer: RequestObserver | None
+
+    async def get(
+        self, res: Resource, namespace: str | None, name: str, subresource: str | None = None
+    ) -> JSON: ...
+
+    async def list_all(
+        self, res: Resource, namespace: str | None = None, page: int = 500
+    ) -> JSON: ...
+
+    async def create(self, res: Resource, namespace: str | None, body: JSON) -> JSON: ...
+
+    async def replace(
+        self, res: Resource, namespace: str | None, name: str, body: JSON,
+        subresource: str | None = None,
+    ) -> JSON: ...
+
+    async def patch(
+        self, res: Resource, namespace: str | None, name: str, patch: Any,
+        *, content_type: str = MERGE_PATCH, subresource: str | None = None,
+    ) -> JSON: ...
+
+    async def delete(self, res: Resource, namespace: str | None, name: str) -> JSON: ...
+
+    def watch(
+        self,
+        res: Resource,
+        resource_version: str,
+        *,
+        namespace: str | None = None,
+        timeout_seconds: int = 300,
+        label_selector: str | None = None,
+    ) -> AsyncIterator[JSON]: ...
+
+    async def close(self) -> None: ...
 
 
 class KubeClient:

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Literal
 
-from ccm.kube.client import JSON, ApiError, KubeClient
+from ccm.kube.client import JSON, ApiError, KubeApi
 from ccm.kube.leader import micro_time
 from ccm.kube.resources import EVENTS
 
@@ -27,7 +27,7 @@ EventType = Literal["Normal", "Warning"]
 class EventRecorder:
     def __init__(
         self,
-        client: KubeClient,
+        client: KubeApi,
         component: str,
         *,
         host: str | None = None,

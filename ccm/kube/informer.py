@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from ccm.kube.backoff import Backoff
-from ccm.kube.client import JSON, ApiError, KubeClient
+from ccm.kube.client import JSON, ApiError, KubeApi
 from ccm.kube.resources import Resource, object_key
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ ChangeHandler = Callable[[str, JSON | None, JSON | None], None]
 class Informer:
     def __init__(
         self,
-        client: KubeClient,
+        client: KubeApi,
         resource: Resource,
         on_change: ChangeHandler | None = None,
         *,

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ccm.kube.client import JSON, ApiError, KubeClient
+from ccm.kube.client import JSON, ApiError, KubeApi
 from ccm.kube.resources import LEASES
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class ElectionTiming:
 class LeaderElector:
     def __init__(
         self,
-        client: KubeClient,
+        client: KubeApi,
         *,
         namespace: str,
         name: str,

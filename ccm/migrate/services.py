@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.migrate.output import Output
 from pools.model import Pool
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.kube.client import JSON, ApiError, KubeClient
 from ccm.kube.informer import Informer
 from ccm.kube.leader import micro_time

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.speaker.election import owner
 from pools.model import LabelSelector
 

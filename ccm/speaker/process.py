@@ -20,7 +20,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.kube.client import JSON, ApiError, KubeClient
 from ccm.kube.events import EventRecorder
 from ccm.kube.informer import Informer

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ccm.controller.manager import Controller
+from ccm.controller.settings import ControllerSettings
 from ccm.kube.client import ApiError, KubeClient
 from ccm.kube.resources import IPPOOLS, NAMESPACES, SERVICES
-from ccm.settings import ControllerSettings
 from devkit.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[3]

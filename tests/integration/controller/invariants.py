@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
-from ccm.controller import names
+from ccm.contract import names
 from devkit.emulator import Emulator
 from tests.integration.controller.harness import ingress_ips
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import SECRETS, SERVICES
 from devkit.emulator import Emulator

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.controller.manager import Controller
 from ccm.kube.client import KubeClient
 from devkit.emulator import Emulator
@@ -60,7 +60,9 @@ async def test_failure_reason_is_reported(
     assert cond["reason"] == reason, cond
     assert cond["message"]
     events = await wait_for(lambda: events_for(emu, name, names.REASON_FAILED), 5)
-    assert events[0]["type"] == "Warning" and events[0]["message"] == cond["message"]
+    # the Event stands alone in `kubectl describe svc`: it names its reason, then the message
+    assert events[0]["type"] == "Warning"
+    assert events[0]["message"] == f"{reason}: {cond['message']}"
     svc = get_service(emu, "default", name)
     assert svc is not None and not svc["status"].get("loadBalancer", {}).get("ingress")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.health.server import HealthServer
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import NAMESPACES

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.controller.manager import Controller
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import SERVICES

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
-from ccm.controller import names
+from ccm.contract import names
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import SERVICES
 from devkit.emulator import Emulator
@@ -24,8 +22,6 @@ from tests.integration.controller.harness import (
 N = 1000
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 2: on a real server Services have no "
-                   "metadata.generation, and every sync PUTs an unchanged status (counted)")
 async def test_restart_with_1000_services_makes_zero_writes(
     emu: Emulator, kube: KubeClient, kubeconfig: Path
 ) -> None:

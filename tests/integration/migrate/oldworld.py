@@ -17,7 +17,7 @@ import yaml
 
 from ccm.check import check_files
 from ccm.cli import main
-from ccm.controller import names
+from ccm.contract import names
 from ccm.controller.manager import Controller
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import SERVICES

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.health.server import HealthServer
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import IPPOOLS, SERVICES
@@ -217,10 +217,6 @@ async def test_metallb_switch_over_changes_only_ours(
         assert_only_ours_changed(before, services(real_cluster))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 11 defect 2: Services on a real server have no metadata.generation, the stored "
-    "condition loses observedGeneration 0, and every sync PUTs an unchanged status (12 status "
-    "updates counted for 6 Services)"))
 async def test_metallb_switch_over_write_count(
     real_cluster: RealCluster, admin: KubeClient, tmp_path: Path
 ) -> None:
@@ -260,9 +256,6 @@ async def test_cilium_switch_over_keeps_every_address(
 # --- an address no migrated pool covers ---------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 11 / issue 16 (controller side, branch core): an address adopted at start-up outside "
-    "every pool gets no IPConflict Event, IPAllocated=True and vipam.io/allocated-from ''"))
 async def test_an_address_no_migrated_pool_covers_is_kept_and_reported(
     real_cluster: RealCluster, admin: KubeClient, tmp_path: Path
 ) -> None:

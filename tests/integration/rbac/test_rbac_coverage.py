@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.controller.manager import Controller
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import (

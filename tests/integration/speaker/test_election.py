@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import ENDPOINTSLICES
 from ccm.speaker.process import Speaker

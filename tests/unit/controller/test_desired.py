@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccm.controller import desired, names
+from ccm.contract import names
+from ccm.controller import desired
 
 
 def base() -> dict[str, Any]:

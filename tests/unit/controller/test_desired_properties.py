@@ -13,7 +13,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccm.controller import desired, names
+from ccm.contract import names
+from ccm.controller import desired
 
 label = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=8)
 user_annotations = st.dictionaries(label.map(lambda k: f"user.example/{k}"), label, max_size=3)

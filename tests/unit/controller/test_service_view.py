@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.controller.service_view import ServiceOptions, parse_service
 
 DEFAULT = ServiceOptions()

@@ -5,7 +5,14 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from pools.allocator import ServiceRequest
+from pools.allocator import (
+    Allocator,
+    AskExternal,
+    Assigned,
+    Assignment,
+    Failed,
+    ServiceRequest,
+)
 from pools.model import Pool, parse_pool
 
 _clock = itertools.count(1)
@@ -27,3 +34,31 @@ def svc(name: str, namespace: str = "default", **fields: Any) -> ServiceRequest:
 
 def tcp(*ports: int) -> frozenset[tuple[str, int]]:
     return frozenset(("TCP", port) for port in ports)
+
+
+class Refused(Exception):
+    """Test convenience only: the decision that was not an assignment."""
+
+    def __init__(self, decision: Failed | AskExternal) -> None:
+        super().__init__(repr(decision))
+        self.decision = decision
+        self.reason = decision.reason if isinstance(decision, Failed) else "ExternalPool"
+        self.message = decision.message if isinstance(decision, Failed) else ""
+        self.pool = decision.pool if isinstance(decision, AskExternal) else ""
+        self.families = decision.families if isinstance(decision, AskExternal) else ()
+
+
+def take(allocator: Allocator, req: ServiceRequest) -> Assignment:
+    """allocate(), expecting an assignment (Refused carries any other decision)."""
+    decision = allocator.allocate(req)
+    if not isinstance(decision, Assigned):
+        raise Refused(decision)
+    return decision.assignment
+
+
+def adopted(allocator: Allocator, req: ServiceRequest, ips: Any, pool: str) -> Assignment:
+    """adopt(), expecting an assignment (Refused carries the failure)."""
+    decision = allocator.adopt(req, ips, pool)
+    if not isinstance(decision, Assigned):
+        raise Refused(decision)
+    return decision.assignment

@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from pools.addresses import Family
-from pools.allocator import AllocationError, Allocator, Assignment, ServiceRequest
+from pools.allocator import Allocator, Assignment, ServiceRequest
 from pools.model import Pool, parse_pool
+from tests.unit.pools.helpers import Refused, take
 
 # Small universes: one plain IPv4 block, one IPv4 block crossing a /24 (for avoidBuggyIPs) and
 # one IPv6 block.
@@ -240,8 +241,8 @@ class AllocatorMachine(RuleBasedStateMachine):
         expected = self.expected_lowest(family_list[0]) if simple else None
         before = self.state()
         try:
-            got = self.allocator.allocate(req)
-        except AllocationError as err:
+            got = take(self.allocator, req)
+        except Refused as err:
             event(f"allocate failed: {err.reason}")
             assert self.state() == before, f"failed allocation ({err.reason}) changed state"
             if simple:
@@ -256,7 +257,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         assert got == self.allocator.lookup(req.key)
         if requested_ips:
             assert requested_ips[0] in {text(*parse(ip)) for ip in got.ips}
-        assert self.allocator.allocate(req) == got, "allocate is not idempotent"
+        assert take(self.allocator, req) == got, "allocate is not idempotent"
 
     @rule(index=st.integers(0, len(KEYS) - 1))
     def release(self, index: int) -> None:
@@ -280,7 +281,7 @@ class AllocatorMachine(RuleBasedStateMachine):
                 families=(address[0],),
                 requested_ips=(ip,),
             )
-            assert self.allocator.allocate(probe).ips == (text(*address),)
+            assert take(self.allocator, probe).ips == (text(*address),)
             self.allocator.release("ns/probe")
 
     @rule(index=st.integers(0, len(KEYS) - 1))

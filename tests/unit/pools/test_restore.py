@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pools.allocator import AllocationError, Allocator, ExternalPoolRequired, PoolStats
+from pools.allocator import Allocator, PoolStats
 from pools.model import parse_pool
-from tests.unit.pools.helpers import pool, svc, tcp
+from tests.unit.pools.helpers import Refused, adopted, pool, svc, take, tcp
 
 EXTERNAL = {"provider": "http", "url": "https://ipam.example/"}
 
@@ -28,7 +28,7 @@ def test_restore_keeps_addresses_exactly_as_shown() -> None:
         ("default/y", ("2001:db8::3",), ("m",)),
     ]
     # Nothing moved, and new Services get the lowest address around them.
-    assert allocator.allocate(svc("z")).ips == ("192.0.2.0",)
+    assert take(allocator, svc("z")).ips == ("192.0.2.0",)
     assert allocator.stats()["a"]["IPv4"] == PoolStats(8, 2, 6)
 
 
@@ -74,7 +74,7 @@ def test_compatible_sharers_are_both_restored() -> None:
 
 def test_restore_on_top_is_a_no_op_for_known_entries() -> None:
     allocator = Allocator([pool("a", "192.0.2.0/29")])
-    first = allocator.allocate(svc("x", created=1.0))
+    first = take(allocator, svc("x", created=1.0))
     report = allocator.restore([(svc("x", created=1.0), list(first.ips), "a")])
     assert report.restored == [first] and report.conflicts == []
     assert allocator.stats()["a"]["IPv4"].allocated == 1
@@ -82,7 +82,7 @@ def test_restore_on_top_is_a_no_op_for_known_entries() -> None:
 
 def test_restored_older_entry_evicts_a_newer_holder() -> None:
     allocator = Allocator([pool("a", "192.0.2.0/29")])
-    allocator.allocate(svc("newer", created=50.0, requested_ips=("192.0.2.4",)))
+    take(allocator, svc("newer", created=50.0, requested_ips=("192.0.2.4",)))
     report = allocator.restore([(svc("older", created=1.0), ["192.0.2.4"], "a")])
     assert [(c.key, c.ip, c.holder) for c in report.conflicts] == [
         ("default/newer", "192.0.2.4", "default/older")
@@ -94,7 +94,7 @@ def test_restored_older_entry_evicts_a_newer_holder() -> None:
 
 def test_restore_replaces_what_a_key_held_before() -> None:
     allocator = Allocator([pool("a", "192.0.2.0/29")])
-    allocator.allocate(svc("x", created=1.0))
+    take(allocator, svc("x", created=1.0))
     allocator.restore([(svc("x", created=1.0), ["192.0.2.6"], "a")])
     assert allocator.holders("192.0.2.0") == ()
     assert allocator.stats()["a"]["IPv4"].allocated == 1
@@ -102,14 +102,14 @@ def test_restore_replaces_what_a_key_held_before() -> None:
 
 def test_restore_forgets_retiring_holds_on_a_shown_address() -> None:
     allocator = Allocator([pool("a", "192.0.2.0/29")])
-    allocator.allocate(svc("mover", created=1.0))
-    allocator.allocate(svc("mover", created=1.0, requested_ips=("192.0.2.5",)))
+    take(allocator, svc("mover", created=1.0))
+    take(allocator, svc("mover", created=1.0, requested_ips=("192.0.2.5",)))
     assert allocator.retiring("default/mover") == ("192.0.2.0",)
     allocator.restore([(svc("shown", created=2.0), ["192.0.2.0"], "a")])
     assert allocator.retiring("default/mover") == ()
     assert allocator.holders("192.0.2.0") == ("default/shown",)
     allocator.release("default/shown")
-    assert allocator.allocate(svc("next")).ips == ("192.0.2.0",)
+    assert take(allocator, svc("next")).ips == ("192.0.2.0",)
 
 
 def test_restore_reports_outside_and_bad_entries() -> None:
@@ -153,9 +153,9 @@ def test_bulk_restore_equals_one_by_one() -> None:
     assert bulk.snapshot() == single.snapshot()
     assert [c.key for c in bulk_report.conflicts] == ["default/loser"]
     assert [c.key for r in reports for c in r.conflicts] == ["default/loser"]
-    assert bulk.allocate(svc("next", families=("IPv6",))).ips == ("2001:db8::",)
-    with pytest.raises(AllocationError) as caught:
-        bulk.allocate(svc("next4"))
+    assert take(bulk, svc("next", families=("IPv6",))).ips == ("2001:db8::",)
+    with pytest.raises(Refused) as caught:
+        take(bulk, svc("next4"))
     assert caught.value.reason == "PoolExhausted"  # .1-.254 restored, .0/.255 are masked
 
 
@@ -166,10 +166,10 @@ def test_snapshot_round_trip_with_mixed_pools_and_sharing() -> None:
         pool("ext", external=EXTERNAL, autoAssign=False),
     ]
     allocator = Allocator(pools)
-    allocator.allocate(svc("d", families=("IPv6", "IPv4"), family_policy="RequireDualStack"))
-    allocator.allocate(svc("s1", sharing_key="k", ports=tcp(80)))
-    allocator.allocate(svc("s2", sharing_key="k", ports=tcp(443)))
-    allocator.adopt(svc("e"), ["203.0.113.7"], "ext")
+    take(allocator, svc("d", families=("IPv6", "IPv4"), family_policy="RequireDualStack"))
+    take(allocator, svc("s1", sharing_key="k", ports=tcp(80)))
+    take(allocator, svc("s2", sharing_key="k", ports=tcp(443)))
+    adopted(allocator, svc("e"), ["203.0.113.7"], "ext")
     allocator.restore([(svc("o"), ["198.51.100.1"], None)])
     rebuilt = Allocator(pools)
     report = rebuilt.restore(allocator.snapshot())
@@ -185,16 +185,16 @@ def test_snapshot_round_trip_with_mixed_pools_and_sharing() -> None:
 
 def test_removing_shrinking_disabling_never_moves() -> None:
     allocator = Allocator([pool("a", "192.0.2.0/29"), pool("b", "198.51.100.0/29")])
-    in_a = allocator.allocate(svc("x", created=1.0, requested_pools=("a",)))
-    in_b = allocator.allocate(svc("y", created=2.0, requested_pools=("b",)))
-    late = allocator.allocate(svc("z", created=3.0, requested_ips=("192.0.2.6",)))
+    in_a = take(allocator, svc("x", created=1.0, requested_pools=("a",)))
+    in_b = take(allocator, svc("y", created=2.0, requested_pools=("b",)))
+    late = take(allocator, svc("z", created=3.0, requested_ips=("192.0.2.6",)))
     outside = allocator.set_pools([pool("a", "192.0.2.0/30", disabled=True)])
     assert outside == [("default/y", "198.51.100.0"), ("default/z", "192.0.2.6")]
     assert allocator.lookup("default/x") == in_a
-    assert allocator.allocate(svc("x", created=1.0, requested_pools=("a",))) == in_a
-    kept = allocator.allocate(svc("y", created=2.0, requested_pools=("b",)))
+    assert take(allocator, svc("x", created=1.0, requested_pools=("a",))) == in_a
+    kept = take(allocator, svc("y", created=2.0, requested_pools=("b",)))
     assert kept.ips == in_b.ips and kept.pools == ("",)
-    assert allocator.allocate(svc("z", created=3.0, requested_ips=("192.0.2.6",))).ips == late.ips
+    assert take(allocator, svc("z", created=3.0, requested_ips=("192.0.2.6",))).ips == late.ips
     assert allocator.stats() == {"a": {"IPv4": PoolStats(4, 1, 3)}}
     # Re-adding the pool brings the kept addresses back into its accounting.
     allocator.set_pools([pool("a", "192.0.2.0/29"), pool("b", "198.51.100.0/29")])
@@ -202,12 +202,12 @@ def test_removing_shrinking_disabling_never_moves() -> None:
     assert allocator.stats()["b"]["IPv4"] == PoolStats(8, 1, 7)
     assert allocator.lookup("default/y") is not None
     assert allocator.lookup("default/y").pools == ("b",)  # type: ignore[union-attr]
-    assert allocator.allocate(svc("new", requested_pools=("b",))).ips == ("198.51.100.1",)
+    assert take(allocator, svc("new", requested_pools=("b",))).ips == ("198.51.100.1",)
 
 
 def test_released_outside_address_is_simply_forgotten() -> None:
     allocator = Allocator([pool("a", "192.0.2.0/29")])
-    allocator.allocate(svc("x"))
+    take(allocator, svc("x"))
     allocator.set_pools([])
     assert allocator.release("default/x") == ("192.0.2.0",)
     allocator.set_pools([pool("a", "192.0.2.0/29")])
@@ -231,8 +231,8 @@ def test_empty_ipv6_48_has_one_free_interval() -> None:
 
 def test_external_pool_is_delegated_then_adopted() -> None:
     allocator = Allocator([pool("nb", external=EXTERNAL, priority=1), pool("a", "192.0.2.0/29")])
-    with pytest.raises(ExternalPoolRequired) as caught:
-        allocator.allocate(
+    with pytest.raises(Refused) as caught:
+        take(allocator,
             svc("x", created=1.0, families=("IPv4", "IPv6"), family_policy="RequireDualStack")
         )
     assert (caught.value.pool, caught.value.families, caught.value.reason) == (
@@ -240,45 +240,45 @@ def test_external_pool_is_delegated_then_adopted() -> None:
         ("IPv4", "IPv6"),
         "ExternalPool",
     )
-    adopted = allocator.adopt(
+    got = adopted(allocator,
         svc("x", created=1.0, families=("IPv4", "IPv6"), family_policy="RequireDualStack"),
         ["203.0.113.10", "2001:db8:ff::10"],
         "nb",
     )
-    assert adopted.pools == ("nb", "nb")
-    again = allocator.allocate(
+    assert got.pools == ("nb", "nb")
+    again = take(allocator,
         svc("x", created=1.0, families=("IPv4", "IPv6"), family_policy="RequireDualStack")
     )
-    assert again == adopted
+    assert again == got
     assert "nb" not in allocator.stats()
     assert allocator.set_pools(allocator.pools()) == []  # external addresses are not "outside"
 
 
 def test_adopt_conflicts_and_bad_input() -> None:
     allocator = Allocator([pool("nb", external=EXTERNAL), pool("a", "192.0.2.0/29")])
-    allocator.allocate(svc("holder", requested_pools=("a",)))
+    take(allocator, svc("holder", requested_pools=("a",)))
     for ips, pool_name, reason in [
         (["192.0.2.0"], "nb", "RequestedIPInUse"),
         (["203.0.113.1"], "missing", "UnknownPool"),
         (["2001:db8::1"], "nb", "FamilyMismatch"),
         (["nope"], "nb", "InvalidRequest"),
     ]:
-        with pytest.raises(AllocationError) as caught:
-            allocator.adopt(svc("x"), ips, pool_name)
+        with pytest.raises(Refused) as caught:
+            adopted(allocator, svc("x"), ips, pool_name)
         assert caught.value.reason == reason
 
 
 def test_adopted_address_inside_a_local_pool_is_taken_from_it() -> None:
     allocator = Allocator([pool("nb", external=EXTERNAL), pool("a", "192.0.2.0/29")])
-    allocator.adopt(svc("x"), ["192.0.2.0"], "nb")
+    adopted(allocator, svc("x"), ["192.0.2.0"], "nb")
     assert allocator.stats()["a"]["IPv4"].allocated == 1
-    assert allocator.allocate(svc("y", requested_pools=("a",))).ips == ("192.0.2.1",)
+    assert take(allocator, svc("y", requested_pools=("a",))).ips == ("192.0.2.1",)
 
 
 def test_requested_ip_outside_local_pools_goes_to_the_external_pool() -> None:
     allocator = Allocator([pool("nb", external=EXTERNAL), pool("a", "192.0.2.0/29")])
-    with pytest.raises(ExternalPoolRequired) as caught:
-        allocator.allocate(svc("x", requested_ips=("203.0.113.5",), requested_pools=("nb",)))
+    with pytest.raises(Refused) as caught:
+        take(allocator, svc("x", requested_ips=("203.0.113.5",), requested_pools=("nb",)))
     assert caught.value.pool == "nb"
 
 
@@ -294,15 +294,15 @@ def test_dual_stack_combines_a_local_and_an_external_family() -> None:
     def request() -> object:
         return svc("x", created=1.0, families=("IPv4", "IPv6"), family_policy="RequireDualStack")
 
-    with pytest.raises(ExternalPoolRequired) as caught:
-        allocator.allocate(request())  # type: ignore[arg-type]
+    with pytest.raises(Refused) as caught:
+        take(allocator, request())  # type: ignore[arg-type]
     assert (caught.value.pool, caught.value.families) == ("nb", ("IPv6",))
     assert allocator.lookup("default/x") is None  # nothing half-allocated meanwhile
-    allocator.adopt(request(), ["2001:db8:ff::1"], "nb")  # type: ignore[arg-type]
-    final = allocator.allocate(request())  # type: ignore[arg-type]
+    adopted(allocator, request(), ["2001:db8:ff::1"], "nb")  # type: ignore[arg-type]
+    final = take(allocator, request())  # type: ignore[arg-type]
     assert (final.ips, final.pools) == (("192.0.2.0", "2001:db8:ff::1"), ("v4", "nb"))
     # Adopting again for one family keeps the other family's address.
-    again = allocator.adopt(request(), ["2001:db8:ff::1"], "nb")  # type: ignore[arg-type]
+    again = adopted(allocator, request(), ["2001:db8:ff::1"], "nb")  # type: ignore[arg-type]
     assert again == final
 
 
@@ -310,9 +310,9 @@ def test_full_local_pool_overflows_to_the_external_one() -> None:
     allocator = Allocator(
         [pool("v4", "192.0.2.0/32", priority=1), pool("nb", external=EXTERNAL, priority=2)]
     )
-    assert allocator.allocate(svc("first")).pools == ("v4",)
-    with pytest.raises(ExternalPoolRequired) as caught:
-        allocator.allocate(svc("second"))
+    assert take(allocator, svc("first")).pools == ("v4",)
+    with pytest.raises(Refused) as caught:
+        take(allocator, svc("second"))
     assert caught.value.pool == "nb"
 
 
@@ -320,14 +320,13 @@ def test_doomed_request_does_not_ask_the_external_ipam() -> None:
     allocator = Allocator(
         [pool("v4", "192.0.2.0/32", priority=1), pool("nb", external=EXTERNAL, priority=2)]
     )
-    allocator.allocate(svc("holder", requested_pools=("v4",)))
+    take(allocator, svc("holder", requested_pools=("v4",)))
     taken = svc(
         "x",
         families=("IPv4", "IPv6"),
         family_policy="RequireDualStack",
         requested_ips=("192.0.2.0",),
     )
-    with pytest.raises(AllocationError) as caught:
-        allocator.allocate(taken)
+    with pytest.raises(Refused) as caught:
+        take(allocator, taken)
     assert caught.value.reason == "RequestedIPInUse"
-    assert not isinstance(caught.value, ExternalPoolRequired)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.speaker.election import owner
 from ccm.speaker.plan import ClusterView, make_plan
 

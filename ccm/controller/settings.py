@@ -8,7 +8,7 @@ import socket
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ccm.controller import names
+from ccm.contract import names
 
 
 def _default_identity() -> str:

@@ -1,4 +1,4 @@
-"""Names users see on Services (DESIGN.md), in one place."""
+"""Names users see (DESIGN.md) on Services, Leases, Events and pools, in one place."""
 
 from __future__ import annotations
 
@@ -41,3 +41,12 @@ REASON_FAILED = "AllocationFailed"
 REASON_RELEASED = "IPReleased"
 REASON_CONFLICT = "IPConflict"
 REASON_POOL_OVERLAP = "PoolOverlap"
+REASON_INVALID_POOL = "InvalidPool"
+REASON_NODE_ASSIGNED = "NodeAssigned"
+REASON_ANNOUNCE_FAILED = "AnnounceFailed"
+
+# The vipam API group and the version every kind is served at.
+GROUP = "vipam.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KINDS = ("IPPool", "L2Advertisement", "BGPAdvertisement", "BGPPeer")

@@ -1,0 +1,286 @@
+"""An in-memory fake of OUR client layer (ccm.kube.client.KubeApi), for unit tests of the core.
+
+Not a fake Kubernetes: it fakes the few behaviours of the API server that our client surface
+exposes and that our code depends on, and nothing else:
+
+* every object has a resourceVersion from one counter; a PUT whose body carries a stale one
+  answers 409, a missing object 404, a second create 409 AlreadyExists;
+* an update that changes nothing is dropped like the real server drops it: same
+  resourceVersion, no watch event, but the request is still counted;
+* Services carry no ``metadata.generation`` and their conditions drop ``observedGeneration: 0``
+  (Go's omitempty), as on a real kube-apiserver; custom resources get a generation that moves
+  with their spec;
+* ``status`` is a subresource: a PUT of the object ignores status, a PUT of status changes
+  only status;
+* deletion with finalizers sets ``deletionTimestamp``; the object goes when they are removed;
+* watches replay history from a resourceVersion, answer 410 once history is compacted, and
+  end after ``timeout_seconds`` as the server does.
+
+Every request is counted by (verb, resource label) with the labels KubeClient reports
+(``services``, ``services/status``, ``events``, ...), so a test asserts "0 writes" by counting
+requests, never by comparing resourceVersions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import itertools
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from ccm.kube.client import MERGE_PATCH, ApiError, RequestObserver
+from ccm.kube.resources import SERVICES, Resource
+
+JSON = dict[str, Any]
+Key = tuple[str, str, str]  # (resource, namespace or "", name)
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete"})
+Fault = Callable[[str, str], ApiError | None]  # (verb, resource label) -> error to raise
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _merge(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _merge(result.get(key), value)
+    return result
+
+
+class FakeKube:
+    """Implements KubeApi in memory; see the module docstring for what it fakes."""
+
+    def __init__(self) -> None:
+        self.objects: dict[Key, JSON] = {}
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self.observer: RequestObserver | None = None
+        self.faults: list[Fault] = []
+        self._rv = itertools.count(1)
+        self._uids = itertools.count(1)
+        self._names = itertools.count(1)
+        self._history: list[tuple[int, str, str, JSON]] = []  # (rv, resource, type, object)
+        self._compacted = 0
+        self._changed = asyncio.Event()  # replaced on every change; watchers wait on it
+        self.last_rv = 0
+
+    # -- accounting ------------------------------------------------------------------------
+
+    def _request(self, verb: str, label: str) -> None:
+        self.requests[(verb, label)] += 1
+        for fault in self.faults:
+            error = fault(verb, label)
+            if error is not None:
+                self._observe(verb, label, error.status)
+                raise error
+        self._observe(verb, label, 200)
+
+    def _observe(self, verb: str, label: str, status: int) -> None:
+        if self.observer is not None:
+            self.observer(verb, label, status, 0.0)
+
+    def writes(self, resource: str | None = None) -> Counter[tuple[str, str]]:
+        """Write requests so far, by (verb, resource label); optionally one resource only."""
+        return Counter({
+            key: count for key, count in self.requests.items()
+            if key[0] in WRITE_VERBS
+            and (resource is None or key[1].split("/")[0] == resource)
+        })
+
+    def reset_counts(self) -> None:
+        self.requests.clear()
+
+    # -- storage helpers -------------------------------------------------------------------
+
+    @staticmethod
+    def _key(res: Resource, namespace: str | None, name: str) -> Key:
+        return (str(res), (namespace or "") if res.namespaced else "", name)
+
+    def _stored(self, res: Resource, namespace: str | None, name: str) -> JSON:
+        obj = self.objects.get(self._key(res, namespace, name))
+        if obj is None:
+            raise ApiError(404, "NotFound", f'{res.plural} "{name}" not found')
+        return obj
+
+    def _normalize(self, res: Resource, obj: JSON) -> None:
+        """What the real server does to what it stores that our code can notice."""
+        meta = obj.setdefault("metadata", {})
+        if res == SERVICES:
+            meta.pop("generation", None)
+            for condition in (obj.get("status") or {}).get("conditions") or []:
+                if condition.get("observedGeneration") == 0:
+                    del condition["observedGeneration"]  # Go's omitempty on an int64
+
+    def _commit(self, res: Resource, kind: str, obj: JSON) -> JSON:
+        rv = next(self._rv)
+        self.last_rv = rv
+        obj["metadata"]["resourceVersion"] = str(rv)
+        key = self._key(res, obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        if kind == "DELETED":
+            self.objects.pop(key, None)
+        else:
+            self.objects[key] = obj
+        self._history.append((rv, str(res), kind, copy.deepcopy(obj)))
+        self._notify()
+        return copy.deepcopy(obj)
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    # -- KubeApi ---------------------------------------------------------------------------
+
+    async def get(
+        self, res: Resource, namespace: str | None, name: str, subresource: str | None = None
+    ) -> JSON:
+        self._request("get", str(res))
+        return copy.deepcopy(self._stored(res, namespace, name))
+
+    async def list_all(self, res: Resource, namespace: str | None = None, page: int = 500) -> JSON:
+        self._request("list", str(res))
+        items = [
+            copy.deepcopy(obj) for (resource, ns, _), obj in sorted(self.objects.items())
+            if resource == str(res) and (namespace is None or ns == namespace)
+        ]
+        return {"items": items, "metadata": {"resourceVersion": str(self.last_rv)}}
+
+    async def create(self, res: Resource, namespace: str | None, body: JSON) -> JSON:
+        self._request("create", str(res))
+        obj = copy.deepcopy(body)
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name"):
+            if not meta.get("generateName"):
+                raise ApiError(422, "Invalid", "metadata.name: Required value")
+            meta["name"] = f"{meta['generateName']}{next(self._names):05x}"
+        if res.namespaced:
+            meta["namespace"] = namespace or meta.get("namespace") or "default"
+        if self._key(res, meta.get("namespace"), meta["name"]) in self.objects:
+            raise ApiError(409, "AlreadyExists", f'{res.plural} "{meta["name"]}" already exists')
+        meta["uid"] = f"uid-{next(self._uids)}"
+        meta.setdefault("creationTimestamp", _now())
+        meta["generation"] = 1
+        self._normalize(res, obj)
+        return self._commit(res, "ADDED", obj)
+
+    async def replace(
+        self, res: Resource, namespace: str | None, name: str, body: JSON,
+        subresource: str | None = None,
+    ) -> JSON:
+        label = f"{res}/{subresource}" if subresource else str(res)
+        self._request("update", label)
+        stored = self._stored(res, namespace, name)
+        sent_rv = (body.get("metadata") or {}).get("resourceVersion")
+        if sent_rv and sent_rv != stored["metadata"]["resourceVersion"]:
+            raise ApiError(
+                409, "Conflict", f'Operation cannot be fulfilled on {res.plural} "{name}": '
+                "the object has been modified; please apply your changes to the latest version"
+            )
+        return self._update(res, stored, body, subresource)
+
+    def _update(self, res: Resource, stored: JSON, body: JSON, subresource: str | None) -> JSON:
+        new = copy.deepcopy(stored)
+        if subresource == "status":
+            new["status"] = copy.deepcopy(body.get("status") or {})
+        else:
+            keep = {"uid", "creationTimestamp", "resourceVersion", "generation", "namespace",
+                    "name", "deletionTimestamp"}
+            new_meta = {
+                k: copy.deepcopy(v) for k, v in (body.get("metadata") or {}).items()
+                if k not in keep
+            }
+            new_meta.update({k: stored["metadata"][k] for k in keep if k in stored["metadata"]})
+            new = {**copy.deepcopy(body), "metadata": new_meta}
+            if "status" in stored:
+                new["status"] = copy.deepcopy(stored["status"])
+            else:
+                new.pop("status", None)
+            if "generation" in stored["metadata"] and new.get("spec") != stored.get("spec"):
+                new_meta["generation"] = int(stored["metadata"]["generation"]) + 1
+        self._normalize(res, new)
+        if new == stored:
+            return copy.deepcopy(stored)  # a no-op update: the server drops it silently
+        meta = new["metadata"]
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            return self._commit(res, "DELETED", new)
+        return self._commit(res, "MODIFIED", new)
+
+    async def patch(
+        self, res: Resource, namespace: str | None, name: str, patch: Any,
+        *, content_type: str = MERGE_PATCH, subresource: str | None = None,
+    ) -> JSON:
+        label = f"{res}/{subresource}" if subresource else str(res)
+        self._request("patch", label)
+        if content_type != MERGE_PATCH:
+            raise ApiError(415, "UnsupportedMediaType", f"the fake speaks only {MERGE_PATCH}")
+        stored = self._stored(res, namespace, name)
+        merged = _merge(stored, patch)
+        merged["metadata"]["resourceVersion"] = stored["metadata"]["resourceVersion"]
+        return self._update(res, stored, merged, subresource)
+
+    async def delete(self, res: Resource, namespace: str | None, name: str) -> JSON:
+        self._request("delete", str(res))
+        stored = self._stored(res, namespace, name)
+        if stored["metadata"].get("finalizers"):
+            if stored["metadata"].get("deletionTimestamp"):
+                return copy.deepcopy(stored)
+            new = copy.deepcopy(stored)
+            new["metadata"]["deletionTimestamp"] = _now()
+            return self._commit(res, "MODIFIED", new)
+        return self._commit(res, "DELETED", copy.deepcopy(stored))
+
+    async def watch(
+        self,
+        res: Resource,
+        resource_version: str,
+        *,
+        namespace: str | None = None,
+        timeout_seconds: int = 300,
+        label_selector: str | None = None,
+    ) -> AsyncIterator[JSON]:
+        self._request("watch", str(res))
+        since = int(resource_version or 0)
+        if since < self._compacted:
+            raise ApiError(410, "Expired", f"too old resource version: {since}")
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            for rv, resource, kind, obj in list(self._history):
+                if rv <= since or resource != str(res):
+                    continue
+                since = rv
+                if namespace is None or obj["metadata"].get("namespace") == namespace:
+                    yield {"type": kind, "object": copy.deepcopy(obj)}
+            if since < self._compacted:
+                raise ApiError(410, "Expired", f"too old resource version: {since}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            changed = self._changed
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, 0.5)):
+                    await changed.wait()
+
+    async def close(self) -> None:
+        return None
+
+    # -- test controls ---------------------------------------------------------------------
+
+    def compact(self) -> None:
+        """Forget watch history: every open watch and every older resourceVersion gets 410."""
+        self._compacted = self.last_rv
+        self._history.clear()
+        self._notify()
+
+    def stored(self, res: Resource, namespace: str | None, name: str) -> JSON:
+        """The object as stored (a copy), without counting a request."""
+        return copy.deepcopy(self._stored(res, namespace, name))

@@ -1,0 +1,51 @@
+"""Writes per Service, counted as requests on the in-memory client (never by resourceVersion:
+a real server drops a no-op update silently, so an unchanged resourceVersion proves nothing)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from tests.fakekube import FakeKube
+from tests.unit.controller.fakecluster import leading, namespace, pool, service, settled, shown
+
+
+async def _cluster() -> FakeKube:
+    kube = FakeKube()
+    await namespace(kube, "default")
+    await pool(kube, "lan", "192.0.2.0/28")
+    return kube
+
+
+async def test_an_allocation_costs_three_writes_and_a_resync_none() -> None:
+    kube = await _cluster()
+    async with leading(kube) as controller:
+        kube.reset_counts()
+        await service(kube, "web")
+        await settled(controller)
+        assert shown(kube, "default/web") == ("192.0.2.0",)
+        service_writes = kube.writes("services") + kube.writes("events")
+        # the create itself is the test's; the controller's are the rest
+        assert service_writes == Counter({
+            ("create", "services"): 1,
+            ("update", "services"): 1,
+            ("update", "services/status"): 1,
+            ("create", "events"): 1,
+        })
+        kube.reset_counts()
+        for _ in range(3):
+            await controller.sync.sync("default/web")
+        assert kube.writes() == Counter()
+
+
+async def test_a_restart_of_a_converged_cluster_writes_nothing() -> None:
+    kube = await _cluster()
+    async with leading(kube) as controller:
+        for index in range(5):
+            await service(kube, f"s{index}")
+        await settled(controller)
+    assert all(shown(kube, f"default/s{index}") for index in range(5))
+    kube.reset_counts()
+    async with leading(kube) as controller:
+        await settled(controller)
+    writes = kube.writes("services") + kube.writes("events")
+    assert writes == Counter()
