@@ -92,9 +92,13 @@ def remove(site: Path, rule: Rule) -> int:
     return freed
 
 
-def module_exists(site: Path, module: str) -> bool:
-    base = site.joinpath(*module.split("."))
-    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+def removed_module(site: Path, module: str) -> bool:
+    """A module of a package in `site` (not the stdlib's, not __future__) that is not there."""
+    parts = module.split(".")
+    if not (site / parts[0]).is_dir():
+        return False
+    base = site.joinpath(*parts)
+    return not (base.with_suffix(".py").is_file() or (base / "__init__.py").is_file())
 
 
 def drop_dangling_imports(site: Path, init: Path) -> int:
@@ -106,7 +110,7 @@ def drop_dangling_imports(site: Path, init: Path) -> int:
     dropped: set[str] = set()
     for line in init.read_text().splitlines(keepends=True):
         match = FROM_IMPORT.match(line)
-        if match and not module_exists(site, match.group(1)):
+        if match and removed_module(site, match.group(1)):
             dropped.add(match.group(2))
             continue
         kept.append(line)
