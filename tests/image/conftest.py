@@ -26,6 +26,12 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Image tests last (the rest keeps its order): pytest would otherwise run tests/image
+    first, and wait there for the build that `scripts/image start` began a moment earlier."""
+    items.sort(key=lambda item: item.get_closest_marker("image") is not None)
+
+
 @pytest.fixture(scope="session")
 def image() -> str:
     """The tag of the image built from this checkout (waits for `scripts/image start`)."""
