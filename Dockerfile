@@ -7,6 +7,9 @@
 # and the project wheel into a virtualenv; the final stage is the same slim Python base with that
 # virtualenv and nothing else (no pip in it, no compilers, no build tools, no source tree).
 # Both stages must use the same base: the venv's interpreter links to the base's Python.
+#
+# CI builds this file unchanged with podman (`scripts/image build`), on a stand-in for the python
+# image made from Debian's packages and passed as PYTHON_IMAGE; tests/image runs the result.
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-trixie
 
