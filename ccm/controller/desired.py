@@ -31,8 +31,14 @@ def _finalized_copy(obj: JSON) -> tuple[JSON, dict[str, str]]:
     return new, annotations
 
 
-def with_allocation(obj: JSON, ips: tuple[str, ...], pools: str, set_lb_ip: bool) -> JSON | None:
-    """Finalizer, `vipam.io/allocated-from` and (single-stack) spec.loadBalancerIP."""
+def with_allocation(obj: JSON, ips: tuple[str, ...], pools: str, set_lb_ip: bool,
+                    adopted: bool = False) -> JSON | None:
+    """Finalizer, `vipam.io/allocated-from` and (single-stack) spec.loadBalancerIP.
+
+    `adopted`: the Service already showed these addresses before we wrote anything (a migration
+    from another allocator). Then spec.loadBalancerIP is left as the user has it: adopting must
+    not write an address field, only our finalizer, annotation and condition.
+    """
     new, annotations = _finalized_copy(obj)
     spec = new.setdefault("spec", {})
     if pools:
@@ -41,7 +47,8 @@ def with_allocation(obj: JSON, ips: tuple[str, ...], pools: str, set_lb_ip: bool
         # every address is outside the pools: claim none (an empty value would read as a pool)
         annotations.pop(names.ANN_ALLOCATED_FROM, None)
     user_ip = spec.get("loadBalancerIP") and annotations.get(names.ANN_SET_LB_IP) != "true"
-    if set_lb_ip and len(ips) == 1 and not user_ip:
+    ours = annotations.get(names.ANN_SET_LB_IP) == "true"
+    if set_lb_ip and len(ips) == 1 and not user_ip and (ours or not adopted):
         spec["loadBalancerIP"] = ips[0]
         annotations[names.ANN_SET_LB_IP] = "true"
     elif annotations.get(names.ANN_SET_LB_IP) == "true" and (not set_lb_ip or len(ips) != 1):

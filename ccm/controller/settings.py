@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ccm.contract import names
 
@@ -36,7 +37,8 @@ class ControllerSettings(BaseSettings):
     health_port: int = Field(8081, ge=0, le=65535)
     serve_unclassed: bool = Field(True, description="serve LoadBalancer Services with no class")
     set_load_balancer_ip: bool = Field(True, description="write spec.loadBalancerIP (1 family)")
-    compat: frozenset[str] = frozenset()
+    # NoDecode: VIPAM_COMPAT=metallb,cilium is a comma list, not JSON (split below)
+    compat: Annotated[frozenset[str], NoDecode] = frozenset()
     watch_timeout: int = Field(300, ge=5)
     pool_status_interval: float = Field(1.0, gt=0)
     cluster_id: str = Field("default", description="owner id recorded in an external IPAM")

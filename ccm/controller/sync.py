@@ -210,7 +210,9 @@ class ServiceSync:
 
     async def _apply(self, obj: JSON, view: ServiceView, assignment: Assignment) -> None:
         pools = ",".join(dict.fromkeys(p for p in assignment.pools if p))
-        main = desired.with_allocation(obj, assignment.ips, pools, self.ctx.set_load_balancer_ip)
+        adopted = bool(view.shown_ips) and set(view.shown_ips) == set(assignment.ips)
+        main = desired.with_allocation(obj, assignment.ips, pools, self.ctx.set_load_balancer_ip,
+                                       adopted=adopted)
         if main is not None:
             obj = await self._write(main)
         shown_before = view.shown_ips

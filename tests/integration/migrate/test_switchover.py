@@ -200,10 +200,8 @@ async def test_metallb_switch_over_keeps_every_address(
 
 @pytest.mark.parametrize("settings", [
     pytest.param(NO_SPEC_IP, id="no-set-load-balancer-ip"),
-    pytest.param({}, id="defaults", marks=pytest.mark.xfail(strict=True, reason=(
-        "with the default --set-load-balancer-ip, adopting a shown address also writes "
-        "spec.loadBalancerIP (the same address) and vipam.io/set-load-balancer-ip; the issue "
-        "allows only our finalizer, annotation and condition (controller: branch core)"))),
+    # adopting never writes spec.loadBalancerIP, whatever --set-load-balancer-ip says
+    pytest.param({}, id="defaults"),
 ])
 async def test_metallb_switch_over_changes_only_ours(
     real_cluster: RealCluster, admin: KubeClient, tmp_path: Path, settings: dict[str, Any]

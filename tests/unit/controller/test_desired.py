@@ -34,6 +34,18 @@ def test_user_spec_ip_is_never_overwritten_and_dual_stack_sets_none() -> None:
     assert dual is not None and "loadBalancerIP" not in dual["spec"]
 
 
+def test_adopting_a_shown_address_writes_no_address_field() -> None:
+    adopted = desired.with_allocation(base(), ("192.0.2.1",), "p", set_lb_ip=True, adopted=True)
+    assert adopted is not None
+    assert "loadBalancerIP" not in adopted["spec"]
+    assert names.ANN_SET_LB_IP not in adopted["metadata"]["annotations"]
+    # what we set before a restart stays ours: restoring it changes nothing
+    ours = desired.with_allocation(base(), ("192.0.2.1",), "p", set_lb_ip=True)
+    assert ours is not None
+    assert desired.with_allocation(ours, ("192.0.2.1",), "p", set_lb_ip=True,
+                                   adopted=True) is None
+
+
 def test_release_removes_only_what_we_wrote() -> None:
     ours = desired.with_allocation(base(), ("192.0.2.1",), "p", set_lb_ip=True)
     assert ours is not None
