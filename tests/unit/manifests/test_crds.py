@@ -259,9 +259,12 @@ def test_bgp_fields(install: tuple[Manifest, ...]) -> None:
     adv = at(crdschema.served_schema(crds(install)["BGPAdvertisement"]), "spec")
     assert adv["properties"]["aggregationLength"]["default"] == 32
     assert adv["properties"]["aggregationLengthV6"]["default"] == 128
-    community = re.compile(at(adv, "communities.[]")["pattern"])
-    assert community.match("65000:100") and community.match("4200000000:1:2")
-    assert not community.match("65000") and not community.match("no-export:1")
+    require(crdschema.cel_available(), "cel-python is not installed")
+    community = at(adv, "communities.[]")
+    for good in ("65000:100", "65535:65535", "4200000000:1:2", "4294967295:0:4294967295"):
+        assert crdschema.cel_errors(good, community) == [], good
+    for bad in ("65000", "no-export:1", "65536:100", "1:65536", "4294967296:1:2", "1:2:3:4", ""):
+        assert crdschema.cel_errors(bad, community) != [], bad
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
