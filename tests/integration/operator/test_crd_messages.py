@@ -135,6 +135,8 @@ AGREED: list[tuple[str, str, dict[str, Any], list[str]]] = [
                                    **PEER}, []),
     ("peer-hostname", "BGPPeer", {"address": "router.example.com", **PEER},
      ["address: 'router.example.com' is not an IPv4 or IPv6 address"]),
+    ("peer-octet-300", "BGPPeer", {"address": "300.1.1.1", **PEER},
+     ["address: '300.1.1.1' is not an IPv4 or IPv6 address"]),
     ("peer-cidr-source", "BGPPeer", {"address": "192.0.2.254", "sourceAddress": "192.0.2.1/32",
                                      **PEER},
      ["sourceAddress: '192.0.2.1/32' is not an IPv4 or IPv6 address"]),
