@@ -152,7 +152,10 @@ async def run_playground(
             ))
             await speaker.start()
         rows = await _settle(client, settle_seconds)
-        print(f"playground: API emulator at {emulator.url}", file=out)
+        if once:
+            print("playground: API emulator, controller and speaker on this machine", file=out)
+        else:
+            print(f"playground: API emulator at {emulator.url}", file=out)
         print(f"  pools and Services from {ROOT / 'config' / 'samples'}", file=out)
         if skipped:
             print(f"  (skipped external-IPAM pools, whose IPAM is not here: "
@@ -161,13 +164,17 @@ async def run_playground(
         print(format_table(rows), file=out)
         if net is not None:
             await _show_neighbours(net, rows, out)
+        if once:
+            # everything stops on return: URLs and kubectl hints would point at nothing
+            print(f"\ncontroller log:     {log_file}", file=out)
+            print("(--once: everything has stopped again; without --once it keeps running, "
+                  "for kubectl and the browser)", file=out)
+            return 0
         print(f"\nstatus page:        {health.url}/", file=out)
         print(f"health and metrics: {health.url}/status  {health.url}/metrics", file=out)
         print(f"controller log:     {log_file}", file=out)
         print(f"try:  kubectl --kubeconfig {kubeconfig} get svc -A -w", file=out)
         print(f"      kubectl --kubeconfig {kubeconfig} get ippools", file=out)
-        if once:
-            return 0
         print("\nwatching for changes; Ctrl-C stops everything", file=out, flush=True)
         await _watch_until_interrupted(client, {r[0]: r for r in rows}, out)
         return 0

@@ -62,6 +62,7 @@ class PlaygroundNetwork:
         self.processes: list[subprocess.Popen[bytes]] = []
         self._server: asyncio.Server | None = None
         self._created: list[str] = []
+        self.socket_path = workdir / "api.sock"  # the relay's end in the host namespace
 
     @staticmethod
     def possible() -> bool:
@@ -89,7 +90,7 @@ class PlaygroundNetwork:
             "net.ipv6.conf.eth0.accept_untracked_na=1", check=False)
 
     async def start_speaker(self, emulator_port: int, node_name: str) -> None:
-        socket_path = str(self.workdir / "api.sock")
+        socket_path = str(self.socket_path)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(socket_path)
         self._server = await unix_to_tcp(socket_path, "127.0.0.1", emulator_port)
@@ -137,6 +138,12 @@ class PlaygroundNetwork:
                     await asyncio.to_thread(process.wait)
         if self._server is not None:
             self._server.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+            self._server = None
+        # asyncio leaves a Unix socket's file behind when its server closes
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket_path)
         for ns in self._created:
             _ip("netns", "del", ns, check=False)
         self._created.clear()

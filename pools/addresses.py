@@ -2,9 +2,9 @@
 
 Addresses are handled as plain integers per family: a pool is a handful of closed intervals
 ``(first, last)``, never a set of addresses, so an IPv6 /48 costs what an IPv4 /30 costs.
-Pool entries are parsed with netaddr, single addresses with inet_pton (both strict: no
-leading zeros, no zone ids, no short forms); :func:`format_ip` gives every string vipam
-writes one canonical spelling.
+Addresses are parsed with inet_pton, strict as the API server's IP library is: no leading
+zeros, no zone ids, no short forms, no IPv4-mapped IPv6 in pools, prefix lengths in plain
+decimal; :func:`format_ip` gives every string vipam writes one canonical spelling.
 
 ``avoidBuggyIPs`` (skip IPv4 x.x.x.0 and x.x.x.255) is a periodic mask, not a list of holes:
 the helpers below count and skip those addresses arithmetically.
@@ -12,11 +12,10 @@ the helpers below count and skip those addresses arithmetically.
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterable
 from typing import Literal
-
-import netaddr
 
 Family = Literal["IPv4", "IPv6"]
 FAMILIES: tuple[Family, ...] = ("IPv4", "IPv6")
@@ -71,6 +70,20 @@ def unpack(packed: int) -> tuple[Family, int]:
     return "IPv4", packed
 
 
+_PREFIX = re.compile(r"0|[1-9][0-9]{0,2}")
+_V4_MAPPED = (0xFFFF << 32, (0xFFFF << 32) | 0xFFFFFFFF)
+
+
+def _parse_pool_ip(address: str, entry: str, kind: str) -> tuple[Family, int]:
+    """One address of a pool entry; IPv4-mapped IPv6 addresses ('::ffff:192.0.2.1') are refused,
+    as the API server's IP library refuses them: the same address would have two spellings."""
+    family, value = parse_ip(address)
+    if family == "IPv6" and _V4_MAPPED[0] <= value <= _V4_MAPPED[1]:
+        raise AddressError(
+            f"{entry!r} is not {kind} (IPv4-mapped IPv6 addresses are not allowed)")
+    return family, value
+
+
 def parse_token(text: str, *, allow_single: bool) -> tuple[Family, int, int]:
     """Parse a pool entry: a CIDR, a 'first-last' range, or (if allowed) a single address.
 
@@ -82,25 +95,33 @@ def parse_token(text: str, *, allow_single: bool) -> tuple[Family, int, int]:
         raise bad
     try:
         if "/" in text:
-            net = netaddr.IPNetwork(text)
-            if int(net.ip) != net.first:
-                raise AddressError(f"{text!r} has host bits set (did you mean '{net.cidr}'?)")
-            return family_of_version(net.version), net.first, net.last
+            address_text, prefix_text = text.split("/", 1)
+            family, value = _parse_pool_ip(address_text, text, kind)
+            width = 32 if family == "IPv4" else 128
+            # decimal without leading zeros, as the API server's CIDR library reads it
+            if not _PREFIX.fullmatch(prefix_text) or int(prefix_text) > width:
+                raise bad
+            size = 1 << (width - int(prefix_text))
+            first = value & ~(size - 1)
+            if value != first:
+                cidr = f"{format_ip(family, first)}/{prefix_text}"
+                raise AddressError(f"{text!r} has host bits set (did you mean '{cidr}'?)")
+            return family, first, first + size - 1
         if "-" in text:
             first_text, last_text = (part.strip() for part in text.split("-", 1))
-            first_family, first = parse_ip(first_text)
-            last_family, last = parse_ip(last_text)
+            first_family, first = _parse_pool_ip(first_text, text, kind)
+            last_family, last = _parse_pool_ip(last_text, text, kind)
             if first_family != last_family:
                 raise AddressError(f"{text!r} mixes IPv4 and IPv6")
             if first > last:
                 raise AddressError(f"{text!r} is a range whose first address is after its last")
             return first_family, first, last
-        family, value = parse_ip(text)
+        family, value = _parse_pool_ip(text, text, kind)
     except AddressError as err:
-        if "host bits" in str(err) or "mixes" in str(err) or "range whose" in str(err):
+        if any(words in str(err) for words in ("host bits", "mixes", "range whose", "mapped")):
             raise
         raise bad from None
-    except (netaddr.AddrFormatError, ValueError, TypeError):
+    except (ValueError, TypeError):
         raise bad from None
     if not allow_single:
         width = 32 if family == "IPv4" else 128

@@ -23,7 +23,9 @@ from ccm.controller.queue import WorkQueue
 from ccm.controller.service_view import ServiceOptions, parse_service
 from ccm.controller.settings import ControllerSettings
 from ccm.controller.sync import NotLeader, ServiceSync, SyncContext
+from ccm.health import probes
 from ccm.health.metrics import ControllerMetrics
+from ccm.health.numbers import family_usage, rfc3339
 from ccm.kube.client import JSON, ApiError, KubeApi, KubeClient
 from ccm.kube.events import EventRecorder
 from ccm.kube.informer import Informer
@@ -39,7 +41,7 @@ STATUS_SERVICE_LIMIT = 500  # /status and the page stay small on clusters with 1
 class Controller:
     def __init__(self, settings: ControllerSettings, client: KubeApi | None = None) -> None:
         self.settings = settings
-        self.metrics = ControllerMetrics()
+        self.metrics = ControllerMetrics(api_grace=settings.renew_deadline)
         self.registry = self.metrics.registry
         self._client = client
         self.allocator = Allocator()
@@ -313,7 +315,7 @@ class Controller:
                 )
 
     def _note_error(self, key: str, message: str) -> None:
-        self.last_errors.append({"service": key, "error": message, "at": time.time()})
+        self.last_errors.append({"service": key, "error": message, "at": rfc3339(time.time())})
         del self.last_errors[:-20]
 
     async def _heartbeat_loop(self) -> None:
@@ -325,19 +327,17 @@ class Controller:
     # -- health ----------------------------------------------------------------------------
 
     def healthy(self) -> tuple[bool, str]:
-        now = time.monotonic()
-        if now - self._heartbeat > 10:
-            return False, "event loop stalled"
-        limit = self.settings.watch_timeout + 60
-        stale = [
-            i.resource.plural for i in (self.services, self.ippools)
-            if now - i.last_progress > limit
-        ]
-        if stale:
-            return False, f"watches not progressing: {', '.join(stale)}"
-        return True, "watches progressing"
+        """Liveness: only what a restart fixes; an API outage is not (ccm.health.probes)."""
+        return probes.liveness(
+            heartbeat=self._heartbeat, contact=self.metrics.api_contact,
+            watches={i.resource.plural: i.last_progress for i in (self.services, self.ippools)},
+            watch_limit=self.settings.watch_timeout + 60,
+        )
 
     def ready(self) -> tuple[bool, str]:
+        return probes.readiness(self._ready(), self.metrics.api_contact)
+
+    def _ready(self) -> tuple[bool, str]:
         if not self.services.synced.is_set():
             return False, "caches not synced"
         if self.elector.is_leader():
@@ -357,10 +357,7 @@ class Controller:
                 "errors": self.pool_sync.pools.errors.get(name, []),
                 "overlaps": self.pool_sync.pools.overlaps.get(name, []),
                 "usage": {
-                    family: {
-                        "capacity": str(s.capacity), "allocated": str(s.allocated),
-                        "available": str(s.available),
-                    }
+                    family: family_usage(s.capacity, s.allocated, s.available)
                     for family, s in stats.get(name, {}).items()
                 },
             }
@@ -369,6 +366,7 @@ class Controller:
             "identity": self.settings.identity,
             "leader": self.elector.observed_holder,
             "is_leader": self.elector.is_leader(),
+            "api": self.metrics.api_contact.status(),
             "restored": self.restored.is_set(),
             "queue_depth": self.queue.depth,
             "pools": pools,
@@ -378,7 +376,7 @@ class Controller:
             "waiting": sorted(self.ctx.waiting)[:STATUS_SERVICE_LIMIT],
             "failures_by_reason": dict(failures.most_common()),
             "recent_failures": [
-                {"at": at, "service": key, "reason": reason, "message": message}
+                {"at": rfc3339(at), "service": key, "reason": reason, "message": message}
                 for at, key, reason, message in list(self.ctx.failures)[-10:]
             ],
             "external_ipam": self.external.status(),
@@ -393,18 +391,20 @@ class Controller:
                 continue
             annotations = (obj.get("metadata") or {}).get("annotations") or {}
             ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-            state = "pending"
+            state, message = "pending", None
             for condition in (obj.get("status") or {}).get("conditions") or []:
                 if condition.get("type") == names.CONDITION_ALLOCATED:
                     state = "allocated" if condition.get("status") == "True" else str(
                         condition.get("reason")
                     )
+                    message = None if state == "allocated" else condition.get("message")
             rows.append({
                 "service": key,
                 "addresses": [e.get("ip") for e in ingress if e.get("ip")],
                 "pool": annotations.get(names.ANN_ALLOCATED_FROM),
                 "node": annotations.get(names.ANN_ANNOUNCING_NODE),
                 "state": state,
+                "message": message,
             })
         return rows
 

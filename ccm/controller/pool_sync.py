@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ccm.contract import names
+from ccm.health.numbers import family_usage
 from ccm.kube.client import JSON, ApiError, KubeApi
 from ccm.kube.events import EventRecorder
 from ccm.kube.leader import micro_time
@@ -70,11 +71,9 @@ def desired_pool_status(
     status: JSON = {}
     if allocator is not None and name in pools.valid:
         for family, stats in allocator.stats().get(name, {}).items():
-            status["ipv4" if family == "IPv4" else "ipv6"] = {
-                "capacity": str(stats.capacity),
-                "allocated": str(stats.allocated),
-                "available": str(stats.available),
-            }
+            status["ipv4" if family == "IPv4" else "ipv6"] = family_usage(
+                stats.capacity, stats.allocated, stats.available
+            )
     errors = pools.errors.get(name)
     overlaps = pools.overlaps.get(name, [])
     status["conditions"] = [

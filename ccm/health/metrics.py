@@ -1,7 +1,9 @@
 """Prometheus metrics (prefix `vipam_`), on a registry per process object.
 
 A registry per Controller (rather than the global default) lets tests run several controllers in
-one process and read each one's figures.
+one process and read each one's figures. Names follow Prometheus' conventions: base units
+(`_seconds`), `_total` on counters (prometheus_client appends it), a plural unit on gauges of
+counts (`_addresses`); tests/integration/operator/test_metrics.py checks a live scrape.
 """
 
 from __future__ import annotations
@@ -13,11 +15,17 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ccm.health.probes import ApiContact
+
 
 class ControllerMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, api_grace: float = 10.0
+    ) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # fed by api_request below: /readyz, /status and two gauges read it (ccm.health.probes)
+        self.api_contact = ApiContact(api_grace, r)
         self.allocations = Counter(
             "vipam_allocations", "Allocation decisions by result", ["result"], registry=r
         )
@@ -55,6 +63,7 @@ class ControllerMetrics:
         self.allocations.labels(result=result).inc()
 
     def api_request(self, verb: str, resource: str, status: int, seconds: float) -> None:
+        self.api_contact.observe(verb, resource, status, seconds)
         code = str(status)
         self.api_requests.labels(verb=verb, resource=resource, code=code).inc()
         if status == 0 or status >= 400:

@@ -21,6 +21,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ccm.contract import names
+from ccm.health import probes
+from ccm.health.numbers import rfc3339
 from ccm.kube.client import JSON, ApiError, KubeClient
 from ccm.kube.events import EventRecorder
 from ccm.kube.informer import Informer
@@ -80,6 +82,8 @@ class Speaker:
             "vipam_speaker_announce_errors", "Failed announcements", ["mode"],
             registry=self.registry,
         )
+        # past its lease duration without the API server, a speaker has stopped announcing
+        self.api_contact = probes.ApiContact(settings.lease_duration, self.registry)
         self.dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self.l2_owned: dict[str, str] = {}  # ip -> service key
@@ -105,6 +109,7 @@ class Speaker:
             self._client = await KubeClient.connect(
                 s.kubeconfig, s.context, qps=s.qps, burst=s.burst
             )
+        self.api_contact.attach(self.client)
         self.announcer = self._make_announcer()
         self.membership = Membership(
             self.client, namespace=s.namespace, node=self.node,
@@ -365,7 +370,7 @@ class Speaker:
             await self.recorder.record(svc, kind, reason, message)  # type: ignore[arg-type]
 
     def _note_error(self, what: str, message: str) -> None:
-        self.last_errors.append({"object": what, "error": message, "at": time.time()})
+        self.last_errors.append({"object": what, "error": message, "at": rfc3339(time.time())})
         del self.last_errors[:-20]
 
     async def _refresh_lifetimes(self) -> None:
@@ -387,18 +392,25 @@ class Speaker:
     # -- health ----------------------------------------------------------------------------
 
     def healthy(self) -> tuple[bool, str]:
-        if time.monotonic() - self._heartbeat > 10:
-            return False, "event loop stalled"
-        return True, "live" if self.membership.is_live() else "not renewing its lease"
+        """Liveness: only what a restart fixes; an API outage is not (ccm.health.probes)."""
+        ok, detail = probes.liveness(heartbeat=self._heartbeat, contact=self.api_contact)
+        membership = getattr(self, "membership", None)  # made in start()
+        if ok and membership is not None and not membership.is_live():
+            detail += "; not renewing its lease"
+        return ok, detail
 
     def ready(self) -> tuple[bool, str]:
         if not self.ready_event.is_set():
             return False, "caches not synced"
-        return True, f"announcing {len(self.l2_owned)} L2, {len(self.plan.bgp)} BGP addresses"
+        return probes.readiness(
+            (True, f"announcing {len(self.l2_owned)} L2, {len(self.plan.bgp)} BGP addresses"),
+            self.api_contact,
+        )
 
     def status(self) -> dict[str, Any]:
         return {
             "node": self.node,
+            "api": self.api_contact.status(),
             "membership": self.membership.status(),
             "live_nodes": sorted(self.membership.live_nodes()),
             "l2": {ip: svc for ip, svc in sorted(self.l2_owned.items())},

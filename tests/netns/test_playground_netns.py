@@ -39,3 +39,5 @@ def test_playground_announces_into_its_namespaces_and_cleans_up(tmp_path: Path) 
     for ip in announced:
         assert learnt.get(ip) == mac.group(1), (ip, learnt)
     assert namespaces() == before, "the playground left namespaces behind"
+    assert not (tmp_path / "api.sock").exists(), "the relay's Unix socket was left behind"
+    assert "status page" not in out, "--once printed the URL of a page that is gone"

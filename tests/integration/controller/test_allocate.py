@@ -95,7 +95,8 @@ async def test_pool_status_counts_allocations(
         return v4 if v4 and v4.get("allocated") == "2" else None
 
     v4 = await wait_for(counted, 5, "pool status with 2 allocated")
-    assert v4 == {"capacity": "8", "allocated": "2", "available": "6"}
+    assert v4 == {"capacity": "8", "allocated": "2", "available": "6",
+                  "capacityReadable": "8", "allocatedPercent": "25%"}
     pool = await kube.get(IPPOOLS, None, "v4")
     ready = [c for c in pool["status"]["conditions"] if c["type"] == "Ready"]
     assert ready and ready[0]["status"] == "True"

@@ -53,7 +53,8 @@ async def test_health_ready_metrics_and_status(
                 status = await r.json()
         assert status["is_leader"] is True and status["restored"] is True
         assert status["pools"]["p"]["usage"]["IPv4"] == {
-            "capacity": "4", "allocated": "1", "available": "3"
+            "capacity": "4", "allocated": "1", "available": "3",
+            "capacityReadable": "4", "allocatedPercent": "25%",
         }
         assert "token" not in str(status).lower()
     finally:

@@ -25,4 +25,8 @@ def test_playground_once_prints_the_allocation_table(tmp_path: Path) -> None:
     assert table["team-a/api"][2] == "team-a"
     assert all(row[-1] == "allocated" for row in table.values())
     assert (tmp_path / "kubeconfig").is_file()
-    assert f"kubectl --kubeconfig {tmp_path / 'kubeconfig'}" in done.stdout
+    # --once stops everything before it returns: no URL or kubectl hint may point at nothing
+    assert "status page" not in done.stdout and "http://" not in done.stdout, done.stdout
+    assert "kubectl --kubeconfig" not in done.stdout, done.stdout
+    assert "everything has stopped" in done.stdout
+    assert not (tmp_path / "api.sock").exists()

@@ -75,10 +75,14 @@ def test_check_and_crd_agree(tmp_path: Path, case: str, obj: dict[str, Any],
                              accepted: bool) -> None:
     require(crdschema.cel_available() and crdschema.jsonschema_available(),
             "cel-python and jsonschema are needed to evaluate the CRDs offline")
-    crd_errors = crdschema.validate(obj, _crd_schemas()[obj["kind"]])
+    schema = _crd_schemas()[obj["kind"]]
+    crd_errors = crdschema.validate(obj, schema)
     code, out = _check(tmp_path, obj)
-    assert (not crd_errors) == accepted, f"CRD: {crd_errors}"
     assert (code == 0) == accepted, out
+    if crd_errors or not crdschema.kubernetes_only_rules(obj, schema):
+        assert (not crd_errors) == accepted, f"CRD: {crd_errors}"
+    # else: the deciding rule uses CEL's IP/CIDR library, which only a real server runs;
+    # tests/integration/operator/test_crd_messages.py judges those cases there
 
 
 def test_samples_pass_check_and_the_crds(tmp_path: Path) -> None:

@@ -51,3 +51,22 @@ def named(objects: tuple[Manifest, ...], kind: str, name: str) -> Manifest:
     found = [obj for obj in of_kind(objects, kind) if obj["metadata"]["name"] == name]
     assert len(found) == 1, f"expected one {kind}/{name}, found {len(found)}"
     return found[0]
+
+
+@functools.cache
+def render_with_component(base: Path, component: Path) -> tuple[Manifest, ...]:
+    """`base` with a kustomize Component added, as an overlay of the operator's own would.
+
+    The overlay lives in a temporary folder: kustomize refuses an overlay inside the tree it
+    includes, and Components can only be used from a kustomization that lists them.
+    """
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "kustomization.yaml").write_text(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            f"resources: [{os.path.relpath(base, folder)}]\n"
+            f"components: [{os.path.relpath(component, folder)}]\n"
+        )
+        return render(Path(folder))

@@ -7,7 +7,10 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from ccm.health.numbers import family_usage
 from tests.prereq import require
 from tests.unit.manifests import schema as crdschema
 from tests.unit.manifests.render import Manifest, of_kind
@@ -235,11 +238,33 @@ def test_ippool_status_counts_are_strings(install: tuple[Manifest, ...]) -> None
     root = crdschema.served_schema(crds(install)["IPPool"])
     for family in ("ipv4", "ipv6"):
         usage = at(root, f"status.{family}")
-        assert set(usage["properties"]) == {"capacity", "allocated", "available"}
-        for field in usage["properties"].values():
+        assert set(usage["properties"]) == {"capacity", "allocated", "available",
+                                             "capacityReadable", "allocatedPercent"}
+        for name in ("capacity", "allocated", "available"):
+            field = usage["properties"][name]
             assert field["type"] == "string"
             assert re.fullmatch(field["pattern"], str(2**128))
             assert len(str(2**128)) <= field["maxLength"]
+
+
+@given(st.integers(1, 2**128).flatmap(lambda whole: st.tuples(st.integers(0, whole),
+                                                              st.just(whole))))
+def test_the_readable_status_fields_fit_their_schema(
+    ippool_usage_schema: Schema, pair: tuple[int, int]
+) -> None:
+    """What ccm.health.numbers writes for any pool is what the CRD admits (the API server
+    would refuse the controller's status write otherwise)."""
+    allocated, capacity = pair
+    usage = family_usage(capacity, allocated, capacity - allocated)
+    for name, value in usage.items():
+        field = ippool_usage_schema["properties"][name]
+        assert re.fullmatch(field["pattern"], value), (name, value)
+        assert len(value) <= field["maxLength"], (name, value)
+
+
+@pytest.fixture(scope="module")
+def ippool_usage_schema(install: tuple[Manifest, ...]) -> Schema:
+    return at(crdschema.served_schema(crds(install)["IPPool"]), "status.ipv4")
 
 
 def test_bgp_fields(install: tuple[Manifest, ...]) -> None:
@@ -259,9 +284,12 @@ def test_bgp_fields(install: tuple[Manifest, ...]) -> None:
     adv = at(crdschema.served_schema(crds(install)["BGPAdvertisement"]), "spec")
     assert adv["properties"]["aggregationLength"]["default"] == 32
     assert adv["properties"]["aggregationLengthV6"]["default"] == 128
-    community = re.compile(at(adv, "communities.[]")["pattern"])
-    assert community.match("65000:100") and community.match("4200000000:1:2")
-    assert not community.match("65000") and not community.match("no-export:1")
+    require(crdschema.cel_available(), "cel-python is not installed")
+    community = at(adv, "communities.[]")
+    for good in ("65000:100", "65535:65535", "4200000000:1:2", "4294967295:0:4294967295"):
+        assert crdschema.cel_errors(good, community) == [], good
+    for bad in ("65000", "no-export:1", "65536:100", "1:65536", "4294967296:1:2", "1:2:3:4", ""):
+        assert crdschema.cel_errors(bad, community) != [], bad
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
