@@ -98,6 +98,12 @@ def test_parse_token_cidrs_and_ranges(text: str, first: str, last: str) -> None:
         ("", "is not a CIDR or range"),
         (" 192.0.2.0/24", "is not a CIDR or range"),
         ("192.0.2.0/24-192.0.3.0/24", "is not a CIDR or range"),
+        ("192.0.2.0/024", "is not a CIDR or range"),
+        ("192.0.2.0/+24", "is not a CIDR or range"),
+        ("2001:db8::/64/1", "is not a CIDR or range"),
+        ("::ffff:192.0.2.0/120", "IPv4-mapped IPv6 addresses are not allowed"),
+        ("::ffff:192.0.2.1-::ffff:192.0.2.9", "IPv4-mapped IPv6 addresses are not allowed"),
+        ("2001:db8::1/64", "has host bits set (did you mean '2001:db8::/64'?)"),
     ],
 )
 def test_parse_token_errors_name_the_value(text: str, message: str) -> None:
