@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ccm.contract import names
+from ccm.controller.event_metrics import EventCounts
 from ccm.controller.external import ExternalIPAM, ExternalRetry
 from ccm.controller.pool_sync import PoolSync
 from ccm.controller.queue import WorkQueue
@@ -90,6 +91,8 @@ class Controller:
         self.recorder = EventRecorder(
             self.client, "vipam-controller", allowed=self.elector.is_leader
         )
+        self.recorder.start()
+        self.registry.register(EventCounts(self.recorder))
         self.services = Informer(
             self.client, SERVICES, self._service_changed, watch_timeout=s.watch_timeout
         )
@@ -152,6 +155,8 @@ class Controller:
             await self.elector.release()
         await self._cancel(self._tasks)
         self.queue.close()
+        if hasattr(self, "recorder"):
+            await self.recorder.stop()  # queued Events are written before the client closes
         if hasattr(self, "external"):
             await self.external.close()
         if self._client is not None:

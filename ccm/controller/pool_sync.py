@@ -148,7 +148,7 @@ class PoolSync:
         if obj is None:
             return
         self._reported.add((pool, message))
-        await self.recorder.record(obj, "Warning", reason, message)
+        self.recorder.emit(obj, "Warning", reason, message)
 
     async def run_status_loop(self, allocator: Allocator) -> None:
         """Write changed pool status at most once per interval (leader only)."""

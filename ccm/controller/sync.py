@@ -174,7 +174,7 @@ class ServiceSync:
         self._observe("conflict")
         log.warning("conflict: %s", message,
                     extra={"service": view.key, "reason": names.REASON_CONFLICT})
-        await self.ctx.recorder.record(obj, "Warning", names.REASON_CONFLICT, message)
+        self.ctx.recorder.emit(obj, "Warning", names.REASON_CONFLICT, message)
         await self._write_status(obj, new)
         return False
 
@@ -237,7 +237,7 @@ class ServiceSync:
             self._observe("allocated")
             log.info("allocated %s", message,
                      extra={"service": view.key, "reason": names.REASON_ALLOCATED})
-            await self.ctx.recorder.record(
+            self.ctx.recorder.emit(
                 obj, "Normal", names.REASON_ALLOCATED, f"Assigned {message}"
             )
 
@@ -267,7 +267,7 @@ class ServiceSync:
         self._observe("conflict")
         log.warning("conflict: %s", message,
                     extra={"service": view.key, "reason": names.REASON_CONFLICT})
-        await self.ctx.recorder.record(obj, "Warning", names.REASON_CONFLICT, message)
+        self.ctx.recorder.emit(obj, "Warning", names.REASON_CONFLICT, message)
         await self._write_status(obj, status)
 
     async def _fail(self, obj: JSON, view: ServiceView, failure: Failed) -> None:
@@ -280,7 +280,7 @@ class ServiceSync:
         self.ctx.failures.append((time.time(), view.key, failure.reason, message))
         log.warning("allocation failed: %s: %s", failure.reason, message,
                     extra={"service": view.key, "reason": failure.reason})
-        await self.ctx.recorder.record(
+        self.ctx.recorder.emit(
             obj, "Warning", names.REASON_FAILED, event_message(failure.reason, message)
         )
         await self._write_status(obj, new)
@@ -307,7 +307,7 @@ class ServiceSync:
                     view.key, view.uid, tuple(released), ",".join(p for p in pools if p)
                 )
             self._released(view.key, released)
-            await self.ctx.recorder.record(
+            self.ctx.recorder.emit(
                 obj, "Normal", names.REASON_RELEASED, f"Released {', '.join(released)}"
             )
 

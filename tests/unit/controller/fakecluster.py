@@ -105,7 +105,8 @@ async def wait_for(probe: Callable[[], T | None], timeout: float = 5.0, what: st
 async def settled(controller: Controller, timeout: float = 5.0) -> None:
     """Queue empty and no worker busy, twice in a row 50 ms apart."""
     async def idle() -> bool:
-        return controller.queue.depth == 0 and not controller.queue.busy
+        return (controller.queue.depth == 0 and not controller.queue.busy
+                and controller.recorder.pending == 0)
 
     deadline = time.monotonic() + timeout
     quiet = 0
