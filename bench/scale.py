@@ -179,6 +179,9 @@ async def floor(n: int, concurrency: int) -> dict[str, Any]:
         return {"services": n, "floor_s": round(total, 3), "per_s": round(n / total, 1)}
 
 
+CONTROLLER_FLAGS: dict[str, str] = {}  # --qps/--burst given to every controller process
+
+
 async def burst(n: int, concurrency: int) -> dict[str, Any]:
     async with cluster() as c:
         seen: dict[str, float] = {}
@@ -192,7 +195,7 @@ async def burst(n: int, concurrency: int) -> dict[str, Any]:
         watch_task = asyncio.create_task(watcher.run())
         await watcher.synced.wait()
         controller = ControllerProcess(c.controller_kubeconfig, "bench", c.workdir / "c.log",
-                                       workers="16")
+                                       workers="16", **CONTROLLER_FLAGS)
         try:
             await controller.wait_ready()
             rss_idle = controller.rss_kb()
@@ -236,7 +239,7 @@ async def burst(n: int, concurrency: int) -> dict[str, Any]:
 async def create_allocated(c: Cluster, n: int, concurrency: int) -> None:
     """N Services with a running controller, until every one shows an address."""
     controller = ControllerProcess(c.controller_kubeconfig, "fill", c.workdir / "fill.log",
-                                   workers="16")
+                                   workers="16", **CONTROLLER_FLAGS)
     try:
         await controller.wait_ready()
 
@@ -262,7 +265,7 @@ async def memory_and_restart(n: int, concurrency: int, restart: bool) -> dict[st
         await create_allocated(c, n, concurrency)
         before = await asyncio.to_thread(c.server.request_counts)
         controller = ControllerProcess(c.controller_kubeconfig, "restarted",
-                                       c.workdir / "restart.log", workers="16")
+                                       c.workdir / "restart.log", workers="16", **CONTROLLER_FLAGS)
         try:
             ready = await controller.wait_ready()
             await asyncio.sleep(5.0)  # anything the new leader would write, it writes by now
@@ -276,7 +279,7 @@ async def memory_and_restart(n: int, concurrency: int, restart: bool) -> dict[st
         # an idle controller (no Services) for the per-Service figure
         async with cluster() as empty:
             idle = ControllerProcess(empty.controller_kubeconfig, "idle",
-                                     empty.workdir / "idle.log")
+                                     empty.workdir / "idle.log", **CONTROLLER_FLAGS)
             try:
                 await idle.wait_ready()
                 await asyncio.sleep(1.0)
@@ -301,13 +304,24 @@ async def main() -> None:
     parser.add_argument("--restart", type=int, default=10000,
                         help="also measure a restart at this memory size (0: no)")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--qps", help="the controller's --qps (default: its own default)")
+    parser.add_argument("--burst", help="the controller's --burst")
+    parser.add_argument("--skip-floor", action="store_true",
+                        help="burst only (e.g. to compare --qps settings in one run)")
     args = parser.parse_args()
+    if args.qps is not None:
+        CONTROLLER_FLAGS["qps"] = args.qps
+    if args.burst is not None:
+        CONTROLLER_FLAGS["burst"] = args.burst
     results: dict[str, Any] = {"floor": [], "burst": [], "memory": []}
     for n in args.services:
-        results["floor"].append(await floor(n, args.concurrency))
+        if not args.skip_floor:
+            results["floor"].append(await floor(n, args.concurrency))
         results["burst"].append(await burst(n, args.concurrency))
-        results["burst"][-1]["ratio_to_floor"] = round(
-            results["burst"][-1]["all_allocated_s"] / results["floor"][-1]["floor_s"], 2)
+        results["burst"][-1]["controller_flags"] = dict(CONTROLLER_FLAGS)
+        if not args.skip_floor:
+            results["burst"][-1]["ratio_to_floor"] = round(
+                results["burst"][-1]["all_allocated_s"] / results["floor"][-1]["floor_s"], 2)
     for n in args.memory:
         results["memory"].append(
             await memory_and_restart(n, args.concurrency, restart=n == args.restart))
@@ -315,9 +329,10 @@ async def main() -> None:
     print()
     print(f"{'services':>9} {'floor':>8} {'all seen':>9} {'ratio':>6} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'svc writes':>10} {'event writes':>12}")
-    for f, b in zip(results["floor"], results["burst"], strict=True):
+    floors = results["floor"] or [{"floor_s": "-"}] * len(results["burst"])
+    for f, b in zip(floors, results["burst"], strict=True):
         print(f"{b['services']:>9} {f['floor_s']:>7}s {b['all_allocated_s']:>8}s "
-              f"{b['ratio_to_floor']:>6} {b['p50_ms']:>8} {b['p99_ms']:>8} "
+              f"{b.get('ratio_to_floor', '-'):>6} {b['p50_ms']:>8} {b['p99_ms']:>8} "
               f"{b['service_writes_per_service']:>10} {b['event_writes_per_service']:>12}")
     for m in results["memory"]:
         line = (f"{m['services']:>9} Services: RSS {m['rss_kb'] / 1024:.1f} MB "

@@ -32,6 +32,7 @@ from ccm.kube.events import EventRecorder
 from ccm.kube.informer import Informer
 from ccm.kube.leader import ElectionTiming, LeaderElector
 from ccm.kube.resources import IPPOOLS, LEASES, NAMESPACES, SERVICES
+from ccm.kube.transform import drop_managed_fields, namespace_for_cache, service_for_cache
 from pools.allocator import Allocator
 
 log = logging.getLogger(__name__)
@@ -93,18 +94,23 @@ class Controller:
         )
         self.recorder.start()
         self.registry.register(EventCounts(self.recorder))
+        # the caches keep only what is read (ccm/kube/transform.py): bench/informer_memory.py
         self.services = Informer(
-            self.client, SERVICES, self._service_changed, watch_timeout=s.watch_timeout
+            self.client, SERVICES, self._service_changed, watch_timeout=s.watch_timeout,
+            transform=service_for_cache,
         )
         self.ippools = Informer(
-            self.client, IPPOOLS, self._pool_changed, watch_timeout=s.watch_timeout
+            self.client, IPPOOLS, self._pool_changed, watch_timeout=s.watch_timeout,
+            transform=drop_managed_fields,
         )
         self.namespaces = Informer(
-            self.client, NAMESPACES, self._namespace_changed, watch_timeout=s.watch_timeout
+            self.client, NAMESPACES, self._namespace_changed, watch_timeout=s.watch_timeout,
+            transform=namespace_for_cache,
         )
         # speaker Leases, read only for /status and the status page
         self.leases = Informer(
-            self.client, LEASES, namespace=s.namespace, watch_timeout=s.watch_timeout
+            self.client, LEASES, namespace=s.namespace, watch_timeout=s.watch_timeout,
+            transform=drop_managed_fields,
         )
         self.pool_sync = PoolSync(
             self.client, self.ippools.cache, self.recorder, self.elector.is_leader,

@@ -30,6 +30,7 @@ RequestObserver = Callable[[str, str, int, float], None]
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+MAX_RETRY_AFTER = 30.0  # never sleep longer than this on one server answer
 
 
 class ApiError(Exception):
@@ -145,7 +146,10 @@ class KubeClient:
         burst: int = 400,
         request_timeout: float = 30.0,
         observer: RequestObserver | None = None,
+        throttle_retries: int = 10,
     ) -> None:
+        self.throttle_retries = throttle_retries
+        self.throttled = 0  # 429s waited out
         self._api = api
         self._session = _session_for(api.configuration)
         self._proxy = api.configuration.proxy
@@ -176,7 +180,21 @@ class KubeClient:
     def host(self) -> str:
         return str(self._api.configuration.host)
 
-    async def _send(
+    async def _send(self, method: str, path: str, **kw: Any) -> Any:
+        """One request; a 429 with Retry-After (API priority and fairness turned it away, so
+        the server did nothing) is sent again after the wait the server asked for, up to
+        `throttle_retries` times, as client-go does."""
+        for attempt in range(self.throttle_retries + 1):
+            try:
+                return await self._send_once(method, path, **kw)
+            except ApiError as exc:
+                if exc.status != 429 or exc.retry_after is None or attempt == self.throttle_retries:
+                    raise
+                self.throttled += 1
+                await asyncio.sleep(min(exc.retry_after, MAX_RETRY_AFTER))
+        raise AssertionError("unreachable")
+
+    async def _send_once(
         self,
         method: str,
         path: str,

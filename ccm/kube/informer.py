@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 ChangeHandler = Callable[[str, JSON | None, JSON | None], None]
 """(key, old object or None, new object or None); called for every change, in order."""
 
+Transform = Callable[[JSON], JSON]
+"""Applied to every object as it enters the cache (client-go's SetTransform): keep only what
+is read. It may change the object in place; it must keep metadata name/namespace/
+resourceVersion."""
+
 
 class Informer:
     def __init__(
@@ -33,8 +38,10 @@ class Informer:
         *,
         namespace: str | None = None,
         watch_timeout: int = 300,
+        transform: Transform | None = None,
     ) -> None:
         self.client = client
+        self.transform = transform
         self.resource = resource
         self.namespace = namespace
         self.watch_timeout = watch_timeout
@@ -59,12 +66,17 @@ class Informer:
 
     async def relist(self) -> None:
         listing = await self.client.list_all(self.resource, self.namespace)
-        fresh = {object_key(item): item for item in listing.get("items") or []}
+        version = str((listing.get("metadata") or {}).get("resourceVersion", ""))
+        items = listing.get("items") or []
+        if self.transform is not None:
+            items = [self.transform(item) for item in items]
+        fresh = {object_key(item): item for item in items}
+        del listing, items  # the raw page is garbage once the cache holds its transform
         old = dict(self.cache)
         # mutate in place: other components hold a reference to this mapping
         self.cache.clear()
         self.cache.update(fresh)
-        self.resource_version = str((listing.get("metadata") or {}).get("resourceVersion", ""))
+        self.resource_version = version
         self.relists += 1
         for key, obj in fresh.items():
             before = old.get(key)
@@ -90,6 +102,8 @@ class Informer:
             self.cache.pop(key, None)
             self._emit(key, old, None)
         elif kind in {"ADDED", "MODIFIED"}:
+            if self.transform is not None:
+                obj = self.transform(obj)
             self.cache[key] = obj
             self._emit(key, old, obj)
         if rv:
