@@ -147,12 +147,17 @@ class FakeKube:
         self._request("get", str(res))
         return copy.deepcopy(self._stored(res, namespace, name))
 
-    async def list_all(self, res: Resource, namespace: str | None = None, page: int = 500) -> JSON:
+    async def list_all(
+        self, res: Resource, namespace: str | None = None, page: int = 500,
+        transform: Callable[[JSON], JSON] | None = None,
+    ) -> JSON:
         self._request("list", str(res))
         items = [
             copy.deepcopy(obj) for (resource, ns, _), obj in sorted(self.objects.items())
             if resource == str(res) and (namespace is None or ns == namespace)
         ]
+        if transform is not None:
+            items = [transform(item) for item in items]
         return {"items": items, "metadata": {"resourceVersion": str(self.last_rv)}}
 
     async def create(self, res: Resource, namespace: str | None, body: JSON) -> JSON:

@@ -105,7 +105,8 @@ class KubeApi(Protocol):
     ) -> JSON: ...
 
     async def list_all(
-        self, res: Resource, namespace: str | None = None, page: int = 500
+        self, res: Resource, namespace: str | None = None, page: int = 500,
+        transform: Callable[[JSON], JSON] | None = None,
     ) -> JSON: ...
 
     async def create(self, res: Resource, namespace: str | None, body: JSON) -> JSON: ...
@@ -290,14 +291,24 @@ class KubeClient:
         path = res.collection_path(namespace)
         return await self._json("GET", path, resource=str(res), named=False, query=query)
 
-    async def list_all(self, res: Resource, namespace: str | None = None, page: int = 500) -> JSON:
-        """Every item, following `continue` tokens (resourceVersion: the first page's)."""
+    async def list_all(
+        self, res: Resource, namespace: str | None = None, page: int = 500,
+        transform: Callable[[JSON], JSON] | None = None,
+    ) -> JSON:
+        """Every item, following `continue` tokens (resourceVersion: the first page's).
+
+        `transform` is applied page by page, so a large list never holds every object whole
+        at once (the peak, not just the result, sets a Python process's RSS)."""
+        def kept(listing: JSON) -> list[JSON]:
+            items = listing.get("items") or []
+            return [transform(i) for i in items] if transform is not None else list(items)
+
         first = await self.list(res, namespace, limit=page)
-        items = list(first.get("items") or [])
+        items = kept(first)
         token = (first.get("metadata") or {}).get("continue")
         while token:
             more = await self.list(res, namespace, limit=page, continue_token=token)
-            items.extend(more.get("items") or [])
+            items.extend(kept(more))
             token = (more.get("metadata") or {}).get("continue")
         first["items"] = items
         return first

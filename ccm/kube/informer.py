@@ -65,13 +65,13 @@ class Informer:
             handler(key, old, new)
 
     async def relist(self) -> None:
-        listing = await self.client.list_all(self.resource, self.namespace)
+        # transformed page by page: the whole list never exists untrimmed
+        listing = await self.client.list_all(
+            self.resource, self.namespace, transform=self.transform
+        )
         version = str((listing.get("metadata") or {}).get("resourceVersion", ""))
-        items = listing.get("items") or []
-        if self.transform is not None:
-            items = [self.transform(item) for item in items]
-        fresh = {object_key(item): item for item in items}
-        del listing, items  # the raw page is garbage once the cache holds its transform
+        fresh = {object_key(item): item for item in listing.get("items") or []}
+        del listing
         old = dict(self.cache)
         # mutate in place: other components hold a reference to this mapping
         self.cache.clear()
