@@ -13,6 +13,7 @@ Leases) keep only the fields that are read.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from ccm.kube.client import JSON
 
@@ -25,9 +26,9 @@ def drop_managed_fields(obj: JSON) -> JSON:
 
 
 def service_for_cache(obj: JSON) -> JSON:
-    """managedFields dropped; the strings every Service repeats shared (interned)."""
+    """managedFields dropped; the short values every Service repeats shared."""
     obj = drop_managed_fields(obj)
-    _intern_keys(obj)
+    _share_values(obj)
     return obj
 
 
@@ -38,20 +39,18 @@ def namespace_for_cache(obj: JSON) -> JSON:
     return {"metadata": kept}
 
 
-def _intern_keys(value: object) -> None:
-    """Share the dict keys (and short repeated values) of all cached objects: json.loads makes
-    a new string for each, so 10,000 Services hold 10,000 copies of "loadBalancerIP"."""
-    if isinstance(value, dict):
-        for key in list(value):
-            item = value[key]
-            if isinstance(item, str) and len(item) <= 32:
-                item = sys.intern(item)
-            else:
-                _intern_keys(item)
-            value[sys.intern(key)] = item
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            if isinstance(item, str) and len(item) <= 32:
-                value[index] = sys.intern(item)
-            else:
-                _intern_keys(item)
+_intern = sys.intern
+
+
+def _share_values(value: Any) -> None:
+    """Intern short string values in place ("TCP", "LoadBalancer", "Cluster", "IPv6", ...):
+    json.loads makes a new string for each, 10,000 Services hold 10,000 copies of each.
+    (Keys are left alone: re-assigning an existing key keeps the old key object, and
+    rebuilding the dicts to share keys measured larger, not smaller.)"""
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in list(items):
+        if isinstance(item, str):
+            if len(item) <= 32:
+                value[key] = _intern(item)
+        elif isinstance(item, dict | list):
+            _share_values(item)
