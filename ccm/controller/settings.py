@@ -32,10 +32,10 @@ class ControllerSettings(BaseSettings):
     retry_period: float = 2.0
     workers: int = Field(4, ge=1, le=256)
     # A safety net against a hot loop, not the pace: the server's priority and fairness sets
-    # that (its 429 + Retry-After is waited out). Chosen above the measured server pace: the
-    # floor of bench/scale.py (1,000 creates + 2,000 writes, no controller) served 375 writes/s
-    # on the 2-core machine, and a burst needs 2 Service writes per create; at the old 200/400
-    # the controller alone could not follow that pace. Events have their own limit (events.py).
+    # that (its 429 + Retry-After is waited out). The floor of bench/scale.py (1,000 creates +
+    # 2,000 writes, no controller, 2-core machine) served 125 Services/s; following that takes
+    # 2 Service writes each, 250 writes/s, which the old 200/400 capped at 100 Services/s once
+    # its burst was spent. 500 leaves room for 2x that pace. Events have their own limit.
     qps: float = Field(500.0, ge=0, description="client-side request rate; 0 = unlimited")
     burst: int = Field(1000, ge=1)
     health_host: str = "0.0.0.0"
