@@ -187,6 +187,10 @@ class EventRecorder:
             self.failed += 1
             log.warning("event %s on %s not recorded: %s", item.reason,
                         item.involved.get("name"), exc)
+        except Exception as exc:  # e.g. the owner closed the client: the drain must go on
+            self.failed += 1
+            log.warning("event %s on %s not recorded: %s: %s", item.reason,
+                        item.involved.get("name"), type(exc).__name__, exc)
 
     def _remember(self, ident: Ident, value: tuple[str, int, float]) -> None:
         self._recent[ident] = value
