@@ -82,16 +82,24 @@ class Lab:
     nodes: list[Member]
     processes: list[subprocess.Popen[Any]] = field(default_factory=list)
     inodes: dict[str, int] = field(default_factory=dict)  # of the namespaces we created
+    hosts: dict[str, Member] = field(default_factory=dict)  # more members: name -> member
 
     @classmethod
-    def create(cls, node_count: int = 2, prefix: str | None = None) -> Lab:
+    def create(cls, node_count: int = 2, prefix: str | None = None,
+               hosts: dict[str, int] | None = None) -> Lab:
+        """``hosts`` adds members that are neither router nor node: {name: host number},
+        e.g. {"probe": 250} is ``<prefix>-probe`` at 192.0.2.250 and 2001:db8::fa."""
         prefix = prefix or f"vp{os.getpid()}-{next(_counter)}"
         router = Member(f"{prefix}-router", "192.0.2.1", "2001:db8::1")
         nodes = [
             Member(f"{prefix}-node{i}", f"192.0.2.{1 + i}", f"2001:db8::{1 + i:x}")
             for i in range(1, node_count + 1)
         ]
-        lab = cls(prefix=prefix, lan=f"{prefix}-lan", router=router, nodes=nodes)
+        extra = {
+            name: Member(f"{prefix}-{name}", f"192.0.2.{number}", f"2001:db8::{number:x}")
+            for name, number in (hosts or {}).items()
+        }
+        lab = cls(prefix=prefix, lan=f"{prefix}-lan", router=router, nodes=nodes, hosts=extra)
         try:
             lab._build()
         except BaseException:
@@ -100,18 +108,24 @@ class Lab:
         return lab
 
     def members(self) -> list[Member]:
-        return [self.router, *self.nodes]
+        return [self.router, *self.nodes, *self.hosts.values()]
 
     def all_namespaces(self) -> list[str]:
-        return [self.lan, *(member.name for member in self.members())]
+        """The segment, every member, and namespaces added later (``add_namespace``)."""
+        named = [self.lan, *(member.name for member in self.members())]
+        return named + [ns for ns in self.inodes if ns not in named]
+
+    def add_namespace(self, ns: str) -> None:
+        """Create ``ns`` (lo up, no DAD) and own it: ``destroy`` deletes it and its processes."""
+        run("ip", "netns", "add", ns)
+        self.inodes[ns] = os.stat(f"/run/netns/{ns}").st_ino
+        self.sysctl(ns, "net.ipv6.conf.all.accept_dad", "0")
+        self.sysctl(ns, "net.ipv6.conf.default.accept_dad", "0")
+        run("ip", "-n", ns, "link", "set", "lo", "up")
 
     def _build(self) -> None:
-        for ns in self.all_namespaces():
-            run("ip", "netns", "add", ns)
-            self.inodes[ns] = os.stat(f"/run/netns/{ns}").st_ino
-            self.sysctl(ns, "net.ipv6.conf.all.accept_dad", "0")
-            self.sysctl(ns, "net.ipv6.conf.default.accept_dad", "0")
-            run("ip", "-n", ns, "link", "set", "lo", "up")
+        for ns in [self.lan, *(member.name for member in self.members())]:
+            self.add_namespace(ns)
         run("ip", "-n", self.lan, "link", "add", "br0", "type", "bridge",
             "forward_delay", "0", "mcast_snooping", "0")
         run("ip", "-n", self.lan, "link", "set", "br0", "up")
