@@ -50,12 +50,15 @@ class Membership:
         node: str,
         timing: MembershipTiming | None = None,
         on_change: Callable[[], None] = lambda: None,
+        on_renewed: Callable[[float], None] = lambda started: None,
     ) -> None:
         self.client = client
         self.namespace = namespace
         self.node = node
         self.timing = timing or MembershipTiming()
         self.on_change = on_change
+        self.on_renewed = on_renewed  # called with the start of every successful renewal
+        self._renewing = asyncio.Lock()  # one renewal at a time: both PUT on our last write
         self.informer = Informer(client, LEASES, self._lease_changed, namespace=namespace)
         self._seen: dict[str, tuple[str, float]] = {}  # node -> (renewTime, monotonic when seen)
         self._renewed_at: float | None = None
@@ -71,6 +74,11 @@ class Membership:
 
     # -- own lease -------------------------------------------------------------------------
 
+    @property
+    def renewed_at(self) -> float | None:
+        """Monotonic time at which our last successful renewal began (None: none yet)."""
+        return self._renewed_at
+
     def is_live(self) -> bool:
         """False once our own renewals have failed for `fence_after`: stop announcing."""
         if self._renewed_at is None:
@@ -80,12 +88,23 @@ class Membership:
     async def renew_forever(self) -> None:
         while True:
             started = time.monotonic()
+            await self.renew_now()
+            await asyncio.sleep(max(0.0, self.timing.renew_interval - (time.monotonic() - started)))
+
+    async def renew_now(self) -> bool:
+        """Renew at once (besides the periodic renewals); True if it succeeded.
+
+        The speaker calls this before it adds an address when the last renewal began too long
+        ago for the address's kernel lifetime to end before a takeover (see ``fencing``)."""
+        async with self._renewing:
+            started = time.monotonic()
             try:
                 await self._renew(started)
             except ApiError as exc:
                 self.last_error = str(exc)
                 log.warning("speaker lease renew failed: %s", exc, extra={"node": self.node})
-            await asyncio.sleep(max(0.0, self.timing.renew_interval - (time.monotonic() - started)))
+                return False
+            return True
 
     async def _renew(self, started: float) -> None:
         """One write per renewal: PUT on top of our last write; GET only after a 409/404."""
@@ -126,6 +145,7 @@ class Membership:
             self._joined_at = started
         self.renewals += 1
         self.last_error = None
+        self.on_renewed(started)
         if not was_live:
             self.on_change()
 
@@ -139,14 +159,27 @@ class Membership:
 
     async def release(self) -> None:
         """Clean shutdown: empty the holder so peers take over at once, not after expiry."""
-        self._renewed_at = None
-        try:
-            lease = await self.client.get(LEASES, self.namespace, self.lease_name)
-            lease["spec"]["holderIdentity"] = ""
-            lease["spec"]["renewTime"] = micro_time()
-            await self.client.replace(LEASES, self.namespace, self.lease_name, lease)
-        except ApiError as exc:
-            log.warning("speaker lease not released: %s", exc)
+        async with self._renewing:  # a renewal in flight would otherwise undo the release
+            self._renewed_at = None
+            await self._release()
+
+    async def _release(self) -> None:
+        """One PUT on top of our last write (a GET first only if we have none or it is stale):
+        every round trip here delays the peers' takeover of a cleanly stopping node."""
+        lease, self._own = self._own, None
+        for _ in range(2):
+            try:
+                if lease is None:
+                    lease = await self.client.get(LEASES, self.namespace, self.lease_name)
+                lease.setdefault("spec", {}).update(holderIdentity="", renewTime=micro_time())
+                await self.client.replace(LEASES, self.namespace, self.lease_name, lease)
+                return
+            except ApiError as exc:
+                if not exc.conflict:
+                    log.warning("speaker lease not released: %s", exc)
+                    return
+                lease = None
+        log.warning("speaker lease not released: it kept changing under us")
 
     # -- everyone's leases -----------------------------------------------------------------
 

@@ -5,6 +5,14 @@ a speaker Lease, our own liveness) marks the state dirty; `reconcile` recomputes
 with `plan.make_plan` and applies the difference to the announcers. The only periodic API writes
 are this node's Lease renewals; Services are written (the `vipam.io/announcing-node`
 annotation, a NodeAssigned Event) only when their owner changes.
+
+L2 handovers between live speakers are make-before-break: when the plan gives one of our
+addresses to another live node (it rejoined and wins the address back, an endpoint moved, or
+we stop cleanly), we keep answering for it until the new owner's announcement is heard on the
+segment (`Announcer.wait_claimed`), at most `2 * lease_duration + 1` s. The election stays a pure
+function of the Leases and the cluster's objects, so every speaker still agrees without any
+per-address state; only the moment the old owner lets go waits for the new one. When *we*
+are the problem (our Lease is not renewed) we let go at once: fencing never waits.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from ccm.kube.resources import (
     SECRETS,
     SERVICES,
 )
+from ccm.speaker import fencing
 from ccm.speaker.bgp.config import Peer
 from ccm.speaker.bgp.speaker import BGPSpeaker
 from ccm.speaker.l2.announcer import Announcer, L2Announcer, LoggingAnnouncer
@@ -94,6 +103,13 @@ class Speaker:
         self._heartbeat = time.monotonic()
         self.ready_event = asyncio.Event()
         self._stopped = False
+        self._handovers: dict[str, asyncio.Task[None]] = {}  # ip -> wait for the new owner
+        self._l2_lock = asyncio.Lock()  # reconcile and finished handovers both withdraw
+        self._renewed = asyncio.Event()  # set after each successful Lease renewal
+        self.refresh_window = fencing.refresh_window(settings.lease_duration,
+                                                     settings.address_lifetime)
+        # a rejoining owner announces once settled, a lease duration after its first renewal
+        self.handover_timeout = 2 * settings.lease_duration + 1.0
 
     @property
     def client(self) -> KubeClient:
@@ -114,7 +130,7 @@ class Speaker:
         self.membership = Membership(
             self.client, namespace=s.namespace, node=self.node,
             timing=MembershipTiming(s.renew_interval, s.lease_duration, s.fence_after),
-            on_change=self._mark,
+            on_change=self._mark, on_renewed=lambda started: self._renewed.set(),
         )
         self.recorder = EventRecorder(self.client, "vipam-speaker", host=self.node)
         self.informers = {
@@ -158,18 +174,48 @@ class Speaker:
         if self._stopped:
             return
         self._stopped = True
-        for task in self._tasks:
+        log.info("stopping%s", " (crash)" if crash else "")
+        tasks = [*self._tasks, *self._handovers.values()]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        if not crash:
+        self._handovers.clear()
+        if not crash and hasattr(self, "membership"):
+            await self._hand_over_and_leave()
+        elif not crash:
             await self._withdraw_everything()
-            if hasattr(self, "membership"):
-                await self.membership.release()
         if self._client is not None:
             await self._client.close()
+
+    async def _hand_over_and_leave(self) -> None:
+        """Clean stop, make-before-break: release the Lease so that the other nodes take our
+        addresses over at once, keep answering until each new owner is heard, then withdraw.
+        An address that no other node will take is withdrawn without waiting."""
+        heirs: list[str] = []
+        if self.membership.is_live() and self.membership.settled():
+            others = self.membership.live_nodes() - {self.node}
+            after = make_plan(self.view(), self.node, frozenset(others))
+            heirs = [ip for ip in self.l2_owned
+                     if (duty := after.l2.get(ip)) is not None and duty.owner is not None]
+        log.info("stopping: releasing the Lease, handing %d address(es) over", len(heirs))
+        if heirs and await self.membership.renew_now():
+            # a full lifetime for the heirs to take over in; should we die meanwhile, these
+            # addresses still expire before a takeover the release did not hasten (fencing)
+            began = self.membership.renewed_at or 0.0
+            with contextlib.suppress(Exception):
+                await self.announcer.refresh(began + self.refresh_window)
+        await self.membership.release()
+        if heirs:
+            claimed = await asyncio.gather(
+                *(self.announcer.wait_claimed(ip, self.handover_timeout) for ip in heirs),
+                return_exceptions=True,
+            )
+            log.info("stopping: %d of %d addresses taken over before we withdrew",
+                     sum(result is True for result in claimed), len(heirs))
+        await self._withdraw_everything()
 
     async def _withdraw_everything(self) -> None:
         with contextlib.suppress(Exception):
@@ -219,28 +265,79 @@ class Speaker:
 
     async def _apply_l2(self, plan: Plan) -> None:
         mine = {ip: duty for ip, duty in plan.l2.items() if duty.owner == self.node}
-        for ip in list(self.l2_owned):
-            if ip not in mine:
+        async with self._l2_lock:
+            live = self.membership.is_live()
+            for ip in list(self.l2_owned):
+                if ip in mine:
+                    self._cancel_handover(ip)  # it came back to us: keep it
+                    continue
+                duty = plan.l2.get(ip)
+                if live and duty is not None and duty.owner is not None:
+                    if ip not in self._handovers:  # make before break
+                        self._handovers[ip] = asyncio.get_running_loop().create_task(
+                            self._hand_over(ip, duty.owner), name=f"handover-{ip}")
+                    continue
+                self._cancel_handover(ip)  # nobody takes it, or we are fenced: let go now
                 await self.announcer.withdraw(ip)
                 del self.l2_owned[ip]
-        for ip, duty in mine.items():
-            if ip in self.l2_owned:
-                continue
-            try:
-                interface = duty.interfaces[0] if duty.interfaces else (
-                    "log" if isinstance(self.announcer, LoggingAnnouncer)
-                    else await asyncio.to_thread(default_interface, ip)
-                )
-                await self.announcer.announce(ip, interface)
-            except Exception as exc:
-                self.announce_errors.labels(mode="l2").inc()
-                self._note_error(",".join(duty.services), f"announce {ip}: {exc}")
-                for service in duty.services:
-                    await self._event(service, "Warning", "AnnounceFailed",
-                                      f"node {self.node} could not announce {ip}: {exc}")
-                continue
-            self.l2_owned[ip] = ",".join(duty.services)
+            for ip, duty in mine.items():
+                if ip in self.l2_owned:
+                    continue
+                try:
+                    interface = duty.interfaces[0] if duty.interfaces else (
+                        "log" if isinstance(self.announcer, LoggingAnnouncer)
+                        else await asyncio.to_thread(default_interface, ip)
+                    )
+                    if not await self._fresh_renewal():
+                        # not provably live right now: try again a renew period later
+                        asyncio.get_running_loop().call_later(
+                            self.settings.renew_interval, self.dirty.set)
+                        break
+                    await self.announcer.announce(ip, interface)
+                except Exception as exc:
+                    self.announce_errors.labels(mode="l2").inc()
+                    self._note_error(",".join(duty.services), f"announce {ip}: {exc}")
+                    for service in duty.services:
+                        await self._event(service, "Warning", "AnnounceFailed",
+                                          f"node {self.node} could not announce {ip}: {exc}")
+                    continue
+                self.l2_owned[ip] = ",".join(duty.services)
         await self._write_announcing_nodes(plan, mine)
+
+    async def _fresh_renewal(self) -> bool:
+        """True when an address added now loses its kernel lifetime before any other node may
+        take it over if we die right after (``fencing``): our last successful renewal began
+        less than the refresh window ago; otherwise renew first (one extra Lease write)."""
+        if not self.settings.address_lifetime or isinstance(self.announcer, LoggingAnnouncer):
+            return True
+        began = self.membership.renewed_at
+        if began is not None and time.monotonic() < began + self.refresh_window:
+            return True
+        return await self.membership.renew_now()
+
+    async def _hand_over(self, ip: str, successor: str) -> None:
+        """Keep ``ip`` until ``successor`` (or anyone) claims it on the segment, then let go."""
+        claimed = await self.announcer.wait_claimed(ip, self.handover_timeout)
+        async with self._l2_lock:
+            if self._handovers.get(ip) is not asyncio.current_task():
+                return  # reconcile took over the decision meanwhile
+            del self._handovers[ip]
+            duty = self.plan.l2.get(ip)
+            if duty is not None and duty.owner == self.node:
+                return  # ours again
+            if ip in self.l2_owned:
+                await self.announcer.withdraw(ip)
+                del self.l2_owned[ip]
+        if claimed:
+            log.info("handed %s over to %s", ip, successor)
+        else:
+            log.warning("%s not claimed by %s within %.1f s; withdrawn anyway", ip, successor,
+                        self.handover_timeout)
+
+    def _cancel_handover(self, ip: str) -> None:
+        task = self._handovers.pop(ip, None)
+        if task is not None:
+            task.cancel()
 
     async def _write_announcing_nodes(self, plan: Plan, mine: dict[str, Any]) -> None:
         """The owner of a Service's first address records every owner in the annotation."""
@@ -374,15 +471,27 @@ class Speaker:
         del self.last_errors[:-20]
 
     async def _refresh_lifetimes(self) -> None:
-        """Extend the kernel lifetime of our addresses, but only while our Lease is renewed."""
-        period = max(0.5, self.settings.address_lifetime / 3)
+        """Extend our addresses' kernel lifetime, only within the refresh window that follows
+        the start of each successful Lease renewal (``fencing``): once just after it, and once
+        more as the window closes, so that the lifetime reaches past one failed renewal."""
         while True:
-            await asyncio.sleep(period)
-            if self.membership.is_live():
+            await self._renewed.wait()
+            self._renewed.clear()
+            began = self.membership.renewed_at
+            if began is None:
+                continue
+            deadline = began + self.refresh_window
+            for _ in range(2):
                 try:
-                    await self.announcer.refresh()
+                    await self.announcer.refresh(deadline)
                 except Exception as exc:
                     self._note_error("refresh", str(exc))
+                late = deadline - fencing.MARGIN - time.monotonic()
+                if late <= 0 or self._renewed.is_set():
+                    break
+                await asyncio.sleep(late)
+                if self._renewed.is_set() or self.membership.renewed_at != began:
+                    break
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -414,6 +523,7 @@ class Speaker:
             "membership": self.membership.status(),
             "live_nodes": sorted(self.membership.live_nodes()),
             "l2": {ip: svc for ip, svc in sorted(self.l2_owned.items())},
+            "l2_handing_over": sorted(self._handovers),
             "bgp": sorted(self.plan.bgp),
             "bgp_peers": self.bgp.peer_states() if self.bgp is not None else {},
             "last_errors": self.last_errors[-10:],

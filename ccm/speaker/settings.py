@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import socket
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ccm.speaker import fencing
 
 
 class SpeakerSettings(BaseSettings):
@@ -34,9 +36,10 @@ class SpeakerSettings(BaseSettings):
         0.05, ge=0, le=1, description="wait this long after a change before re-planning"
     )
     address_lifetime: int = Field(
-        3, ge=0, le=3600,
-        description="kernel lifetime (s) of announced addresses, extended while the Lease is "
-        "renewed, so a killed or hung speaker's addresses vanish by themselves; 0 = forever",
+        1, ge=0, le=3600,
+        description="kernel lifetime (s) of announced addresses, extended only just after a "
+        "successful Lease renewal, so a killed or hung speaker's addresses vanish by themselves "
+        "before another node may take them over; 0 = forever (no such guarantee)",
     )
     garp_repeats: int = Field(3, ge=1, le=20)
     garp_interval: float = Field(0.5, gt=0)
@@ -50,3 +53,11 @@ class SpeakerSettings(BaseSettings):
     burst: int = Field(100, ge=1)
     log_format: str = Field("json", pattern="^(json|text)$")
     log_level: str = "INFO"
+
+    @field_validator("address_lifetime")
+    @classmethod
+    def _addresses_die_before_takeover(cls, lifetime: int, info: ValidationInfo) -> int:
+        lease = info.data.get("lease_duration")
+        if lease is not None:  # else lease_duration failed validation and says why
+            fencing.check(lease, lifetime)
+        return lifetime

@@ -38,7 +38,8 @@ class Agent:
         if op == "announce":
             started = time.monotonic()
             await self.l2.announce(args["ip"], args["interface"])
-            return {"seconds": time.monotonic() - started}
+            return {"seconds": time.monotonic() - started, "started": started,
+                    "done": time.monotonic()}
         if op == "announce_many":  # for benchmarks: no per-address round trip to the test
             started = time.monotonic()
             for ip in args["ips"]:
@@ -47,6 +48,11 @@ class Agent:
         if op == "withdraw":
             await self.l2.withdraw(args["ip"])
             return None
+        if op == "hand_over":  # keep the address until another host claims it, then withdraw
+            claimed = await self.l2.wait_claimed(args["ip"], args.get("timeout", 3.0))
+            heard = time.monotonic()
+            await self.l2.withdraw(args["ip"])
+            return {"claimed": claimed, "heard": heard, "withdrawn": time.monotonic()}
         if op == "withdraw_all":
             await self.l2.withdraw_all()
             return None

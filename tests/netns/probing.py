@@ -91,6 +91,18 @@ class Verdict:
     double: list[Round]  # rounds with two or more different answers
 
     @property
+    def longest_double_run(self) -> int:
+        """The most consecutive rounds that got two answers (0: never two)."""
+        longest = run = 0
+        previous: Round | None = None
+        for entry in self.double:
+            consecutive = previous is not None and abs(previous.t + previous.d - entry.t) < 1e-3
+            run = run + 1 if consecutive else 1
+            longest = max(longest, run)
+            previous = entry
+        return longest
+
+    @property
     def silent_seconds(self) -> float:
         return sum(r.d for r in self.silent)
 

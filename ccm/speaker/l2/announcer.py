@@ -12,9 +12,18 @@ restarted after being killed can find and remove what its predecessor left behin
 without ever touching addresses someone else configured.
 
 With ``address_lifetime`` the addresses are added with a kernel lifetime (valid_lft) that
-``refresh`` extends; the speaker calls it after each successful renewal of its Lease. A speaker
-that is killed, hangs or stops renewing thus loses its addresses in the kernel itself when the
-lifetime runs out: self-fencing that holds even when no code of ours runs any more.
+``refresh`` extends; the speaker calls it just after each successful renewal of its Lease. A
+speaker that is killed, hangs or stops renewing thus loses its addresses in the kernel itself
+when the lifetime runs out: self-fencing that holds even when no code of ours runs any more
+(``ccm.speaker.fencing`` has the arithmetic that makes this happen before any takeover).
+
+Every address is added deprecated (``preferred_lft 0``): it receives and is answered for, but
+the kernel never picks it as the source of the node's own traffic. A preferred /128 (or /32)
+VIP would win source selection for any peer on its segment (longest match), so the node would
+talk, and kube-proxy would masquerade, from an address that moves to another node at failover.
+
+``wait_claimed`` ends a make-before-break handover: it returns once another host claims the
+address on the segment (``claims``), and the caller withdraws it then.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
+import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -31,6 +41,7 @@ from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 
+from ccm.speaker.l2.claims import ClaimListener
 from ccm.speaker.l2.frames import announcement_frames
 
 log = logging.getLogger(__name__)
@@ -54,7 +65,9 @@ class Announcer(Protocol):
 
     async def withdraw_all(self) -> None: ...
 
-    async def refresh(self) -> None: ...
+    async def refresh(self, deadline: float | None = None) -> None: ...
+
+    async def wait_claimed(self, ip: str, timeout: float) -> bool: ...
 
     async def reclaim(self) -> set[str]: ...
 
@@ -144,6 +157,7 @@ class L2Announcer:
         self._interfaces: dict[str, str] = {}
         self._repeaters: dict[str, asyncio.Task[None]] = {}
         self._sender = FrameSender()
+        self._claims = ClaimListener(self._sender)
 
     def announced(self) -> set[str]:
         return set(self._interfaces)
@@ -152,6 +166,7 @@ class L2Announcer:
         """Release the packet sockets (after ``withdraw_all``, or to leave addresses in place)."""
         for ip in list(self._repeaters):
             self._cancel_repeater(ip)
+        self._claims.close()
         self._sender.close()
 
     async def announce(self, ip: str, interface: str) -> None:
@@ -193,20 +208,38 @@ class L2Announcer:
             await self.withdraw(ip)
         self._sender.close()
 
-    async def refresh(self) -> None:
+    async def refresh(self, deadline: float | None = None) -> None:
         """Extend the kernel lifetime of every announced address (no-op without a lifetime).
 
-        Call after each successful Lease renewal, well within ``address_lifetime``.
+        Call just after a successful Lease renewal. With ``deadline`` (monotonic), addresses
+        not reached by then keep their current, earlier expiry: a refresh later than that
+        could let an address outlive a takeover.
         """
         if self.address_lifetime is None:
             return
         async with AsyncIPRoute() as ipr:
             for ip, interface in list(self._interfaces.items()):
+                if deadline is not None and time.monotonic() >= deadline:
+                    log.info("refresh window closed; %s keeps its earlier expiry", ip)
+                    return
                 try:
                     index = await self._index(ipr, interface)
                     await ipr.addr("replace", index=index, **self._address_arguments(ip))
                 except (NetlinkError, AnnounceError) as exc:
                     log.warning("could not refresh %s on %s: %s", ip, interface, exc)
+
+    async def wait_claimed(self, ip: str, timeout: float) -> bool:
+        """Keep ``ip`` until another host claims it on its segment, at most ``timeout`` s.
+
+        True if claimed. The address stays ours either way; the caller withdraws it."""
+        interface = self._interfaces.get(_normalise(ip))
+        if interface is None:
+            return True
+        try:
+            return await self._claims.wait(ip, interface, timeout)
+        except OSError as exc:  # cannot listen (interface gone): nothing to wait for
+            log.warning("cannot hear who claims %s on %s: %s", ip, interface, exc)
+            return False
 
     async def reclaim(self) -> set[str]:
         """Remove addresses that a previous speaker on this node added and never withdrew.
@@ -250,13 +283,13 @@ class L2Announcer:
             "address": ip,
             "prefixlen": _host_prefixlen(ip),
             "proto": VIPAM_ADDRESS_PROTO,
+            "preferred_lft": 0,  # deprecated: receives, never the node's source address
         }
         if ipaddress.ip_address(ip).version == 6:
             # without NODAD the address stays "tentative" for ~1 s and cannot be used or announced
             arguments["flags"] = IFA_F_NODAD
         if self.address_lifetime is not None:
             arguments["valid_lft"] = self.address_lifetime
-            arguments["preferred_lft"] = self.address_lifetime
         return arguments
 
     async def _add_address(self, ip: str, interface: str, *, ours: bool) -> None:
@@ -349,8 +382,12 @@ class LoggingAnnouncer:
         for ip in list(self._interfaces):
             await self.withdraw(ip)
 
-    async def refresh(self) -> None:
+    async def refresh(self, deadline: float | None = None) -> None:
         self._log.debug("would refresh %d address(es)", len(self._interfaces))
+
+    async def wait_claimed(self, ip: str, timeout: float) -> bool:
+        """Nothing to listen on: hand over at once (the old, break-before-make behaviour)."""
+        return False
 
     async def reclaim(self) -> set[str]:
         return set()
