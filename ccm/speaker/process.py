@@ -201,21 +201,32 @@ class Speaker:
             heirs = [ip for ip in self.l2_owned
                      if (duty := after.l2.get(ip)) is not None and duty.owner is not None]
         log.info("stopping: releasing the Lease, handing %d address(es) over", len(heirs))
-        if heirs and await self.membership.renew_now():
-            # a full lifetime for the heirs to take over in; should we die meanwhile, these
-            # addresses still expire before a takeover the release did not hasten (fencing)
-            began = self.membership.renewed_at or 0.0
-            with contextlib.suppress(Exception):
-                await self.announcer.refresh(began + self.refresh_window)
-        await self.membership.release()
-        if heirs:
-            claimed = await asyncio.gather(
-                *(self.announcer.wait_claimed(ip, self.handover_timeout) for ip in heirs),
-                return_exceptions=True,
-            )
-            log.info("stopping: %d of %d addresses taken over before we withdrew",
-                     sum(result is True for result in claimed), len(heirs))
+        # hold each address until its heir is heard, however long the heir takes to become
+        # ready (at most the handover timeout), keeping it alive meanwhile; should we be
+        # killed now, it outlives us by at most one lifetime, beside an heir that has it
+        keeper = (asyncio.get_running_loop().create_task(self._keep_alive_while_leaving())
+                  if heirs else None)
+        try:
+            await self.membership.release()
+            if heirs:
+                claimed = await asyncio.gather(
+                    *(self.announcer.wait_claimed(ip, self.handover_timeout) for ip in heirs),
+                    return_exceptions=True,
+                )
+                log.info("stopping: %d of %d addresses taken over before we withdrew",
+                         sum(result is True for result in claimed), len(heirs))
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
         await self._withdraw_everything()
+
+    async def _keep_alive_while_leaving(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await self.announcer.refresh()
+            await asyncio.sleep(self.settings.address_lifetime / 4 or 1.0)
 
     async def _withdraw_everything(self) -> None:
         with contextlib.suppress(Exception):
@@ -511,6 +522,9 @@ class Speaker:
     def ready(self) -> tuple[bool, str]:
         if not self.ready_event.is_set():
             return False, "caches not synced"
+        if not self.membership.settled():
+            # a rollout that moved on now would stop the next node before this one may answer
+            return False, "joining: ready a lease duration after the first Lease renewal"
         return probes.readiness(
             (True, f"announcing {len(self.l2_owned)} L2, {len(self.plan.bgp)} BGP addresses"),
             self.api_contact,
