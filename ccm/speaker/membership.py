@@ -92,10 +92,7 @@ class Membership:
             await asyncio.sleep(max(0.0, self.timing.renew_interval - (time.monotonic() - started)))
 
     async def renew_now(self) -> bool:
-        """Renew at once (besides the periodic renewals); True if it succeeded.
-
-        The speaker calls this before it adds an address when the last renewal began too long
-        ago for the address's kernel lifetime to end before a takeover (see ``fencing``)."""
+        """Renew at once; True if it succeeded. One at a time (``release`` waits too)."""
         async with self._renewing:
             started = time.monotonic()
             try:
@@ -210,6 +207,17 @@ class Membership:
         else:
             live.discard(self.node)
         return frozenset(live)
+
+    def recently_expired(self, within: float) -> dict[str, float]:
+        """Nodes whose Lease expired (not released) less than ``within`` s ago: node -> the
+        monotonic time it expired on our clock. Their addresses may still answer until their
+        kernel lifetime runs out (``fencing``)."""
+        now = time.monotonic()
+        expired = {
+            node: seen + self.timing.lease_duration for node, (_, seen) in self._seen.items()
+            if node != self.node
+        }
+        return {node: at for node, at in expired.items() if 0 <= now - at < within}
 
     def _check(self) -> None:
         live = self.live_nodes() if self.settled() else frozenset()

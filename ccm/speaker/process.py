@@ -12,7 +12,9 @@ we stop cleanly), we keep answering for it until the new owner's announcement is
 segment (`Announcer.wait_claimed`), at most `2 * lease_duration + 1` s. The election stays a pure
 function of the Leases and the cluster's objects, so every speaker still agrees without any
 per-address state; only the moment the old owner lets go waits for the new one. When *we*
-are the problem (our Lease is not renewed) we let go at once: fencing never waits.
+are the problem (our Lease is not renewed) we let go at once: fencing never waits. Taking an
+address over from a node whose Lease *expired* is the other way round: we first wait until
+that node's kernel has stopped answering for it (``fencing``).
 """
 
 from __future__ import annotations
@@ -47,9 +49,10 @@ from ccm.kube.resources import (
 from ccm.speaker import fencing
 from ccm.speaker.bgp.config import Peer
 from ccm.speaker.bgp.speaker import BGPSpeaker
+from ccm.speaker.election import weight
 from ccm.speaker.l2.announcer import Announcer, L2Announcer, LoggingAnnouncer
 from ccm.speaker.membership import Membership, MembershipTiming
-from ccm.speaker.plan import ClusterView, Plan, make_plan
+from ccm.speaker.plan import ClusterView, L2Duty, Plan, make_plan
 from ccm.speaker.settings import SpeakerSettings
 
 log = logging.getLogger(__name__)
@@ -106,8 +109,6 @@ class Speaker:
         self._handovers: dict[str, asyncio.Task[None]] = {}  # ip -> wait for the new owner
         self._l2_lock = asyncio.Lock()  # reconcile and finished handovers both withdraw
         self._renewed = asyncio.Event()  # set after each successful Lease renewal
-        self.refresh_window = fencing.refresh_window(settings.lease_duration,
-                                                     settings.address_lifetime)
         # a rejoining owner announces once settled, a lease duration after its first renewal
         self.handover_timeout = 2 * settings.lease_duration + 1.0
 
@@ -209,10 +210,8 @@ class Speaker:
         try:
             await self.membership.release()
             if heirs:
-                claimed = await asyncio.gather(
-                    *(self.announcer.wait_claimed(ip, self.handover_timeout) for ip in heirs),
-                    return_exceptions=True,
-                )
+                claimed = await asyncio.gather(*(self._let_go_when_claimed(ip) for ip in heirs),
+                                               return_exceptions=True)
                 log.info("stopping: %d of %d addresses taken over before we withdrew",
                          sum(result is True for result in claimed), len(heirs))
         finally:
@@ -221,6 +220,14 @@ class Speaker:
                 with contextlib.suppress(asyncio.CancelledError):
                     await keeper
         await self._withdraw_everything()
+
+    async def _let_go_when_claimed(self, ip: str) -> bool:
+        """Withdraw ``ip`` the moment its heir is heard (or the handover times out)."""
+        try:
+            return await self.announcer.wait_claimed(ip, self.handover_timeout)
+        finally:
+            await self.announcer.withdraw(ip)
+            self.l2_owned.pop(ip, None)
 
     async def _keep_alive_while_leaving(self) -> None:
         while True:
@@ -291,19 +298,14 @@ class Speaker:
                 self._cancel_handover(ip)  # nobody takes it, or we are fenced: let go now
                 await self.announcer.withdraw(ip)
                 del self.l2_owned[ip]
-            for ip, duty in mine.items():
-                if ip in self.l2_owned:
-                    continue
+            new = {ip: duty for ip, duty in mine.items() if ip not in self.l2_owned}
+            interfaces = {ip: await self._interface(duty) for ip, duty in new.items()}
+            await self._wait_for_the_dead(interfaces)
+            for ip, duty in new.items():
                 try:
-                    interface = duty.interfaces[0] if duty.interfaces else (
-                        "log" if isinstance(self.announcer, LoggingAnnouncer)
-                        else await asyncio.to_thread(default_interface, ip)
-                    )
-                    if not await self._fresh_renewal():
-                        # not provably live right now: try again a renew period later
-                        asyncio.get_running_loop().call_later(
-                            self.settings.renew_interval, self.dirty.set)
-                        break
+                    interface = interfaces[ip]
+                    if isinstance(interface, Exception):
+                        raise interface
                     await self.announcer.announce(ip, interface)
                 except Exception as exc:
                     self.announce_errors.labels(mode="l2").inc()
@@ -315,16 +317,47 @@ class Speaker:
                 self.l2_owned[ip] = ",".join(duty.services)
         await self._write_announcing_nodes(plan, mine)
 
-    async def _fresh_renewal(self) -> bool:
-        """True when an address added now loses its kernel lifetime before any other node may
-        take it over if we die right after (``fencing``): our last successful renewal began
-        less than the refresh window ago; otherwise renew first (one extra Lease write)."""
-        if not self.settings.address_lifetime or isinstance(self.announcer, LoggingAnnouncer):
-            return True
-        began = self.membership.renewed_at
-        if began is not None and time.monotonic() < began + self.refresh_window:
-            return True
-        return await self.membership.renew_now()
+    async def _interface(self, duty: L2Duty) -> str | Exception:
+        """The interface to announce on: the advertisement's, else the one routing the VIP."""
+        if duty.interfaces:
+            return duty.interfaces[0]
+        if isinstance(self.announcer, LoggingAnnouncer):
+            return "log"
+        try:
+            return await asyncio.to_thread(default_interface, duty.ip)
+        except Exception as exc:
+            return exc
+
+    async def _wait_for_the_dead(self, interfaces: dict[str, str | Exception]) -> None:
+        """Before taking addresses over from a node whose Lease expired, wait until nobody
+        answers for them any more (its kernel lifetime ran out, ``fencing``): all at once,
+        each at most until that node's addresses must have expired."""
+        lifetime = self.settings.address_lifetime
+        if not lifetime or not interfaces:
+            return
+        dead = self.membership.recently_expired(
+            fencing.silence_deadline(0.0, lifetime))
+        if not dead:
+            return
+        checks = []
+        for ip, interface in interfaces.items():
+            mine = weight(ip, self.node)
+            # an expired node that outranks us for this address owned it before us
+            previous = [at for node, at in dead.items() if weight(ip, node) > mine]
+            if previous and isinstance(interface, str):
+                deadline = fencing.silence_deadline(max(previous), lifetime)
+                checks.append(self._silent_or_late(ip, interface, deadline))
+        if checks:
+            await asyncio.gather(*checks)
+
+    async def _silent_or_late(self, ip: str, interface: str, deadline: float) -> None:
+        started = time.monotonic()
+        if not await self.announcer.wait_silent(ip, interface, deadline):
+            log.warning("%s still answered by another host %.2f s after its owner's Lease "
+                        "expired; announcing anyway", ip, time.monotonic() - started)
+        elif time.monotonic() - started > fencing.PROBE_WAIT * 2:
+            log.info("%s: waited %.2f s for the dead owner's address to expire", ip,
+                     time.monotonic() - started)
 
     async def _hand_over(self, ip: str, successor: str) -> None:
         """Keep ``ip`` until ``successor`` (or anyone) claims it on the segment, then let go."""
@@ -482,27 +515,18 @@ class Speaker:
         del self.last_errors[:-20]
 
     async def _refresh_lifetimes(self) -> None:
-        """Extend our addresses' kernel lifetime, only within the refresh window that follows
-        the start of each successful Lease renewal (``fencing``): once just after it, and once
-        more as the window closes, so that the lifetime reaches past one failed renewal."""
+        """Extend our addresses' kernel lifetime after every successful Lease renewal, and at
+        least every renew period while our Lease counts as renewed (a slow API server must
+        not let a live owner's addresses expire); never once we are fenced."""
         while True:
-            await self._renewed.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._renewed.wait(), self.settings.renew_interval)
             self._renewed.clear()
-            began = self.membership.renewed_at
-            if began is None:
-                continue
-            deadline = began + self.refresh_window
-            for _ in range(2):
+            if self.membership.is_live():
                 try:
-                    await self.announcer.refresh(deadline)
+                    await self.announcer.refresh()
                 except Exception as exc:
                     self._note_error("refresh", str(exc))
-                late = deadline - fencing.MARGIN - time.monotonic()
-                if late <= 0 or self._renewed.is_set():
-                    break
-                await asyncio.sleep(late)
-                if self._renewed.is_set() or self.membership.renewed_at != began:
-                    break
 
     async def _heartbeat_loop(self) -> None:
         while True:

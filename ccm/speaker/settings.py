@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import socket
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from ccm.speaker import fencing
 
 
 class SpeakerSettings(BaseSettings):
@@ -37,9 +35,9 @@ class SpeakerSettings(BaseSettings):
     )
     address_lifetime: int = Field(
         1, ge=0, le=3600,
-        description="kernel lifetime (s) of announced addresses, extended only just after a "
-        "successful Lease renewal, so a killed or hung speaker's addresses vanish by themselves "
-        "before another node may take them over; 0 = forever (no such guarantee)",
+        description="kernel lifetime (s) of announced addresses, extended while the Lease is "
+        "renewed, so a killed or hung speaker's addresses vanish by themselves; a node taking "
+        "over waits for that (at most this long after the Lease expired); 0 = forever",
     )
     garp_repeats: int = Field(3, ge=1, le=20)
     garp_interval: float = Field(0.5, gt=0)
@@ -53,11 +51,3 @@ class SpeakerSettings(BaseSettings):
     burst: int = Field(100, ge=1)
     log_format: str = Field("json", pattern="^(json|text)$")
     log_level: str = "INFO"
-
-    @field_validator("address_lifetime")
-    @classmethod
-    def _addresses_die_before_takeover(cls, lifetime: int, info: ValidationInfo) -> int:
-        lease = info.data.get("lease_duration")
-        if lease is not None:  # else lease_duration failed validation and says why
-            fencing.check(lease, lifetime)
-        return lifetime

@@ -19,7 +19,9 @@ class BirdNeighbor:
 
 
 def bird_config(router: Member, local_asn: int, neighbors: list[BirdNeighbor], password: str | None,
-                log_path: Path) -> str:
+                log_path: Path, hold: int = 9, ecmp: bool = False) -> str:
+    """``ecmp``: install the BGP routes in the kernel, one multipath route per prefix when
+    several neighbours offer equal paths (what a router in front of a cluster does)."""
     lines = [
         f'log "{log_path}" all;',
         f"router id {router.ipv4};",
@@ -27,6 +29,11 @@ def bird_config(router: Member, local_asn: int, neighbors: list[BirdNeighbor], p
         # the segment's prefixes, so iBGP's recursive next hops resolve
         'protocol direct { ipv4; ipv6; interface "eth0"; }',
     ]
+    if ecmp:
+        lines += [
+            "protocol kernel { ipv4 { export where source = RTS_BGP; }; merge paths on; }",
+            "protocol kernel { ipv6 { export where source = RTS_BGP; }; merge paths on; }",
+        ]
     for neighbor in neighbors:
         local, remote = (
             (router.ipv6, neighbor.node.ipv6) if neighbor.over_ipv6
@@ -36,7 +43,7 @@ def bird_config(router: Member, local_asn: int, neighbors: list[BirdNeighbor], p
             f"protocol bgp {neighbor.name} {{",
             f"    local {local} as {local_asn};",
             f"    neighbor {remote} as {neighbor.asn};",
-            "    hold time 9;",
+            f"    hold time {hold};",
             "    connect delay time 1;",
             "    connect retry time 1;",
             "    error wait time 1, 2;",
@@ -53,13 +60,14 @@ def bird_config(router: Member, local_asn: int, neighbors: list[BirdNeighbor], p
 
 class Bird:
     def __init__(self, lab: Lab, workdir: Path, local_asn: int, neighbors: list[BirdNeighbor],
-                 password: str | None = None) -> None:
+                 password: str | None = None, hold: int = 9, ecmp: bool = False) -> None:
         self.workdir = workdir
         self.socket = workdir / "bird.ctl"
         self.pidfile = workdir / "bird.pid"
         config = workdir / "bird.conf"
         config.write_text(
-            bird_config(lab.router, local_asn, neighbors, password, workdir / "bird.log")
+            bird_config(lab.router, local_asn, neighbors, password, workdir / "bird.log", hold,
+                        ecmp)
         )
         run("bird", "-p", "-c", str(config))  # parse only: a config error fails here, clearly
         self.process = lab.spawn(

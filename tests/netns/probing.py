@@ -1,8 +1,10 @@
-"""Drive ``tests.netns.prober`` from a test: start it in a namespace, read its rounds, judge them.
+"""What hosts on the segment see during a failover, as figures a test can assert on.
 
-A :class:`Probe` collects every round in a background thread, so a test can wait on the latest
-answer while the record of the whole run keeps growing. :func:`judge` turns a record into the
-figures the issue asks for: time with no answer, time with two different answers.
+A :class:`Probe` drives ``tests.netns.prober`` (a host resolving the VIPs afresh every 50 ms)
+and :func:`judge` turns its rounds into time with no answer and time with two different
+answers. A :class:`RequestLoop` drives ``tests.netns.httploop`` (a client opening a new
+connection every 50 ms) and :func:`outage` turns its requests into the gap the client saw.
+Both collect in a background thread, so a test can wait on the latest result meanwhile.
 """
 
 from __future__ import annotations
@@ -134,3 +136,79 @@ def first_answer(rounds: list[Round], ip: str, mac: str, after: float) -> float 
         if entry.t >= after and mac in entry.answers.get(ip, ()):
             return entry.t
     return None
+
+
+@dataclass(frozen=True)
+class Request:
+    target: str
+    sent: float  # seconds since the loop started
+    took: float
+    ok: bool
+    answer: str  # "POD CLIENT-IP", or the error
+
+
+class RequestLoop:
+    """A client on ``host`` opening a new HTTP connection to each target every ``period``."""
+
+    def __init__(self, lab: Lab, host: Member, targets: list[str], period: float = 0.05,
+                 timeout: float = 0.8) -> None:
+        self.results: list[Request] = []
+        self._lock = threading.Lock()
+        urls = [f"[{ip}]:80" if ":" in ip else f"{ip}:80" for ip in targets]
+        self.process: subprocess.Popen[str] = lab.spawn(
+            host.name,
+            [sys.executable, "-m", "tests.netns.httploop", str(period), str(timeout), *urls],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO, bufsize=1,
+        )
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the request loop did not start")
+        self.started = time.monotonic()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            raw = json.loads(line)
+            with self._lock:
+                self.results.append(Request(raw["target"], raw["sent"], raw["took"], raw["ok"],
+                                            raw["answer"]))
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+    def stop(self) -> list[Request]:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            self.process.wait(timeout=15)
+        self._reader.join(timeout=5)
+        with self._lock:
+            return sorted(self.results, key=lambda r: r.sent)
+
+
+@dataclass(frozen=True)
+class Outage:
+    """What a client saw of one target around an event: the gap between the last request sent
+    before it that succeeded and the first one sent after it that did, and the failures."""
+
+    target: str
+    gap: float | None  # None: never answered again
+    failed: int
+    sent: int
+
+    def __str__(self) -> str:
+        gap = "never answered again" if self.gap is None else f"{self.gap:.2f} s"
+        return f"{self.target}: outage {gap}, {self.failed} of {self.sent} requests failed"
+
+
+def outage(requests: list[Request], target: str, event: float, end: float = float("inf")
+           ) -> Outage:
+    mine = [r for r in requests if r.target == target and r.sent < end]
+    before = [r for r in mine if r.sent < event and r.ok]
+    after = [r for r in mine if r.sent >= event and r.ok]
+    window = [r for r in mine if r.sent >= event]
+    last = before[-1].sent if before else event
+    gap = (after[0].sent - last) if after else None
+    return Outage(target, gap, sum(1 for r in window if not r.ok), len(window))

@@ -20,23 +20,27 @@ Addresses: documentation ranges only. L2 VIPs are on the segment (192.0.2.100-11
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
+import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
+import urllib.request
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ccm.speaker.election import owner
+from tests.netns import httploop
 from tests.netns.controlplane import NamespacedApiServer, in_namespace
 from tests.netns.lab import REPO, Lab, Member, run, wait_for
 
 POD_PORT = 8080
+HEALTH_PORT = 8081  # each speaker's, inside its own node namespace
 SERVICE_PORT = 80
 CLUSTER_CIDRS = "198.51.100.0/24,2001:db8:1::/48"
 PROXY_MODES = ("iptables", "nftables")
@@ -44,11 +48,41 @@ PROXY_MODES = ("iptables", "nftables")
 
 def kube_proxy_binary(assets: Path) -> Path | None:
     """kube-proxy beside kube-apiserver (scripts/k8s-assets puts it there), or $VIPAM_KUBE_PROXY."""
-    import os
-
     given = os.environ.get("VIPAM_KUBE_PROXY")
     path = Path(given) if given else assets / "kube-proxy"
     return path if path.exists() else None
+
+
+def _service(name: str, **spec: object) -> str:
+    extra = "".join(f"\n  {key}: {value}" for key, value in spec.items())
+    return f"""
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: default}}
+spec:
+  type: LoadBalancer
+  ipFamilyPolicy: RequireDualStack
+  ipFamilies: [IPv4, IPv6]
+  ports: [{{name: http, port: {SERVICE_PORT}, targetPort: {POD_PORT}}}]{extra}
+"""
+
+
+BASE_OBJECTS = "---".join([
+    """
+apiVersion: vipam.io/v1alpha1
+kind: IPPool
+metadata: {name: lan}
+spec: {addresses: ["192.0.2.100-192.0.2.119", "2001:db8::100-2001:db8::11f"]}
+---
+apiVersion: vipam.io/v1alpha1
+kind: L2Advertisement
+metadata: {name: lan}
+spec: {ipPools: [lan]}
+""",
+    _service("web"),
+    _service("web-local", externalTrafficPolicy="Local"),
+    _service("web-ranged", loadBalancerSourceRanges='["192.0.2.1/32", "2001:db8::1/128"]'),
+])
 
 
 @dataclass
@@ -71,6 +105,7 @@ class Site:
     proxies: dict[str, subprocess.Popen[Any]] = field(default_factory=dict)
     pods: dict[str, Pod] = field(default_factory=dict)
     proxy_mode: str = ""
+    vips: dict[str, list[str]] = field(default_factory=dict)  # Service -> [IPv4, IPv6]
     _starts: int = 0
 
     # -- building --------------------------------------------------------------------------------
@@ -161,6 +196,23 @@ subjects: [{kind: ServiceAccount, name: kube-proxy, namespace: kube-system}]
                 ]},
             })
 
+    def populate(self) -> None:
+        """The controller, a speaker per node, three pods and the Services every scenario uses:
+        ``web`` (Cluster: pods on node1 and node2), ``web-local`` (Local: a pod on node3) and
+        ``web-ranged`` (Cluster, loadBalancerSourceRanges: the client only)."""
+        self.start_controller()
+        for node in self.lab.nodes:
+            self.start_speaker(node)
+        first, second, third = self.lab.nodes[:3]
+        web = [self.add_pod("web-a", first), self.add_pod("web-b", second)]
+        local = [self.add_pod("local-a", third)]
+        self.apply(BASE_OBJECTS)
+        for name, pods in (("web", web), ("web-ranged", web), ("web-local", local)):
+            self.set_endpoints(name, pods)
+        for name in ("web", "web-ranged", "web-local"):
+            self.vips[name] = self.wait_service_ips(name, 2, timeout=60)
+        self.wait_speakers_ready()
+
     # -- objects ---------------------------------------------------------------------------------
     def apply(self, manifest: str) -> None:
         self.api.kubectl("apply", "-f", "-", input=manifest)
@@ -174,9 +226,11 @@ subjects: [{kind: ServiceAccount, name: kube-proxy, namespace: kube-system}]
         return [entry["ip"] for entry in ingress if entry.get("ip")]
 
     def wait_service_ips(self, name: str, count: int, timeout: float = 20) -> list[str]:
-        ips: list[str] = wait_for(lambda: len(found := self.service_ips(name)) == count and found,
-                                  timeout, f"{count} address(es) on Service {name}")
-        return ips
+        def found() -> list[str] | None:
+            ips = self.service_ips(name)
+            return ips if len(ips) == count else None
+
+        return wait_for(found, timeout, f"{count} address(es) on Service {name}")
 
     def set_endpoints(self, service: str, pods: list[Pod], namespace: str = "default") -> None:
         """The EndpointSlices (one per family) a controller-manager would write: ``pods``."""
@@ -224,8 +278,28 @@ subjects: [{kind: ServiceAccount, name: kube-proxy, namespace: kube-system}]
             "--kubeconfig", str(self.kubeconfigs["speaker"]), "--namespace", "kube-system",
             "--announcer", "kernel", "--bgp-router-id", node.ipv4,
             "--bgp-workdir", str(self.workdir / f"exabgp-{node.name}"),
-            "--health-port", "0", "--log-format", "text",
+            "--health-host", "127.0.0.1", "--health-port", str(HEALTH_PORT),
+            "--log-format", "text",
         ], f"speaker-{node.name}")
+
+    def speaker_ready(self, node: Member) -> bool:
+        """The speaker's /readyz inside its node: caches synced and its membership settled,
+        what a DaemonSet rollout waits for before it moves on to the next node."""
+        def readyz() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{HEALTH_PORT}/readyz",
+                                            timeout=2) as response:
+                    return bool(response.status == 200)
+            except OSError:
+                return False
+
+        return node.name in self.speakers and bool(in_namespace(node.name, readyz))
+
+    def wait_speakers_ready(self, timeout: float = 60) -> None:
+        for node in self.lab.nodes:
+            if node.name in self.speakers:
+                wait_for(partial(self.speaker_ready, node), timeout,
+                         f"the speaker on {node.name} to be ready", poll=0.1)
 
     def stop_speaker(self, node: Member, sig: signal.Signals = signal.SIGTERM) -> None:
         process = self.speakers.pop(node.name)
@@ -255,6 +329,12 @@ subjects: [{kind: ServiceAccount, name: kube-proxy, namespace: kube-system}]
             self.proxies[node.name] = self._spawn(
                 node.name, [str(self.kube_proxy), "--config", str(config), "--v", "1"],
                 f"kube-proxy-{mode}-{node.name}")
+
+    def use_proxies(self, mode: str) -> None:
+        """kube-proxy in ``mode`` on every node (switching from another mode cleans up first)."""
+        if self.proxy_mode != mode:
+            self.stop_proxies()
+            self.start_proxies(mode)
 
     def stop_proxies(self) -> None:
         """Stop every kube-proxy; a stopped one leaves its rules, so clean them up as well."""
@@ -294,14 +374,29 @@ subjects: [{kind: ServiceAccount, name: kube-proxy, namespace: kube-system}]
         return pod
 
     # -- looking -----------------------------------------------------------------------------------
+    def owner_of(self, ip: str, live: list[Member] | None = None) -> Member:
+        """The node the rendezvous election gives an L2 ``ip`` among ``live`` (default: the
+        nodes whose speaker runs); ``externalTrafficPolicy: Cluster`` only."""
+        nodes = live if live is not None else [
+            node for node in self.lab.nodes if node.name in self.speakers]
+        chosen = owner(ip, [node.name for node in nodes])
+        assert chosen is not None, f"no node for {ip}"
+        return self.node(chosen)
+
+    def ingress_node(self, seen: str) -> Member | None:
+        """The node a request entered through, from the client address a Cluster-policy pod
+        saw: kube-proxy masquerades to the node's address (or, for a pod on that same node,
+        to its bridge address)."""
+        for index, node in enumerate(self.lab.nodes, start=1):
+            if seen in {node.ipv4, node.ipv6, f"198.51.100.{16 * index + 1}",
+                        f"2001:db8:1:{index}::1"}:
+                return node
+        return None
+
     def get_once(self, ns: str, ip: str, timeout: float = 1.0) -> str | None:
         """One HTTP request from ``ns`` to ``ip``:80; the answer (POD CLIENT-IP) or None."""
-        from tests.netns import httploop
-
         async def fetch() -> str:
             return await httploop.get(ip, SERVICE_PORT, timeout)
-
-        import asyncio
 
         try:
             answer: str = in_namespace(ns, asyncio.run, fetch())
@@ -344,15 +439,3 @@ def wait_rules(site: Site, vip: str, timeout: float = 10) -> dict[str, list[str]
 
     wait_for(ready, timeout, f"kube-proxy rules for {vip} on every node")
     return found
-
-
-def poll(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
-    return wait_for(predicate, timeout, what, poll=every)
-
-
-def show(value: Any) -> str:
-    return json.dumps(value, indent=1, sort_keys=True)
-
-
-def now() -> float:
-    return time.monotonic()

@@ -12,10 +12,10 @@ restarted after being killed can find and remove what its predecessor left behin
 without ever touching addresses someone else configured.
 
 With ``address_lifetime`` the addresses are added with a kernel lifetime (valid_lft) that
-``refresh`` extends; the speaker calls it just after each successful renewal of its Lease. A
-speaker that is killed, hangs or stops renewing thus loses its addresses in the kernel itself
-when the lifetime runs out: self-fencing that holds even when no code of ours runs any more
-(``ccm.speaker.fencing`` has the arithmetic that makes this happen before any takeover).
+``refresh`` extends; the speaker calls it while its Lease is renewed. A speaker that is killed,
+hangs or stops renewing thus loses its addresses in the kernel itself when the lifetime runs
+out: self-fencing that holds even when no code of ours runs any more. ``wait_silent`` lets the
+node that takes over check on the segment that this has happened (``ccm.speaker.fencing``).
 
 Every address is added deprecated (``preferred_lft 0``): it receives and is answered for, but
 the kernel never picks it as the source of the node's own traffic. A preferred /128 (or /32)
@@ -41,6 +41,7 @@ from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 
+from ccm.speaker import fencing
 from ccm.speaker.l2.claims import ClaimListener
 from ccm.speaker.l2.frames import announcement_frames
 
@@ -65,9 +66,11 @@ class Announcer(Protocol):
 
     async def withdraw_all(self) -> None: ...
 
-    async def refresh(self, deadline: float | None = None) -> None: ...
+    async def refresh(self) -> None: ...
 
     async def wait_claimed(self, ip: str, timeout: float) -> bool: ...
+
+    async def wait_silent(self, ip: str, interface: str, deadline: float) -> bool: ...
 
     async def reclaim(self) -> set[str]: ...
 
@@ -208,20 +211,15 @@ class L2Announcer:
             await self.withdraw(ip)
         self._sender.close()
 
-    async def refresh(self, deadline: float | None = None) -> None:
+    async def refresh(self) -> None:
         """Extend the kernel lifetime of every announced address (no-op without a lifetime).
 
-        Call just after a successful Lease renewal. With ``deadline`` (monotonic), addresses
-        not reached by then keep their current, earlier expiry: a refresh later than that
-        could let an address outlive a takeover.
+        Call while the Lease is renewed, well within ``address_lifetime``.
         """
         if self.address_lifetime is None:
             return
         async with AsyncIPRoute() as ipr:
             for ip, interface in list(self._interfaces.items()):
-                if deadline is not None and time.monotonic() >= deadline:
-                    log.info("refresh window closed; %s keeps its earlier expiry", ip)
-                    return
                 try:
                     index = await self._index(ipr, interface)
                     await ipr.addr("replace", index=index, **self._address_arguments(ip))
@@ -239,6 +237,16 @@ class L2Announcer:
             return await self._claims.wait(ip, interface, timeout)
         except OSError as exc:  # cannot listen (interface gone): nothing to wait for
             log.warning("cannot hear who claims %s on %s: %s", ip, interface, exc)
+            return False
+
+    async def wait_silent(self, ip: str, interface: str, deadline: float) -> bool:
+        """Before taking ``ip`` over from a dead node: True once nobody answers for it on
+        ``interface``, False if someone still does at the monotonic ``deadline``."""
+        try:
+            return await self._claims.wait_silent(ip, interface, deadline, fencing.PROBE_WAIT)
+        except OSError as exc:  # cannot probe: the lifetime bound is all we have
+            log.warning("cannot probe %s on %s: %s", ip, interface, exc)
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
             return False
 
     async def reclaim(self) -> set[str]:
@@ -382,12 +390,16 @@ class LoggingAnnouncer:
         for ip in list(self._interfaces):
             await self.withdraw(ip)
 
-    async def refresh(self, deadline: float | None = None) -> None:
+    async def refresh(self) -> None:
         self._log.debug("would refresh %d address(es)", len(self._interfaces))
 
     async def wait_claimed(self, ip: str, timeout: float) -> bool:
         """Nothing to listen on: hand over at once (the old, break-before-make behaviour)."""
         return False
+
+    async def wait_silent(self, ip: str, interface: str, deadline: float) -> bool:
+        """Nothing to probe: nobody else can answer for an address that is only logged."""
+        return True
 
     async def reclaim(self) -> set[str]:
         return set()

@@ -1,4 +1,4 @@
-"""Hearing another host claim an address we hold: the moment a make-before-break handover ends.
+"""Hearing another host claim an address: when a handover ends, and whether an address is free.
 
 When an address moves between two live speakers (a node rejoins and wins it back, a node stops
 cleanly, an endpoint moves under ``externalTrafficPolicy: Local``), the old owner keeps the
@@ -8,6 +8,9 @@ gratuitous ARP or unsolicited neighbour advertisement, or its kernel's answer to
 send meanwhile (an RFC 5227 ARP probe, a DAD-style neighbour solicitation), which catch an
 announcement that went by before we listened. The old owner then withdraws within a
 millisecond or so, which is all the time both nodes answer.
+
+The same listening tells a node taking an address over from a dead one when that node's kernel
+has stopped answering for it (``wait_silent``, see ``ccm.speaker.fencing``).
 
 Listening costs a packet socket that receives ARP only (IPv4) and an ICMPv6 socket that the
 kernel filters down to neighbour advertisements (IPv6), open only while a handover waits.
@@ -20,6 +23,7 @@ import contextlib
 import ipaddress
 import socket
 import struct
+import time
 from typing import Protocol
 
 from ccm.speaker.l2.frames import (
@@ -103,6 +107,36 @@ class ClaimListener:
             waiters = self._waiters.get(ip, set())
             waiters.discard(claimed)
             if not waiters:
+                self._waiters.pop(ip, None)
+            if not self._waiters:
+                self.close()
+
+    async def wait_silent(self, ip: str, interface: str, deadline: float, wait: float) -> bool:
+        """Probe ``ip`` until a probe goes unanswered for ``wait`` s (True), or until the
+        monotonic ``deadline`` (False: someone still answers)."""
+        ip = str(ipaddress.ip_address(ip))
+        loop = asyncio.get_running_loop()
+        mac = self._sender.mac(interface)
+        self._listen(ip, interface, mac)
+        probe = [probe_frame(mac, ip)]
+        try:
+            while True:
+                answered: asyncio.Future[None] = loop.create_future()
+                self._waiters.setdefault(ip, set()).add(answered)
+                try:
+                    with contextlib.suppress(OSError):
+                        self._sender.send(interface, probe)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(answered), wait)
+                finally:
+                    self._waiters.get(ip, set()).discard(answered)
+                if not answered.done():
+                    return True
+                if time.monotonic() >= deadline:
+                    return False
+                await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+        finally:
+            if not self._waiters.get(ip):
                 self._waiters.pop(ip, None)
             if not self._waiters:
                 self.close()

