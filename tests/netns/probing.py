@@ -9,6 +9,7 @@ Both collect in a background thread, so a test can wait on the latest result mea
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -91,6 +92,18 @@ class Verdict:
     rounds: int
     silent: list[Round]  # rounds with no answer
     double: list[Round]  # rounds with two or more different answers
+
+    @property
+    def longest_double(self) -> float:
+        """Seconds of the longest run of consecutive rounds that got two answers."""
+        longest = run = 0.0
+        previous: Round | None = None
+        for entry in self.double:
+            consecutive = previous is not None and abs(previous.t + previous.d - entry.t) < 1e-3
+            run = run + entry.d if consecutive else entry.d
+            longest = max(longest, run)
+            previous = entry
+        return longest
 
     @property
     def longest_double_run(self) -> int:
@@ -190,8 +203,9 @@ class RequestLoop:
 
 @dataclass(frozen=True)
 class Outage:
-    """What a client saw of one target around an event: the gap between the last request sent
-    before it that succeeded and the first one sent after it that did, and the failures."""
+    """What a client saw of one target around an event: the longest time between two requests
+    that succeeded (from the last success before the event on; about the period when nothing
+    failed), and the requests that failed."""
 
     target: str
     gap: float | None  # None: never answered again
@@ -200,15 +214,17 @@ class Outage:
 
     def __str__(self) -> str:
         gap = "never answered again" if self.gap is None else f"{self.gap:.2f} s"
-        return f"{self.target}: outage {gap}, {self.failed} of {self.sent} requests failed"
+        return f"{self.target}: longest gap {gap}, {self.failed} of {self.sent} requests failed"
 
 
 def outage(requests: list[Request], target: str, event: float, end: float = float("inf")
            ) -> Outage:
     mine = [r for r in requests if r.target == target and r.sent < end]
-    before = [r for r in mine if r.sent < event and r.ok]
-    after = [r for r in mine if r.sent >= event and r.ok]
     window = [r for r in mine if r.sent >= event]
-    last = before[-1].sent if before else event
-    gap = (after[0].sent - last) if after else None
+    before = [r.sent for r in mine if r.sent < event and r.ok]
+    after = [r.sent for r in window if r.ok]
+    points = before[-1:] + after
+    gap = max((b - a for a, b in itertools.pairwise(points)), default=None) if after else None
+    if after and not before:
+        gap = max(gap or 0.0, after[0] - event)
     return Outage(target, gap, sum(1 for r in window if not r.ok), len(window))
