@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -156,12 +157,37 @@ class Site:
             run(*ip, "addr", "add", f"198.51.100.{16 * index + 1}/28", "dev", "cbr0")
             run(*ip, "addr", "add", f"2001:db8:1:{index}::1/64", "dev", "cbr0", "nodad")
             run(*ip, "link", "set", "cbr0", "up")
-            for other_index, other in enumerate(self.lab.nodes, start=1):
-                if other is node:
-                    continue
-                run(*ip, "route", "add", f"198.51.100.{16 * other_index}/28", "via", other.ipv4)
-                run(*ip, "-6", "route", "add", f"2001:db8:1:{other_index}::/64",
-                    "via", other.ipv6)
+            self._routes(index, node)
+
+    def _routes(self, index: int, node: Member) -> None:
+        """Routes from ``node`` to the other nodes' pods (``replace``: also to restore them)."""
+        for other_index, other in enumerate(self.lab.nodes, start=1):
+            if other is node:
+                continue
+            run("ip", "-n", node.name, "route", "replace", f"198.51.100.{16 * other_index}/28",
+                "via", other.ipv4)
+            run("ip", "-n", node.name, "-6", "route", "replace",
+                f"2001:db8:1:{other_index}::/64", "via", other.ipv6)
+
+    def unplug(self, node: Member) -> None:
+        run("ip", "-n", node.name, "link", "set", "eth0", "down")
+
+    def plug(self, node: Member) -> None:
+        """Link up, and what a node's network configuration restores with it: the kernel drops
+        IPv6 addresses and the routes through a link that goes down."""
+        run("ip", "-n", node.name, "link", "set", "eth0", "up")
+        run("ip", "-n", node.name, "addr", "replace", f"{node.ipv6}/64", "dev", "eth0", "nodad")
+        self._routes(self.lab.nodes.index(node) + 1, node)
+
+    def restore(self) -> None:
+        """After a scenario, whatever it did: every link up, every speaker running and ready."""
+        for node in self.lab.nodes:
+            if json.loads(run("ip", "-j", "-n", node.name, "link", "show", "eth0").stdout)[0][
+                    "operstate"] != "UP":
+                self.plug(node)
+            if node.name not in self.speakers:
+                self.start_speaker(node)
+        self.wait_speakers_ready()
 
     def _cluster(self) -> None:
         """config/ (CRDs, RBAC, ServiceAccounts), kube-proxy's identity, tokens, Node objects."""

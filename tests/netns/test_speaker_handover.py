@@ -109,6 +109,7 @@ def test_rejoin_and_rolling_restart_leave_no_unanswered_moment(site: Site) -> No
             time.sleep(0.3)  # a late second answer would show here
     finally:
         rounds = probe.stop()
+        site.restore()
     print(f"\nrolling restart: {marks}")
     for ip in site.vips["web"]:
         verdict = judge(rounds, ip, start=since)
@@ -141,6 +142,7 @@ def test_sigkill_takeover_never_gives_two_answers(site: Site) -> None:
         time.sleep(0.3)
     finally:
         rounds = probe.stop()
+        site.restore()
     for ip in moved:
         heir = site.owner_of(ip, survivors)
         verdict = judge(rounds, ip, start=killed, end=restarted)
