@@ -223,7 +223,8 @@ subjects: [{kind: ServiceAccount, name: kube-proxy, namespace: kube-system}]
             })
 
     def populate(self) -> None:
-        """The controller, a speaker per node, three pods and the Services every scenario uses:
+        """The controller, a speaker and a kube-proxy (iptables mode) per node, three pods and
+        the Services every scenario uses:
         ``web`` (Cluster: pods on node1 and node2), ``web-local`` (Local: a pod on node3) and
         ``web-ranged`` (Cluster, loadBalancerSourceRanges: the client only)."""
         self.start_controller()
@@ -237,6 +238,7 @@ subjects: [{kind: ServiceAccount, name: kube-proxy, namespace: kube-system}]
             self.set_endpoints(name, pods)
         for name in ("web", "web-ranged", "web-local"):
             self.vips[name] = self.wait_service_ips(name, 2, timeout=60)
+        self.use_proxies(PROXY_MODES[0])
         self.wait_speakers_ready()
 
     # -- objects ---------------------------------------------------------------------------------
