@@ -48,6 +48,11 @@ class Agent:
         if op == "withdraw":
             await self.l2.withdraw(args["ip"])
             return None
+        if op == "wait_silent":  # True once nobody else answers for the address
+            started = time.monotonic()
+            silent = await self.l2.wait_silent(args["ip"], args["interface"],
+                                               started + args.get("timeout", 3.0))
+            return {"silent": silent, "seconds": time.monotonic() - started}
         if op == "hand_over":  # keep the address until another host claims it, then withdraw
             claimed = await self.l2.wait_claimed(args["ip"], args.get("timeout", 3.0))
             heard = time.monotonic()

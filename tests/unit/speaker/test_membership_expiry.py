@@ -1,0 +1,53 @@
+"""Which peers' Leases expired (not released) lately: the nodes whose addresses may still answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ccm.speaker import membership as module
+from ccm.speaker.membership import Membership, MembershipTiming
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def lease(node: str, renew: str, holder: str | None = None) -> dict[str, Any]:
+    return {"metadata": {"name": f"vipam-speaker-{node}", "namespace": "kube-system"},
+            "spec": {"holderIdentity": node if holder is None else holder, "renewTime": renew}}
+
+
+def test_expired_peers_are_reported_with_their_expiry_for_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(module.time, "monotonic", clock)
+    seen = Membership(client=None, namespace="kube-system", node="me",  # type: ignore[arg-type]
+                      timing=MembershipTiming(0.5, 1.5, 1.2))
+    seen._lease_changed("kube-system/vipam-speaker-a", None, lease("a", "t1"))
+    seen._lease_changed("kube-system/vipam-speaker-b", None, lease("b", "t1"))
+    seen._lease_changed("kube-system/vipam-speaker-me", None, lease("me", "t1"))
+    assert seen.recently_expired(1.5) == {}
+    clock.now += 1.0
+    seen._lease_changed("kube-system/vipam-speaker-b", None, lease("b", "t2"))  # b renews
+    clock.now += 0.6  # a: 1.6 s without a renewal, expired 0.1 s ago; b: 0.6 s, alive
+    assert seen.recently_expired(1.5) == {"a": pytest.approx(101.5)}
+    clock.now += 1.5  # a expired 1.6 s ago: no longer "recent"; b expired 0.5 s ago
+    assert seen.recently_expired(1.5) == {"b": pytest.approx(102.5)}
+
+
+def test_a_released_lease_is_not_an_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    monkeypatch.setattr(module.time, "monotonic", clock)
+    seen = Membership(client=None, namespace="kube-system", node="me",  # type: ignore[arg-type]
+                      timing=MembershipTiming(0.5, 1.5, 1.2))
+    seen._lease_changed("kube-system/vipam-speaker-a", None, lease("a", "t1"))
+    seen._lease_changed("kube-system/vipam-speaker-a", None, lease("a", "t2", holder=""))
+    clock.now += 2.0
+    assert seen.recently_expired(1.5) == {}
