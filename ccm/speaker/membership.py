@@ -62,7 +62,7 @@ class Membership:
         self.informer = Informer(client, LEASES, self._lease_changed, namespace=namespace)
         self._seen: dict[str, tuple[str, float]] = {}  # node -> (renewTime, monotonic when seen)
         self._renewed_at: float | None = None
-        self._joined_at: float | None = None  # first successful renew
+        self._joined_at: float | None = None  # first successful renew since we were last live
         self._own: JSON | None = None  # our Lease as last written
         self.renewals = 0
         self.last_error: str | None = None
@@ -138,7 +138,9 @@ class Membership:
                 raise
         was_live = self.is_live()
         self._renewed_at = started
-        if self._joined_at is None:
+        if self._joined_at is None or not was_live:
+            # (re)joining: after a time cut off from the API our view of the other Leases is
+            # as stale as at start-up, so we settle again before we announce anything
             self._joined_at = started
         self.renewals += 1
         self.last_error = None
@@ -149,7 +151,9 @@ class Membership:
     def settled(self) -> bool:
         """True once we have been renewing for a lease duration: by then every live speaker has
         renewed at least once while we watched, so our view of who is live is complete. Before
-        that, two speakers starting together would each see only itself and both announce."""
+        that, two speakers starting together would each see only itself and both announce; and
+        a speaker back from a partition would see its peers' Leases as expired and take every
+        address."""
         if self._joined_at is None:
             return False
         return time.monotonic() - self._joined_at >= self.timing.lease_duration
