@@ -62,7 +62,8 @@ class Membership:
         self.informer = Informer(client, LEASES, self._lease_changed, namespace=namespace)
         self._seen: dict[str, tuple[str, float]] = {}  # node -> (renewTime, monotonic when seen)
         self._renewed_at: float | None = None
-        self._joined_at: float | None = None  # first successful renew since we were last live
+        self._joined_at: float | None = None  # first successful renew
+        self._back_at: float | None = None  # last time we became live again after a lapse
         self._own: JSON | None = None  # our Lease as last written
         self.renewals = 0
         self.last_error: str | None = None
@@ -138,10 +139,10 @@ class Membership:
                 raise
         was_live = self.is_live()
         self._renewed_at = started
-        if self._joined_at is None or not was_live:
-            # (re)joining: after a time cut off from the API our view of the other Leases is
-            # as stale as at start-up, so we settle again before we announce anything
+        if self._joined_at is None:
             self._joined_at = started
+        elif not was_live:
+            self._back_at = started  # see live_nodes
         self.renewals += 1
         self.last_error = None
         self.on_renewed(started)
@@ -151,9 +152,7 @@ class Membership:
     def settled(self) -> bool:
         """True once we have been renewing for a lease duration: by then every live speaker has
         renewed at least once while we watched, so our view of who is live is complete. Before
-        that, two speakers starting together would each see only itself and both announce; and
-        a speaker back from a partition would see its peers' Leases as expired and take every
-        address."""
+        that, two speakers starting together would each see only itself and both announce."""
         if self._joined_at is None:
             return False
         return time.monotonic() - self._joined_at >= self.timing.lease_duration
@@ -200,11 +199,18 @@ class Membership:
         self._check()
 
     def live_nodes(self) -> frozenset[str]:
-        """Nodes whose speaker renewed within the lease duration (as we observed it)."""
+        """Nodes whose speaker renewed within the lease duration (as we observed it).
+
+        Back from a lapse (cut off from the API, fenced), our watch may not have caught up
+        yet: for a lease duration, a peer we have not heard from since counts as live, so we
+        take back our own addresses at once but never a live peer's."""
         now = time.monotonic()
+        duration = self.timing.lease_duration
+        back = self._back_at if self._back_at is not None else -duration
+        doubt = now - back < duration
         live = {
             node for node, (_, seen) in self._seen.items()
-            if now - seen < self.timing.lease_duration
+            if now - seen < duration or (doubt and seen <= back)
         }
         if self.is_live():
             live.add(self.node)
