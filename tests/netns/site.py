@@ -433,7 +433,8 @@ subjects: [{kind: ServiceAccount, name: kube-proxy, namespace: kube-system}]
             return None
 
     def rules(self, node: Member, vip: str) -> list[str]:
-        """kube-proxy's rules on ``node`` that name ``vip`` (iptables-save or nft)."""
+        """kube-proxy's rules on ``node`` that name ``vip`` (iptables-save or nft), with the
+        source-range chain they jump to (iptables names the VIP only in the jump)."""
         if self.proxy_mode == "nftables":
             dump = run("ip", "netns", "exec", node.name, "nft", "list", "ruleset").stdout
         else:
@@ -441,7 +442,12 @@ subjects: [{kind: ServiceAccount, name: kube-proxy, namespace: kube-system}]
                 run("ip", "netns", "exec", node.name, tool).stdout
                 for tool in ("iptables-save", "ip6tables-save")
             )
-        return [line.strip() for line in dump.splitlines() if vip in line]
+        lines = [line.strip() for line in dump.splitlines()]
+        found = [line for line in lines if vip in line]
+        chains = {word for line in found for word in line.split() if word.startswith("KUBE-FW-")}
+        found += [line for line in lines
+                  if any(line.startswith(f"-A {chain} ") for chain in chains)]
+        return found
 
     # -- cleaning up -------------------------------------------------------------------------------
     def destroy(self) -> set[int]:
