@@ -88,7 +88,7 @@ def test_a_vip_is_never_the_nodes_source_address(site: Site) -> None:
                     _source_seen_by_peer(site, holder, family))
         print(f"\n{holder.name} holds {ip}: own address, route src, TCP peer saw: {seen[ip]}")
     for ip, (own, route_source, peer_saw) in seen.items():
-        assert peer_saw == own, f"a connection from the node was sourced from VIP {ip}"
+        assert peer_saw == own, f"{ip}'s holder sourced a connection from {peer_saw}, not {own}"
         assert route_source == own
     for ip in site.vips["web"]:  # still answered for (the probe above), only deprecated
         holder = site.owner_of(ip)
