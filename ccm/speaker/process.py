@@ -188,6 +188,8 @@ class Speaker:
             await self._hand_over_and_leave()
         elif not crash:
             await self._withdraw_everything()
+        if hasattr(self, "recorder"):
+            await self.recorder.stop()  # write the Events still queued, then close the client
         if self._client is not None:
             await self._client.close()
 
