@@ -32,6 +32,9 @@ class ResourceType:
     storage_group: str | None = None  # set when another group's storage holds the objects
     # PUT of a missing object creates it (the registry's AllowCreateOnUpdate)
     create_on_update: bool = False
+    # PUT without a resourceVersion is allowed (AllowUnconditionalUpdate); custom resources
+    # never allow it
+    unconditional_update: bool = True
 
     @property
     def has_generation(self) -> bool:
@@ -85,7 +88,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True,
                  singular="endpointslice"),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True, singular="lease",
-                 create_on_update=True),
+                 create_on_update=True, unconditional_update=False),
     ResourceType("events.k8s.io", "v1", "events", "Event", True, singular="event",
                  short_names=("ev",), storage_group="", create_on_update=True,
                  field_selectors=frozenset({"reason", "type", "regarding.kind",

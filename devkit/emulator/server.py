@@ -25,6 +25,9 @@ from devkit.emulator.streaming import TRUE_WORDS, serve_watch
 from devkit.emulator.watch import WatchHub
 
 JSON = "application/json"
+# what a POST or PUT body may be (protobuf is refused later, with its own message)
+_WHOLE_OBJECT_TYPES = frozenset({JSON, "application/yaml", "application/vnd.kubernetes.protobuf",
+                                 "application/octet-stream"})
 LOG = logging.getLogger("devkit.emulator")
 
 
@@ -181,6 +184,10 @@ class ApiServer:
         if verb == "watch":
             return await serve_watch(request, route, self._filter(request, route), self.store,
                                      self.hub, self.bookmark_interval)
+        if verb in ("create", "update") and request.content_type not in _WHOLE_OBJECT_TYPES:
+            raise ApiError(415, "the body of the request was in an unknown format - accepted "
+                                "media types include: application/json, application/yaml, "
+                                "application/vnd.kubernetes.protobuf")
         if verb == "create":
             if name is not None:
                 raise ApiError(405, "the server does not allow this method on the requested "

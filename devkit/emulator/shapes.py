@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from devkit.emulator.errors import bad_request
+from devkit.emulator.errors import DecodeError
 from devkit.emulator.resources import ResourceType
 
 Shape = dict[str, Any]
@@ -222,5 +222,5 @@ def check_shape(rt: ResourceType, obj: dict[str, Any]) -> None:
     shape = SHAPES.get((rt.group, rt.plural), CUSTOM_RESOURCE) if rt.builtin else CUSTOM_RESOURCE
     found = shape_error(obj, shape, "", rt.kind)
     if found:
-        raise bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a '
-                          f"{rt.kind}: {found}")
+        raise DecodeError(f'{rt.kind} in version "{rt.version}" cannot be handled as a '
+                          f"{rt.kind}: {found}", found)

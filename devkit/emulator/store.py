@@ -8,6 +8,7 @@ so watch history and responses can share them.
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -18,11 +19,13 @@ from devkit.emulator import admission, conversion, crds, shapes, validation
 from devkit.emulator.admission import WriteOptions
 from devkit.emulator.errors import (
     ApiError,
+    DecodeError,
     already_exists,
     bad_request,
     conflict,
     invalid,
     not_found,
+    patch_decode_error,
 )
 from devkit.emulator.objects import clone
 from devkit.emulator.patch import json_patch, merge_patch, strategic_merge_patch
@@ -143,6 +146,8 @@ class Store:
         return self._commit(rt, obj, None, "ADDED")
 
     def _check_type(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        if not rt.builtin:
+            _check_custom_type(rt, obj)
         if obj.get("kind", rt.kind) != rt.kind or obj.get("apiVersion", rt.api_version) not in (
             rt.api_version, *(f"{rt.group}/{v}" for v in rt.served_versions)
         ):
@@ -206,6 +211,10 @@ class Store:
             raise not_found(rt.plural, rt.group, name)
         candidate = clone(body)
         self._check_type(rt, candidate)
+        if not (rt.unconditional_update and rt.builtin) and not (
+                candidate.get("metadata") or {}).get("resourceVersion"):
+            raise invalid(rt.plural, rt.group, name, [(
+                "metadata.resourceVersion", "Invalid value: 0: must be specified for an update")])
         candidate = conversion.to_storage(rt, candidate)
         return self._replace(rt, old, candidate, subresource, options or WriteOptions()), False
 
@@ -232,7 +241,10 @@ class Store:
                                 f"{STRATEGIC_PATCH}")
         if not isinstance(patched, dict):
             raise bad_request("the patched object is not a JSON object")
-        self._check_type(rt, patched)
+        try:
+            self._check_type(rt, patched)
+        except DecodeError as error:
+            raise patch_decode_error(patched, error.decoding) from None
         patched = conversion.to_storage(rt, patched)
         return self._replace(rt, old, patched, subresource, options or WriteOptions())
 
@@ -386,6 +398,24 @@ class Store:
             return
         for rt in crds.resource_types(crd):
             self.registry.add(rt)
+
+
+def _check_custom_type(rt: ResourceType, obj: dict[str, Any]) -> None:
+    """A custom resource is decoded without a Go type to fall back on: its body must name
+    its kind and apiVersion (built-in kinds take them from the URL)."""
+    versions = (rt.api_version, *(f"{rt.group}/{v}" for v in rt.served_versions))
+    if not obj.get("kind"):
+        text = json.dumps(obj, separators=(",", ":"))
+        raise bad_request(f"the object provided is unrecognized (must be of type {rt.kind}): "
+                          f"Object 'Kind' is missing in '{text}' ({text[:30]} ...)")
+    if obj.get("apiVersion") not in versions:
+        raise bad_request(f"the API version in the data ({obj.get('apiVersion') or ''}) does "
+                          f"not match the expected API version ({rt.api_version})")
+    if obj["kind"] != rt.kind:
+        name = (obj.get("metadata") or {}).get("name", "") if isinstance(
+            obj.get("metadata"), dict) else ""
+        raise invalid(obj["kind"], rt.group, name, [
+            ("kind", f'Invalid value: "{obj["kind"]}": must be {rt.kind}')])
 
 
 def _status_writes_metadata(rt: ResourceType) -> bool:

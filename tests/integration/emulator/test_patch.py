@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from kubernetes_asyncio.client import ApiException, CoreV1Api, CustomObjectsApi
+from kubernetes_asyncio.client import ApiException, CoordinationV1Api, CoreV1Api, CustomObjectsApi
 
 from tests.integration.emulator.conftest import Server, lb_service, reason, widget
 
@@ -180,3 +180,23 @@ async def test_patch_main_resource_cannot_touch_status(ns: str, core: CoreV1Api)
     patched = await core.patch_namespaced_service("ps", ns, {"status": {
         "loadBalancer": {"ingress": [{"ip": "192.0.2.9"}]}}})
     assert not patched.status.load_balancer.ingress
+
+
+async def test_patch_that_breaks_the_types_is_invalid(server: Server, core: CoreV1Api) -> None:
+    """A body of the wrong JSON types is a bad request (400) when sent whole, but a patch
+    that leaves the object undecodable is Invalid (422), blamed on the patch."""
+    leases = CoordinationV1Api(core.api_client)
+    await leases.create_namespaced_lease(server.ns, {"metadata": {"name": "typed"},
+                                                     "spec": {}})
+    url = server.url + (f"/apis/coordination.k8s.io/v1/namespaces/{server.ns}"
+                        "/leases/typed")
+    async with server.session() as session, session.patch(
+            url, json={"spec": {"holderIdentity": 5}},
+            headers={"Content-Type": MERGE}) as response:
+        answer = await response.json()
+    assert response.status == 422 and answer["reason"] == "Invalid", answer
+    (cause,) = answer["details"]["causes"]
+    assert cause["field"] == "patch"
+    assert cause["message"].endswith(
+        "json: cannot unmarshal number into Go struct field LeaseSpec.spec.holderIdentity of "
+        "type string")

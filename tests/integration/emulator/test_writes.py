@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from kubernetes_asyncio.client import ApiException, CoreV1Api, CustomObjectsApi
+from kubernetes_asyncio.client import ApiException, CoordinationV1Api, CoreV1Api, CustomObjectsApi
 
 from tests.integration.emulator.conftest import (
     Server,
@@ -369,3 +369,46 @@ async def test_optimistic_concurrency_loses_no_update(ns: str, core: CoreV1Api) 
     assert all(sorted(o) == ["conflict"] * (writers - 1) + ["won"] for o in outcomes)
     final = await core.read_namespaced_config_map("counter", ns)
     assert final.data["n"] == str(rounds)
+
+
+async def test_put_without_resource_version(ns: str, core: CoreV1Api,
+                                            custom: CustomObjectsApi) -> None:
+    """Most built-in kinds take an unconditional PUT (last writer wins); Leases and custom
+    resources insist on a resourceVersion, so no elector or controller can overwrite blindly."""
+    await core.create_namespaced_config_map(ns, {"metadata": {"name": "free"}})
+    written = await core.replace_namespaced_config_map(
+        "free", ns, {"metadata": {"name": "free", "labels": {"a": "b"}}})
+    assert written.metadata.labels == {"a": "b"}
+    leases = CoordinationV1Api(core.api_client)
+    await leases.create_namespaced_lease(ns, {"metadata": {"name": "held"}, "spec": {}})
+    with pytest.raises(ApiException) as caught:
+        await leases.replace_namespaced_lease("held", ns, {"metadata": {"name": "held"},
+                                                           "spec": {"holderIdentity": "me"}})
+    causes = status_body(caught.value)["details"]["causes"]  # type: ignore[index]
+    assert caught.value.status == 422 and [(c["field"], c["message"]) for c in causes] == [
+        ("metadata.resourceVersion", "Invalid value: 0: must be specified for an update")]
+    args = ("example.test", "v1", ns, "widgets")
+    await custom.create_namespaced_custom_object(*args, widget("blind"))
+    with pytest.raises(ApiException) as caught:
+        await custom.replace_namespaced_custom_object(*args, "blind", widget("blind"))
+    assert caught.value.status == 422
+
+
+@pytest.mark.parametrize("content_type", ["application/merge-patch+json",
+                                          "application/strategic-merge-patch+json",
+                                          "application/json-patch+json", "text/plain"])
+async def test_create_and_replace_take_whole_objects_only(server: Server,
+                                                          content_type: str) -> None:
+    url = server.url + f"/api/v1/namespaces/{server.ns}/configmaps"
+    body = b'{"metadata": {"name": "typed"}}'
+    async with server.session() as session:
+        async with session.post(url, data=body,
+                                headers={"Content-Type": content_type}) as response:
+            answer = await response.json()
+            assert response.status == 415 and answer["reason"] == "UnsupportedMediaType"
+        async with session.post(url, data=body,
+                                headers={"Content-Type": "application/json"}) as response:
+            assert response.status == 201
+        async with session.put(url + "/typed", data=body,
+                               headers={"Content-Type": content_type}) as response:
+            assert response.status == 415
