@@ -138,10 +138,6 @@ async def test_reconcile_releases_addresses_whose_service_is_gone(
         assert len(ipam.ipam.list(CLUSTER)) == 1  # the live Service's address stays
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 defect 2: on a real server Services have no "
-                   "metadata.generation, and every sync after a restart PUTs an unchanged "
-                   "status (counted: one per Service); the earlier check counted before they "
-                   "landed")
 async def test_restart_keeps_external_addresses_without_writes(
     emu: Emulator, kube: KubeClient, kubeconfig: Path, ipam: ReferenceServer
 ) -> None:
