@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ccm.controller import names
+from ccm.contract import names
 from ccm.kube.client import KubeClient
 from devkit.emulator.validation import validate_conditions
 from tests.integration.controller.harness import (
