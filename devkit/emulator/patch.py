@@ -205,7 +205,10 @@ def _merge_map(
 def _identity(item: Any, merge_key: tuple[tuple[str, Any], ...]) -> Any:
     if not isinstance(item, dict):
         return None
-    return tuple(item.get(name, default) for name, default in merge_key)
+    identity = tuple(item.get(name, default) for name, default in merge_key)
+    if any(isinstance(value, (dict, list)) for value in identity):
+        raise bad_request(f"invalid patch: a merge key must be a scalar: {identity!r}")
+    return identity
 
 
 def _merge_list(original: Any, patch: list[Any], path: Path, keys: dict[Path, Any],
@@ -221,7 +224,11 @@ def _merge_list(original: Any, patch: list[Any], path: Path, keys: dict[Path, An
         return [clone(i) for i in patch if not (isinstance(i, dict) and "$patch" in i)]
 
     def ident(item: Any) -> Any:
-        return item if merge_key == SET else _identity(item, merge_key)
+        if merge_key != SET:
+            return _identity(item, merge_key)
+        if isinstance(item, (dict, list)):
+            raise bad_request(f"invalid patch: {'.'.join(path)} items must be scalars")
+        return item
 
     base = list(original) if isinstance(original, list) else []
     merged: dict[Any, Any] = {}  # identity -> merged item, for the patch's items
