@@ -14,6 +14,7 @@ ends the processes it started by pid and removes its data directory.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import secrets
@@ -22,15 +23,25 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 SERVICE_CIDRS = "10.96.0.0/16,fd00:10:96::/112"
+# What the audit log records: every request made with a ServiceAccount token (the product's
+# processes), at Metadata level (user, verb, object, response code; no bodies). The admin's and
+# the server's own requests are left out, so the log stays small.
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+"""
 ASSETS_HINT = (
     "set KUBEBUILDER_ASSETS to a folder with kube-apiserver, etcd and kubectl "
     "(scripts/k8s-assets makes .k8s-bin from ../shared/k8s; elsewhere `setup-envtest use 1.36`)"
@@ -73,7 +84,9 @@ class ApiServer:
 
     `wrap` prefixes both commands (e.g. `("ip", "netns", "exec", "ctl")`) so that the control
     plane can live in a network namespace; `host` is then that namespace's address. Ports are
-    chosen on this host's loopback unless given.
+    chosen on this host's loopback unless given. With `audit=True` the server writes an audit
+    log (`audit_log`, read with `audit_events`) of every request made with a ServiceAccount
+    token: who asked for what, and what the server answered (a 403 is RBAC refusing).
     """
 
     workdir: Path
@@ -83,6 +96,7 @@ class ApiServer:
     etcd_port: int = 0
     extra_args: Sequence[str] = ()
     admin_token: str = field(default_factory=lambda: secrets.token_hex(16))
+    audit: bool = False
     _etcd: subprocess.Popen[bytes] | None = None
     _apiserver: subprocess.Popen[bytes] | None = None
 
@@ -95,6 +109,8 @@ class ApiServer:
         self.port = self.port or free_port()
         self.etcd_port = self.etcd_port or free_port()
         self.etcd_peer_port = free_port()
+        self._ssl_context: ssl.SSLContext | None = None
+        self._local = threading.local()
 
     # -- paths -----------------------------------------------------------------------------------
     @property
@@ -105,6 +121,10 @@ class ApiServer:
     @property
     def ca_file(self) -> Path:
         return self.workdir / "pki" / "ca.crt"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.workdir / "audit.log"
 
     @property
     def kubectl_path(self) -> str:
@@ -142,6 +162,14 @@ class ApiServer:
         """Start (or restart, after `stop_apiserver`) the API server on the same port and etcd."""
         pki = self.workdir / "pki"
         log = (self.workdir / "apiserver.log").open("ab")
+        audit: list[str] = []
+        if self.audit:
+            policy = self.workdir / "audit-policy.yaml"
+            policy.write_text(AUDIT_POLICY)
+            # blocking: an event is written before its response is sent, so a reader that has
+            # seen the response finds the event
+            audit = ["--audit-policy-file", str(policy), "--audit-log-path", str(self.audit_log),
+                     "--audit-log-mode", "blocking", "--audit-log-format", "json"]
         self._apiserver = subprocess.Popen(
             [*self.wrap, str(self.assets / "kube-apiserver"),
              "--etcd-servers", f"http://127.0.0.1:{self.etcd_port}",
@@ -157,7 +185,7 @@ class ApiServer:
              "--service-account-signing-key-file", str(pki / "sa.key"),
              "--disable-admission-plugins", "ServiceAccount",
              "--endpoint-reconciler-type", "none",
-             *self.extra_args],
+             *audit, *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.wait_ready(timeout)
@@ -255,22 +283,48 @@ class ApiServer:
 
     # -- requests --------------------------------------------------------------------------------
     def _ssl(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca_file))
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context(cafile=str(self.ca_file))
+        return self._ssl_context
+
+    def _connection(self, timeout: float) -> http.client.HTTPSConnection:
+        """This thread's keep-alive connection (a TLS handshake per request costs more than
+        the request: cleanup deletes thousands of objects)."""
+        conn: http.client.HTTPSConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = http.client.HTTPSConnection(self.host, self.port, context=self._ssl(),
+                                               timeout=timeout)
+            self._local.conn = conn
+        conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        return conn
 
     def request(self, method: str, path: str, body: Any = None,
                 token: str | None = None, content_type: str = "application/json",
                 timeout: float = 10.0) -> tuple[int, bytes]:
         """One HTTP request as the admin (or `token`); returns (status, body) even for errors."""
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Authorization", f"Bearer {token or self.admin_token}")
+        headers = {"Authorization": f"Bearer {token or self.admin_token}"}
         if data is not None:
-            req.add_header("Content-Type", content_type)
-        try:
-            with urllib.request.urlopen(req, context=self._ssl(), timeout=timeout) as resp:
-                return int(resp.status), bytes(resp.read())
-        except urllib.error.HTTPError as exc:
-            return int(exc.code), bytes(exc.read())
+            headers["Content-Type"] = content_type
+        for attempt in (1, 2):
+            conn = self._connection(timeout)
+            try:
+                conn.request(method, path, body=data, headers=headers)
+                response = conn.getresponse()
+                return int(response.status), response.read()
+            except (http.client.HTTPException, ConnectionError, ssl.SSLError):
+                # a keep-alive connection the server closed (restart, idle timeout): once more
+                conn.close()
+                self._local.conn = None
+                if attempt == 2:
+                    raise
+            except OSError:  # a timeout leaves the connection mid-response: never reuse it
+                conn.close()
+                self._local.conn = None
+                raise
+        raise AssertionError("unreachable")
 
     def json(self, method: str, path: str, body: Any = None) -> Any:
         status, data = self.request(method, path, body)
@@ -285,6 +339,22 @@ class ApiServer:
             [self.kubectl_path, "--kubeconfig", str(config), *args],
             check=check, capture_output=True, text=True, input=input, timeout=120,
         )
+
+    def audit_offset(self) -> int:
+        """Where the audit log ends now: `audit_events(offset)` returns what came after."""
+        return self.audit_log.stat().st_size if self.audit_log.exists() else 0
+
+    def audit_events(self, offset: int = 0) -> list[dict[str, Any]]:
+        """Audit events (one per finished request made with a ServiceAccount token) written
+        after `offset`; `audit=True` must have been given."""
+        if not self.audit:
+            raise RuntimeError("this ApiServer was started without audit=True")
+        if not self.audit_log.exists():
+            return []
+        with self.audit_log.open("rb") as handle:
+            handle.seek(offset)
+            lines = handle.read().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
 
     def request_counts(self) -> dict[tuple[str, str, str, str], float]:
         """`apiserver_request_total` summed over codes: (verb, group, resource, subresource) ->

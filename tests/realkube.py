@@ -9,6 +9,11 @@
   EndpointSlices, Nodes, Leases and Secrets a test made are deleted (finalizers stripped first),
   so the next test starts from an empty cluster. Names a test makes with `unique(...)` are never
   reused in the session.
+* The server keeps an audit log of every request made with a ServiceAccount token. A test in
+  which the server refused the controller or the speaker anything (403) fails at teardown: the
+  server enforces config/rbac, and a refused call is a bug even when the code retries past it.
+  A test that provokes a refusal on purpose says so with `@pytest.mark.expect_forbidden`.
+  `RealCluster.audit_events()` returns what the product's identities did during the test.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,17 +159,47 @@ class RealApi:
                 != ("default", "kubernetes")]
 
     def delete_all(self, resource: str, keep: set[tuple[str | None, str]] | None = None) -> None:
-        """Strip finalizers, then delete every object of `resource` (but `keep`)."""
-        for obj in self.list_objects(resource):
-            meta = obj["metadata"]
-            where = (meta.get("namespace"), meta["name"])
-            if keep and where in keep:
-                continue
+        """Strip finalizers, then delete every object of `resource` (but `keep`), eight
+        requests in flight: a test may leave thousands of Services behind."""
+        targets = [obj["metadata"] for obj in self.list_objects(resource)
+                   if not keep or (obj["metadata"].get("namespace"),
+                                   obj["metadata"]["name"]) not in keep]
+
+        def delete(meta: dict[str, Any]) -> None:
             path = resource_path(resource, meta.get("namespace"), meta["name"])
             if meta.get("finalizers"):
                 self.server.request("PATCH", path, {"metadata": {"finalizers": None}},
                                     content_type="application/merge-patch+json")
             self.server.request("DELETE", path)
+
+        _in_parallel(delete, targets)
+
+
+def _in_parallel(function: Callable[[dict[str, Any]], None], items: list[dict[str, Any]]) -> None:
+    if len(items) <= 2:
+        for item in items:
+            function(item)
+        return
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(function, items))
+
+
+SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
+
+
+def refused(events: list[dict[str, Any]]) -> list[str]:
+    """Audit events in which the server refused a ServiceAccount (403), one line each."""
+    lines = []
+    for event in events:
+        user = event.get("user", {}).get("username", "")
+        if user.startswith(SERVICE_ACCOUNT_PREFIX) and (
+                event.get("responseStatus", {}).get("code") == 403):
+            ref = event.get("objectRef", {})
+            lines.append(f"{user} {event.get('verb')} {ref.get('apiGroup', '')}/"
+                         f"{ref.get('resource')}/{ref.get('subresource', '')} "
+                         f"ns={ref.get('namespace', '')} name={ref.get('name', '')}: "
+                         f"{event.get('responseStatus', {}).get('message', '')}")
+    return lines
 
 
 @dataclass
@@ -175,6 +211,11 @@ class RealCluster:
     admin_kubeconfig: Path
     controller_kubeconfig: Path
     speaker_kubeconfig: Path
+    audit_offset: int = 0
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """What the ServiceAccounts asked the server for since this test began."""
+        return self.server.audit_events(self.audit_offset)
 
     def namespace(self, prefix: str = "t", labels: dict[str, str] | None = None) -> str:
         name = unique(prefix)
@@ -187,7 +228,7 @@ class RealCluster:
     def cleanup(self) -> None:
         for kind in VIPAM_KINDS:
             self.api.delete_all(kind)
-        self.api.delete_all("services")
+        self.api.delete_all("services", keep={("default", "kubernetes")})
         for kind in ("endpointslices", "nodes", "secrets"):
             self.api.delete_all(kind)
         # the API server's own identity Leases stay
@@ -201,16 +242,22 @@ class RealCluster:
             left = self.api.list_objects("services")
             if not left:
                 return
-            self.api.delete_all("services")
+            self.api.delete_all("services", keep={("default", "kubernetes")})
             time.sleep(0.05)
         raise AssertionError(f"services left after cleanup: {[s['metadata'] for s in left]}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "expect_forbidden: the test makes the server refuse a ServiceAccount (403) "
+                   "on purpose; real_cluster does not fail it for that")
 
 
 @pytest.fixture(scope="session")
 def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     why = missing_reason()
     require(why is None, why or "")
-    server = ApiServer(tmp_path_factory.mktemp("apiserver"))
+    server = ApiServer(tmp_path_factory.mktemp("apiserver"), audit=True)
     server.start()
     try:
         # strict field validation: an unknown field in our manifests fails the session
@@ -237,8 +284,8 @@ def service_account_tokens(apiserver: ApiServer) -> _Tokens:
 
 
 @pytest.fixture
-def real_cluster(apiserver: ApiServer, service_account_tokens: _Tokens,
-                 tmp_path: Path) -> Iterator[RealCluster]:
+def real_cluster(apiserver: ApiServer, service_account_tokens: _Tokens, tmp_path: Path,
+                 request: pytest.FixtureRequest) -> Iterator[RealCluster]:
     cluster = RealCluster(
         server=apiserver,
         api=RealApi(apiserver),
@@ -251,7 +298,11 @@ def real_cluster(apiserver: ApiServer, service_account_tokens: _Tokens,
             namespace="kube-system"),
     )
     cluster.cleanup()
+    cluster.audit_offset = apiserver.audit_offset()
     try:
         yield cluster
     finally:
         cluster.cleanup()
+    if request.node.get_closest_marker("expect_forbidden") is None:
+        forbidden = refused(cluster.audit_events())
+        assert not forbidden, "the server refused the product (RBAC):\n" + "\n".join(forbidden)

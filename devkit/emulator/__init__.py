@@ -9,17 +9,24 @@ in production. Usage::
         emu.faults.fail_next(2, 429, retry_after=1)
         emu.stats.count("patch", "services")       # API cost assertions
 
-Deliberately not emulated (a test needing one of these needs a real cluster): authentication
-and RBAC (any token is accepted), admission webhooks, CEL `x-kubernetes-validations`,
-server-side apply (`application/apply-patch+yaml` gets 415), protobuf, ClusterIP/NodePort
-allocation, ownerReference garbage collection, CRD conversion webhooks (versions of one CRD
-share storage, only apiVersion is rewritten), OpenAPI schemas (the v3 documents carry only
-what kubectl needs to validate on the server side, so `kubectl explain` does not work).
+Its behaviour tests (tests/integration/emulator) run against it and against a real
+kube-apiserver with the same assertions, so it cannot drift from the real server unnoticed.
 
-Deliberate choices where upstream is ambiguous: the watch history is kept per resource
-(`history_size` events each, like the watch cache); bookmarks are sent when a watch is idle,
-every `bookmark_interval` seconds and at its timeout; Service ports merge by (port, protocol)
-under strategic merge; `status.loadBalancer.ingress` is atomic, as upstream declares it.
+Deliberately not emulated (a test needing one of these needs the real server): authentication
+and RBAC (any token is accepted), admission webhooks, CEL `x-kubernetes-validations`,
+server-side apply (`application/apply-patch+yaml` gets 415), protobuf (kubectl's `create`
+sends it: use `apply`), ownerReference garbage collection, CRD conversion webhooks (versions
+of one CRD share storage, only apiVersion is rewritten), OpenAPI schemas (the v3 documents
+carry only what kubectl needs to validate on the server side, so `kubectl explain` does not
+work), kube-controller-manager's work other than the namespace controller (which it does
+itself: deleting a namespace empties and removes it).
+
+Deliberate differences, each stated in the test that shows it: Service ports merge by
+(port, protocol) under strategic merge (upstream keys them by port alone and overwrites a
+TCP+UDP pair); bookmarks every `bookmark_interval` seconds and at a watch's timeout (upstream:
+about once a minute); the watch history is kept per resource (`history_size` events each);
+fault injection (`faults`) and the request counter (`stats`). ClusterIPs and NodePorts are
+allocated lowest-free first from the ranges devkit.apiserver gives the real server.
 """
 
 from devkit.emulator.emulator import Emulator

@@ -6,6 +6,7 @@ never answer an error with a bare text body.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 REASONS: dict[int, str] = {
@@ -40,7 +41,8 @@ class ApiError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-        self.reason = reason or REASONS.get(code, "Unknown")
+        # reason="" leaves it out, as the apiserver does for errors of its storage layer
+        self.reason = REASONS.get(code, "Unknown") if reason is None else reason
         self.details = details
         self.headers = headers or {}
 
@@ -54,6 +56,8 @@ class ApiError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
+        if not self.reason:
+            del body["reason"]
         if self.details:
             body["details"] = self.details
         return body
@@ -117,3 +121,20 @@ def bad_request(message: str) -> ApiError:
 
 def gone(message: str) -> ApiError:
     return ApiError(410, message, reason="Expired")
+
+
+class DecodeError(ApiError):
+    """A body whose JSON types do not fit the kind (400); `decoding` is Go's own words."""
+
+    def __init__(self, message: str, decoding: str) -> None:
+        super().__init__(400, message)
+        self.decoding = decoding
+
+
+def patch_decode_error(patched: Any, decoding: str) -> ApiError:
+    """A patch that leaves the object undecodable is Invalid (422), blamed on the patch."""
+    shown = json.dumps(json.dumps(patched, separators=(",", ":")))
+    message = f"Invalid value: {shown}: {decoding}"
+    return ApiError(422, f' "" is invalid: patch: {message}', details={"causes": [
+        {"reason": "FieldValueInvalid", "message": message, "field": "patch"}]})
+

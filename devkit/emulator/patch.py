@@ -186,13 +186,16 @@ def _merge_map(
             else:
                 result[key] = merged
         elif isinstance(value, list):
-            result[key] = _merge_list(result.get(key), value, child_path, keys)
+            order = patch.get(f"$setElementOrder/{key}")
+            result[key] = _merge_list(result.get(key), value, child_path, keys,
+                                      order if isinstance(order, list) else None)
         else:
             result[key] = clone(value)
     for key, value in patch.items():
-        if key.startswith("$setElementOrder/"):
-            target = key.split("/", 1)[1]
-            result[target] = _reorder(result.get(target), value, keys.get((*path, target)))
+        ordered = key.split("/", 1)[1] if key.startswith("$setElementOrder/") else None
+        if ordered is not None and ordered not in clean:  # only an order, no items to merge
+            result[ordered] = _merge_list(result.get(ordered), [], (*path, ordered), keys,
+                                          value if isinstance(value, list) else None)
     retain = patch.get("$retainKeys")
     if isinstance(retain, list):
         result = {k: v for k, v in result.items() if k in retain}
@@ -202,45 +205,90 @@ def _merge_map(
 def _identity(item: Any, merge_key: tuple[tuple[str, Any], ...]) -> Any:
     if not isinstance(item, dict):
         return None
-    return tuple(item.get(name, default) for name, default in merge_key)
+    identity = tuple(item.get(name, default) for name, default in merge_key)
+    if any(isinstance(value, (dict, list)) for value in identity):
+        raise bad_request(f"invalid patch: a merge key must be a scalar: {identity!r}")
+    return identity
 
 
-def _merge_list(original: Any, patch: list[Any], path: Path, keys: dict[Path, Any]) -> list[Any]:
+def _merge_list(original: Any, patch: list[Any], path: Path, keys: dict[Path, Any],
+                order: list[Any] | None = None) -> list[Any]:
+    """Merge a patch list into the original. Atomic lists (no merge key) are replaced whole,
+    directives and all, as upstream does. Merged lists come out in upstream's order: the
+    patch's items in patch order (or `$setElementOrder`'s), the original's other items in
+    their order, interleaved where the original orders both (mergeSortedSlice)."""
     merge_key = keys.get(path)
-    if any(isinstance(item, dict) and item.get("$patch") == "replace" for item in patch):
-        return [clone(i) for i in patch if not (isinstance(i, dict) and "$patch" in i)]
     if merge_key is None:
         return clone(patch)
-    base = list(original) if isinstance(original, list) else []
-    if merge_key == SET:
-        return base + [clone(item) for item in patch if item not in base]
-    for item in patch:
-        identity = _identity(item, merge_key)
-        index = next((i for i, o in enumerate(base) if _identity(o, merge_key) == identity), None)
-        if isinstance(item, dict) and item.get("$patch") == "delete":
-            if index is not None:
-                del base[index]
-            continue
-        if index is None:
-            base.append(clone({k: v for k, v in item.items() if not k.startswith("$")}))
-        else:
-            merged = _merge_map(base[index], item, path, keys)
-            if merged is not None:
-                base[index] = merged
-    return base
-
-
-def _reorder(current: Any, order: Any, merge_key: Any) -> Any:
-    """Apply `$setElementOrder`: listed elements first, in the given order, others after."""
-    if not isinstance(current, list) or not isinstance(order, list):
-        return current
+    if any(isinstance(item, dict) and item.get("$patch") == "replace" for item in patch):
+        return [clone(i) for i in patch if not (isinstance(i, dict) and "$patch" in i)]
 
     def ident(item: Any) -> Any:
-        return item if merge_key in (None, SET) else _identity(item, merge_key)
+        if merge_key != SET:
+            return _identity(item, merge_key)
+        if isinstance(item, (dict, list)):
+            raise bad_request(f"invalid patch: {'.'.join(path)} items must be scalars")
+        return item
 
-    wanted = [ident(item) for item in order]
+    base = list(original) if isinstance(original, list) else []
+    merged: dict[Any, Any] = {}  # identity -> merged item, for the patch's items
+    deleted: set[Any] = set()
+    for item in patch:
+        if merge_key != SET and not isinstance(item, dict):
+            raise bad_request(f"invalid patch: {'.'.join(path)} items must be objects")
+        identity = ident(item)
+        if isinstance(item, dict) and item.get("$patch") == "delete":
+            deleted.add(identity)
+            continue
+        current = next((o for o in base if ident(o) == identity), None)
+        if merge_key == SET or current is None:
+            merged[identity] = clone(item if merge_key == SET else {
+                k: v for k, v in item.items() if not k.startswith("$")})
+        else:
+            combined = _merge_map(current, item, path, keys)
+            if combined is None:
+                deleted.add(identity)
+            else:
+                merged[identity] = combined
+    server_order = [ident(o) for o in base]
+    if order is not None:  # $setElementOrder: it decides which items count as the patch's
+        wanted = [ident(o) for o in order]
+        everything = {**{ident(o): o for o in base}, **merged}
+        patch_items = [everything[i] for i in dict.fromkeys(wanted) if i in everything
+                       and i not in deleted]
+        server_only = [o for o in base if ident(o) not in wanted and ident(o) not in deleted]
+        server_only += [m for i, m in merged.items() if i not in wanted
+                        and i not in server_order]
+    else:
+        patch_items = list(merged.values())
+        server_only = [o for o in base if ident(o) not in merged and ident(o) not in deleted]
+    return _merge_sorted(server_only, patch_items, server_order, ident)
 
-    def rank(item: Any) -> int:
-        return wanted.index(ident(item)) if ident(item) in wanted else len(wanted)
 
-    return sorted(current, key=rank)
+def _merge_sorted(left: list[Any], right: list[Any], server_order: list[Any],
+                  ident: Any) -> list[Any]:
+    """apimachinery's mergeSortedSlice: insert the original-only items (left) into the patch's
+    (right), keeping each list's own order; a left item goes first only when the original
+    lists both items and has it first."""
+    def position(item: Any) -> int:
+        key = ident(item)
+        return server_order.index(key) if key in server_order else -1
+
+    result: list[Any] = []
+    i = j = 0
+    while i < len(left) or j < len(right):
+        if j >= len(right):
+            result.append(left[i])
+            i += 1
+        elif i >= len(left):
+            result.append(right[j])
+            j += 1
+        else:
+            li, ri = position(left[i]), position(right[j])
+            if li >= 0 and ri >= 0 and li < ri:
+                result.append(left[i])
+                i += 1
+            else:
+                result.append(right[j])
+                j += 1
+    return result

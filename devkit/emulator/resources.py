@@ -30,6 +30,18 @@ class ResourceType:
     # every version the storage is served at; objects are stored once per (group, plural)
     served_versions: tuple[str, ...] = ()
     storage_group: str | None = None  # set when another group's storage holds the objects
+    # PUT of a missing object creates it (the registry's AllowCreateOnUpdate)
+    create_on_update: bool = False
+    # PUT without a resourceVersion is allowed (AllowUnconditionalUpdate); custom resources
+    # never allow it
+    unconditional_update: bool = True
+
+    @property
+    def has_generation(self) -> bool:
+        """Whether the server keeps metadata.generation: custom resources and the kinds whose
+        registry strategy sets it. Services, Nodes, Leases, Events... carry none (vipam's
+        controller once wrote every status because the emulator gave Services one)."""
+        return not self.builtin or self.plural in _GENERATION_KINDS
 
     @property
     def api_version(self) -> str:
@@ -49,6 +61,9 @@ class ResourceType:
         return f"{self.kind}List"
 
 
+_GENERATION_KINDS = frozenset({"customresourcedefinitions", "deployments", "daemonsets"})
+
+
 def _core(plural: str, kind: str, namespaced: bool, **extra: Any) -> ResourceType:
     return ResourceType("", "v1", plural, kind, namespaced, singular=kind.lower(), **extra)
 
@@ -57,9 +72,9 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _core("namespaces", "Namespace", False, short_names=("ns",), status_subresource=True,
           field_selectors=frozenset({"status.phase"})),
     _core("services", "Service", True, short_names=("svc",), categories=("all",),
-          status_subresource=True,
+          status_subresource=True, create_on_update=True,
           field_selectors=frozenset({"spec.type", "spec.clusterIP"})),
-    _core("events", "Event", True, short_names=("ev",),
+    _core("events", "Event", True, short_names=("ev",), create_on_update=True,
           field_selectors=frozenset({
               "involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
               "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
@@ -67,14 +82,15 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
           })),
     _core("nodes", "Node", False, short_names=("no",), status_subresource=True,
           field_selectors=frozenset({"spec.unschedulable"})),
-    _core("endpoints", "Endpoints", True, short_names=("ep",)),
+    _core("endpoints", "Endpoints", True, short_names=("ep",), create_on_update=True),
     _core("secrets", "Secret", True, field_selectors=frozenset({"type"})),
     _core("configmaps", "ConfigMap", True, short_names=("cm",)),
     ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True,
                  singular="endpointslice"),
-    ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True, singular="lease"),
+    ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True, singular="lease",
+                 create_on_update=True, unconditional_update=False),
     ResourceType("events.k8s.io", "v1", "events", "Event", True, singular="event",
-                 short_names=("ev",), storage_group="",
+                 short_names=("ev",), storage_group="", create_on_update=True,
                  field_selectors=frozenset({"reason", "type", "regarding.kind",
                                             "regarding.name", "regarding.namespace"})),
     ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions",
@@ -89,7 +105,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
                  short_names=("ds",), categories=("all",), status_subresource=True),
     *(
         ResourceType("rbac.authorization.k8s.io", "v1", plural, kind, namespaced,
-                     singular=kind.lower())
+                     singular=kind.lower(), create_on_update=True)
         for plural, kind, namespaced in (
             ("roles", "Role", True), ("rolebindings", "RoleBinding", True),
             ("clusterroles", "ClusterRole", False),

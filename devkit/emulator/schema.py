@@ -127,8 +127,10 @@ _INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 def _validate_number(value: float, schema: dict[str, Any], where: str, errors: Errors) -> None:
     low_high = _INT_RANGES.get(schema.get("format", ""))
     if low_high and not low_high[0] <= value <= low_high[1]:
-        errors.append((where, f"Invalid value: {value}: {where} in body must be of type "
-                              f"{schema['format']}"))
+        # kube-apiserver 1.36 reports this one without a field path ("<nil>") and with an
+        # empty value, naming the field in the message only; reproduced as it is
+        errors.append(("<nil>", f'Invalid value: "": Checked value must be of type integer '
+                                f"with format {schema['format']} in {where}"))
     if "minimum" in schema:
         low = schema["minimum"]
         if value < low or (schema.get("exclusiveMinimum") is True and value == low):

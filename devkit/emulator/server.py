@@ -25,6 +25,9 @@ from devkit.emulator.streaming import TRUE_WORDS, serve_watch
 from devkit.emulator.watch import WatchHub
 
 JSON = "application/json"
+# what a POST or PUT body may be (protobuf is refused later, with its own message)
+_WHOLE_OBJECT_TYPES = frozenset({JSON, "application/yaml", "application/vnd.kubernetes.protobuf",
+                                 "application/octet-stream"})
 LOG = logging.getLogger("devkit.emulator")
 
 
@@ -65,6 +68,9 @@ class ApiServer:
         return response
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if self._outside_the_api(request.path):
+            # kube-apiserver's fallback handler: not a Status, plain text
+            return web.Response(status=404, text="404 page not found\n")
         try:
             route = parse_resource_path(self.registry, request.path)
             verb = self._verb(request, route)
@@ -88,6 +94,18 @@ class ApiServer:
         except Exception as error:  # an emulator bug: still answer with a Status, and log it
             LOG.exception("internal error on %s %s", request.method, request.path_qs)
             return _error_response(ApiError(500, f"emulator internal error: {error!r}"))
+
+    _TOP_LEVEL = frozenset({"api", "apis", "version", "openapi", "healthz", "readyz", "livez"})
+
+    def _outside_the_api(self, path: str) -> bool:
+        """Paths no API group serves: an unknown top-level path or group."""
+        parts = [p for p in path.split("/") if p]
+        if not parts:
+            return False
+        if parts[0] not in self._TOP_LEVEL:
+            return True
+        return parts[0] == "apis" and len(parts) > 1 and (
+            parts[1] not in self.registry.group_versions())
 
     @staticmethod
     def _verb(request: web.Request, route: ResourceRoute | None) -> str | None:
@@ -166,6 +184,10 @@ class ApiServer:
         if verb == "watch":
             return await serve_watch(request, route, self._filter(request, route), self.store,
                                      self.hub, self.bookmark_interval)
+        if verb in ("create", "update") and request.content_type not in _WHOLE_OBJECT_TYPES:
+            raise ApiError(415, "the body of the request was in an unknown format - accepted "
+                                "media types include: application/json, application/yaml, "
+                                "application/vnd.kubernetes.protobuf")
         if verb == "create":
             if name is not None:
                 raise ApiError(405, "the server does not allow this method on the requested "
@@ -181,9 +203,10 @@ class ApiServer:
         subresource = "status" if route.subresource == "status" else None
         if verb == "update":
             assert name is not None
-            updated = self.store.update(rt, namespace, name, await self._read_body(request),
-                                        subresource, options)
-            return _json_response(_served(updated, rt), 200, _warnings(options))
+            updated, created_now = self.store.update_or_create(
+                rt, namespace, name, await self._read_body(request), subresource, options)
+            return _json_response(_served(updated, rt), 201 if created_now else 200,
+                                  _warnings(options))
         if verb == "patch":
             assert name is not None
             patched = self.store.patch(rt, namespace, name, request.content_type,
@@ -273,11 +296,13 @@ class ApiServer:
         return rv, start
 
 def _warnings(options: WriteOptions) -> dict[str, str] | None:
-    """Warnings travel in `Warning: 299 - "text"` headers, which kubectl prints."""
+    """Warnings travel in `Warning: 299 - "text"` headers (quotes escaped, RFC 7234 style, as
+    kube-apiserver writes them), which kubectl prints."""
     if not options.warnings:
         return None
-    return {"Warning": ", ".join(f'299 - "{w.replace(chr(34), chr(39))}"'
-                                 for w in options.warnings)}
+    return {"Warning": ", ".join(
+        '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for w in options.warnings)}
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str]:

@@ -8,25 +8,29 @@ so watch history and responses can share them.
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from devkit.emulator import admission, conversion, crds, shapes
+from devkit.emulator import admission, conversion, crds, shapes, validation
 from devkit.emulator.admission import WriteOptions
 from devkit.emulator.errors import (
     ApiError,
+    DecodeError,
     already_exists,
     bad_request,
     conflict,
     invalid,
     not_found,
+    patch_decode_error,
 )
 from devkit.emulator.objects import clone
 from devkit.emulator.patch import json_patch, merge_patch, strategic_merge_patch
 from devkit.emulator.resources import Registry, ResourceType
+from devkit.emulator.service_ips import KUBERNETES_SERVICE, ServiceAddresses
 from devkit.emulator.watch import Change, WatchHub
 
 ObjKey = tuple[str, str]  # (namespace or "", name)
@@ -48,9 +52,11 @@ class Store:
         self.hub = hub
         self.rv = 0
         self._objects: dict[tuple[str, str], dict[ObjKey, dict[str, Any]]] = {}
+        self.service_addresses = ServiceAddresses()
         ns_type = registry.resolve("v1/namespaces")
         for name in SYSTEM_NAMESPACES:
             self.create(ns_type, None, {"metadata": {"name": name}})
+        self.create(registry.resolve("v1/services"), "default", KUBERNETES_SERVICE)
 
     # ------------------------------------------------------------------ reads
 
@@ -83,6 +89,8 @@ class Store:
         else:
             self._bucket(rt)[key] = new
         self.hub.record(rt.storage_key, Change(self.rv, kind, new, old))
+        if _is_services(rt):
+            self.service_addresses.note(None if kind == "DELETED" else new, old)
         if kind == "DELETED" and rt.namespaced:
             self._finish_namespace(key[0])  # a terminating namespace goes with its last object
         if rt.group == "apiextensions.k8s.io" and rt.plural == "customresourcedefinitions":
@@ -113,8 +121,10 @@ class Store:
         else:
             meta.pop("namespace", None)
         if meta.get("resourceVersion"):
-            # a controller re-creating an object it read must clear this, as on a real cluster
-            raise bad_request("resourceVersion should not be set on objects to be created")
+            # a controller re-creating an object it read must clear this; the real server
+            # answers with its storage layer's error, a 500 without a reason
+            raise ApiError(500, "resourceVersion should not be set on objects to be created",
+                           reason="")
         if self.peek(rt, namespace if rt.namespaced else None, name) is not None:
             raise already_exists(rt.plural, rt.group, name)
         for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds",
@@ -122,15 +132,22 @@ class Store:
             meta.pop(field, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
-        meta["generation"] = 1
+        if rt.has_generation:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
         if rt.status_subresource:
             obj.pop("status", None)  # status is written through /status only
         obj = admission.admit(rt, obj, None, options)
+        if _is_services(rt):
+            self.service_addresses.allocate(obj, None)
         if options.dry_run:
             return obj
         return self._commit(rt, obj, None, "ADDED")
 
     def _check_type(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        if not rt.builtin:
+            _check_custom_type(rt, obj)
         if obj.get("kind", rt.kind) != rt.kind or obj.get("apiVersion", rt.api_version) not in (
             rt.api_version, *(f"{rt.group}/{v}" for v in rt.served_versions)
         ):
@@ -143,6 +160,9 @@ class Store:
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
         shapes.check_shape(rt, obj)
+        if _is_services(rt):
+            # decoding defaults, from the body as sent (before a status write restores spec)
+            validation.default_ingress_ip_mode(obj)
 
     def _check_namespace(self, rt: ResourceType, obj: dict[str, Any],
                          namespace: str | None) -> None:
@@ -166,13 +186,37 @@ class Store:
     def update(self, rt: ResourceType, namespace: str | None, name: str, body: Any,
                subresource: str | None = None, options: WriteOptions | None = None
                ) -> dict[str, Any]:
+        """PUT. For kinds that allow it (Services, Leases, Events...) a PUT of a missing object
+        creates it, whatever resourceVersion it carries, unless it names a uid: then the uid
+        precondition fails (409). `update_or_create` tells which happened."""
+        return self.update_or_create(rt, namespace, name, body, subresource, options)[0]
+
+    def update_or_create(self, rt: ResourceType, namespace: str | None, name: str, body: Any,
+                         subresource: str | None = None, options: WriteOptions | None = None
+                         ) -> tuple[dict[str, Any], bool]:
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
-        old = self.get(rt, namespace, name)
+        old = self.peek(rt, namespace, name)
+        if old is None and rt.create_on_update and subresource is None:
+            meta = body.get("metadata")
+            if isinstance(meta, dict) and meta.get("uid"):
+                raise conflict(rt.plural, rt.group, name,
+                               f"Precondition failed: UID in precondition: {meta['uid']}, "
+                               "UID in object meta: ")
+            fresh = clone(body)
+            if isinstance(fresh.get("metadata"), dict):
+                fresh["metadata"].pop("resourceVersion", None)
+            return self.create(rt, namespace, fresh, options), True
+        if old is None:
+            raise not_found(rt.plural, rt.group, name)
         candidate = clone(body)
         self._check_type(rt, candidate)
+        if not (rt.unconditional_update and rt.builtin) and not (
+                candidate.get("metadata") or {}).get("resourceVersion"):
+            raise invalid(rt.plural, rt.group, name, [(
+                "metadata.resourceVersion", "Invalid value: 0: must be specified for an update")])
         candidate = conversion.to_storage(rt, candidate)
-        return self._replace(rt, old, candidate, subresource, options or WriteOptions())
+        return self._replace(rt, old, candidate, subresource, options or WriteOptions()), False
 
     def patch(self, rt: ResourceType, namespace: str | None, name: str, content_type: str,
               body: Any, subresource: str | None = None, options: WriteOptions | None = None,
@@ -197,7 +241,10 @@ class Store:
                                 f"{STRATEGIC_PATCH}")
         if not isinstance(patched, dict):
             raise bad_request("the patched object is not a JSON object")
-        self._check_type(rt, patched)
+        try:
+            self._check_type(rt, patched)
+        except DecodeError as error:
+            raise patch_decode_error(patched, error.decoding) from None
         patched = conversion.to_storage(rt, patched)
         return self._replace(rt, old, patched, subresource, options or WriteOptions())
 
@@ -221,19 +268,25 @@ class Store:
         wanted_rv = meta.get("resourceVersion")
         if wanted_rv not in (None, "") and wanted_rv != old_meta["resourceVersion"]:
             raise conflict(rt.plural, rt.group, name)
-        if subresource == "status":
-            new = clone(old)
+        if subresource == "status" and not _status_writes_metadata(rt):
+            new = clone(old)  # custom resources: a status write changes status only
             if "status" in candidate:
                 new["status"] = candidate["status"]
             else:
                 new.pop("status", None)
         else:
             new = candidate
-            if rt.status_subresource:
-                if "status" in old:
-                    new["status"] = clone(old["status"])
+            # the other half: a built-in kind's status write keeps the stored spec (and
+            # every field but status and metadata); a main write keeps the stored status
+            kept = ({k for k in set(old) | set(new) if k not in ("metadata", "status",
+                                                                "apiVersion", "kind")}
+                    if subresource == "status" else
+                    {"status"} if rt.status_subresource else set())
+            for field in kept:
+                if field in old:
+                    new[field] = clone(old[field])
                 else:
-                    new.pop("status", None)
+                    new.pop(field, None)
             for field in ("uid", "creationTimestamp", "deletionTimestamp",
                           "deletionGracePeriodSeconds", "generation"):
                 if field in old_meta:
@@ -254,9 +307,11 @@ class Store:
                     f"Forbidden: no new finalizers can be added if the object is being deleted, "
                     f"found new finalizers {sorted(added)}")])
         new = admission.admit(rt, new, old, options)
+        if _is_services(rt):
+            self.service_addresses.allocate(new, old)
         if new == old:
             return old  # a no-op write changes nothing, not even the resourceVersion
-        if _spec_changed(rt, old, new):
+        if rt.has_generation and _spec_changed(rt, old, new):
             new["metadata"]["generation"] = old_meta.get("generation", 1) + 1
         if options.dry_run:
             return new
@@ -343,6 +398,34 @@ class Store:
             return
         for rt in crds.resource_types(crd):
             self.registry.add(rt)
+
+
+def _check_custom_type(rt: ResourceType, obj: dict[str, Any]) -> None:
+    """A custom resource is decoded without a Go type to fall back on: its body must name
+    its kind and apiVersion (built-in kinds take them from the URL)."""
+    versions = (rt.api_version, *(f"{rt.group}/{v}" for v in rt.served_versions))
+    if not obj.get("kind"):
+        text = json.dumps(obj, separators=(",", ":"))
+        raise bad_request(f"the object provided is unrecognized (must be of type {rt.kind}): "
+                          f"Object 'Kind' is missing in '{text}' ({text[:30]} ...)")
+    if obj.get("apiVersion") not in versions:
+        raise bad_request(f"the API version in the data ({obj.get('apiVersion') or ''}) does "
+                          f"not match the expected API version ({rt.api_version})")
+    if obj["kind"] != rt.kind:
+        name = (obj.get("metadata") or {}).get("name", "") if isinstance(
+            obj.get("metadata"), dict) else ""
+        raise invalid(obj["kind"], rt.group, name, [
+            ("kind", f'Invalid value: "{obj["kind"]}": must be {rt.kind}')])
+
+
+def _status_writes_metadata(rt: ResourceType) -> bool:
+    """Built-in kinds' status strategies reset only spec: labels, annotations and finalizers
+    sent to /status are written (a Service's too). Custom resources and CRDs keep status only."""
+    return rt.builtin and rt.plural != "customresourcedefinitions"
+
+
+def _is_services(rt: ResourceType) -> bool:
+    return rt.builtin and rt.group == "" and rt.plural == "services"
 
 
 def _spec_changed(rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -7,9 +7,11 @@ ports, loadBalancerClass immutability, ingress IPs); other fields pass through u
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from typing import Any
 
+from devkit.emulator import service_ips
 from devkit.emulator.errors import ApiError, invalid
 from devkit.emulator.resources import ResourceType
 
@@ -68,21 +70,40 @@ def default_service(obj: dict[str, Any]) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("type", "ClusterIP")
     spec.setdefault("sessionAffinity", "None")
-    spec.setdefault("internalTrafficPolicy", "Cluster")
+    if spec["type"] != "ExternalName":
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+        service_ips.default_families(spec)
     if spec["type"] in ("NodePort", "LoadBalancer"):
         spec.setdefault("externalTrafficPolicy", "Cluster")
     if spec["type"] == "LoadBalancer":
         spec.setdefault("allocateLoadBalancerNodePorts", True)
-    if spec["type"] != "ExternalName":
-        policy = spec.setdefault("ipFamilyPolicy", "SingleStack")
-        dual = policy in ("PreferDualStack", "RequireDualStack")
-        spec.setdefault("ipFamilies", ["IPv4", "IPv6"] if dual else ["IPv4"])
     for port in spec.get("ports") or []:
         if isinstance(port, dict):
             port.setdefault("protocol", "TCP")
             if "port" in port:
                 port.setdefault("targetPort", port["port"])
     obj.setdefault("status", {}).setdefault("loadBalancer", {})
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def default_ingress_ip_mode(obj: dict[str, Any]) -> None:
+    """Decoding defaults of a Service body as sent: `ipMode: VIP` on ingress entries with an
+    `ip`, but only when the body says `type: LoadBalancer` (kube-apiserver's SetDefaults_Service);
+    and the zero values Go's typed decoding gives a condition's missing fields (the real server
+    then serves `lastTransitionTime: null`, which some clients cannot read back)."""
+    spec, status = _mapping(obj.get("spec")), _mapping(obj.get("status"))
+    if spec.get("type") == "LoadBalancer":
+        for entry in _mapping(status.get("loadBalancer")).get("ingress") or []:
+            if isinstance(entry, dict) and entry.get("ip") and entry.get("ipMode") is None:
+                entry["ipMode"] = "VIP"
+    for condition in status.get("conditions") or []:
+        if isinstance(condition, dict):
+            for name in ("type", "status", "reason", "message"):
+                condition.setdefault(name, "")
+            condition.setdefault("lastTransitionTime", None)
 
 
 def drop_type_dependent_fields(new: dict[str, Any], old: dict[str, Any]) -> None:
@@ -149,9 +170,10 @@ def validate_service(new: dict[str, Any], old: dict[str, Any] | None) -> Errors:
         f not in ("IPv4", "IPv6") for f in families
     ):
         errors.append(("spec.ipFamilies", f"Invalid value: {families}"))
+    # status.conditions are not validated: kube-apiserver 1.36 stores whatever a writer sends
+    # (an empty reason, duplicate types, no lastTransitionTime); `validate_conditions` states
+    # the metav1 rules for tests that hold the product to them
     errors += _validate_ingress(new)
-    errors += validate_conditions((new.get("status") or {}).get("conditions"),
-                                  "status.conditions")
     return errors
 
 
@@ -203,6 +225,9 @@ def _validate_ingress(obj: dict[str, Any]) -> Errors:
         if mode is not None and mode not in ("VIP", "Proxy"):
             errors.append((f"{where}.ipMode", f'Unsupported value: "{mode}": supported values: '
                                               '"Proxy", "VIP"'))
+        if mode is None and entry.get("ip"):
+            errors.append((f"{where}.ipMode", "Required value: must be specified when `ip` is "
+                                              "set"))
         if mode is not None and not entry.get("ip"):
             errors.append((f"{where}.ipMode", "Forbidden: may not be specified when `ip` is "
                                               "not set"))
@@ -214,8 +239,9 @@ _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:
 
 
 def validate_conditions(conditions: Any, where: str) -> Errors:
-    """metav1.Condition rules (Service status.conditions): what the apiserver rejects when a
-    controller writes a sloppy condition."""
+    """metav1.Condition rules (the API conventions, and what CRD schemas like ours enforce).
+    Not applied to Service status by the server (the real one does not either): tests use it
+    to hold the controller's conditions to the rules."""
     if conditions is None:
         return []
     if not isinstance(conditions, list):
@@ -287,16 +313,16 @@ def validate_endpoint_slice(obj: dict[str, Any]) -> Errors:
             errors.append((f"endpoints[{index}].addresses", "Required value: between 1 and "
                                                             "100 addresses"))
             continue
-        for position, address in enumerate(addresses):
+        for address in addresses:
             if family == "FQDN":
                 continue
             try:
                 ok = ipaddress.ip_address(str(address)).version == (4 if family == "IPv4" else 6)
             except ValueError:
                 ok = False
-            if not ok:
-                errors.append((f"endpoints[{index}].addresses[{position}]",
-                               f'Invalid value: "{address}": must be a valid {family} address'))
+            if not ok:  # the real server names the list, not the item
+                errors.append((f"endpoints[{index}].addresses",
+                               f'Invalid value: "{address}": must be an {family} address'))
     for index, port in enumerate(obj.get("ports") or []):
         if isinstance(port, dict) and port.get("protocol", "TCP") not in PROTOCOLS:
             errors.append((f"ports[{index}].protocol", f'Unsupported value: '
@@ -305,31 +331,58 @@ def validate_endpoint_slice(obj: dict[str, Any]) -> Errors:
 
 
 def validate_event(rt: ResourceType, obj: dict[str, Any]) -> Errors:
-    """Event rules. Events created through events.k8s.io/v1 must carry the fields of the new
-    API (the apiserver rejects them otherwise); core/v1 keeps the lenient legacy rules. The
-    object is in core form here, so new-API names are given in the messages."""
+    """Event rules, as kube-apiserver applies them to both Event APIs: an event without
+    eventTime is an old-style event (its namespace must match involvedObject's); one with
+    eventTime must name its reporter, instance, action and reason. events.k8s.io/v1 also
+    requires eventTime. The object is in core form here; fields are named as the API the
+    request came through names them."""
     errors: Errors = []
-    if obj.get("type") not in (None, "", "Normal", "Warning"):
-        errors.append(("type", f'Unsupported value: "{obj.get("type")}": supported values: '
-                               '"Normal", "Warning"'))
+    new_api = rt.group == "events.k8s.io"
+    if obj.get("type") not in (None, "", "Normal", "Warning") or (
+            new_api and obj.get("type") not in ("Normal", "Warning")):
+        errors.append(("type", f'Invalid value: "": has invalid value: {obj.get("type") or ""}'))
     involved = obj.get("involvedObject") or {}
     namespace = (obj.get("metadata") or {}).get("namespace")
-    if involved.get("namespace") and involved["namespace"] != namespace:
-        errors.append(("involvedObject.namespace", f'Invalid value: "{involved["namespace"]}"'
-                                                   ": does not match event.namespace"))
-    if rt.group != "events.k8s.io":
+    involved_field = "regarding.namespace" if new_api else "involvedObject.namespace"
+    if not obj.get("eventTime"):
+        if involved.get("namespace", "") not in ("", namespace) or (
+                not involved.get("namespace") and namespace not in (None, "", "default")):
+            errors.append((involved_field, f'Invalid value: "{involved.get("namespace", "")}"'
+                                           ": does not match event.namespace"))
+        if new_api:
+            errors.append(("eventTime", "Required value"))
         return errors
-    for core_name, new_name, limit in (("eventTime", "eventTime", None),
-                                       ("reportingComponent", "reportingController", 253),
-                                       ("reportingInstance", "reportingInstance", 128),
-                                       ("action", "action", 128), ("reason", "reason", 128)):
+    if not involved.get("namespace") and namespace not in ("default", "kube-system"):
+        errors.append((involved_field, 'Invalid value: "": does not match event.namespace'))
+    reporter = "reportingController" if new_api else "reportingComponent"
+    for core_name, name, limit in (("reportingComponent", reporter, 253),
+                                   ("reportingInstance", "reportingInstance", 128),
+                                   ("action", "action", 128), ("reason", "reason", 128)):
         value = obj.get(core_name)
         if not value:
-            errors.append((new_name, "Required value"))
-        elif limit and len(str(value)) > limit:
-            errors.append((new_name, f"Too long: may not be more than {limit} bytes"))
+            errors.append((name, "Required value"))
+        elif len(str(value)) > limit:
+            errors.append((name, f'Invalid value: "": can have at most {limit} characters'))
     if len(str(obj.get("message") or "")) > 1024:
-        errors.append(("note", "Too long: may not be more than 1024 bytes"))
+        errors.append(("note" if new_api else "message",
+                       'Invalid value: "": can have at most 1024 characters'))
+    return errors
+
+
+# what an update through events.k8s.io/v1 may not change (core names, as the server reports
+# them; series is what a recorder updates)
+_IMMUTABLE_EVENT_FIELDS = ("involvedObject", "reason", "message", "source", "firstTimestamp",
+                           "lastTimestamp", "count", "type", "eventTime", "action", "related",
+                           "reportingComponent", "reportingInstance")
+
+
+def _immutable_event_fields(new: dict[str, Any], old: dict[str, Any]) -> Errors:
+    errors: Errors = []
+    for field in _IMMUTABLE_EVENT_FIELDS:
+        if new.get(field) != old.get(field):
+            value = new.get(field)
+            shown = f'"{value}"' if isinstance(value, str) else json.dumps(value)
+            errors.append((field, f"Invalid value: {shown}: field is immutable"))
     return errors
 
 
@@ -340,6 +393,8 @@ def check_builtin(rt: ResourceType, new: dict[str, Any], old: dict[str, Any] | N
         errors += validate_service(new, old)
     if rt.plural == "events" and rt.group in ("", "events.k8s.io"):
         errors += validate_event(rt, new)
+        if old is not None and rt.group == "events.k8s.io":
+            errors += _immutable_event_fields(new, old)
     if rt.plural == "leases" and rt.group == "coordination.k8s.io":
         errors += validate_lease(new)
     if rt.plural == "endpointslices" and rt.group == "discovery.k8s.io":

@@ -1,7 +1,8 @@
 """The controller end to end with a real NetBox: allocate, exhaust, release and reconcile.
 
-The controller runs against the API emulator; its IPPool points at this test's VRF in the
-NetBox that scripts/netbox runs. What NetBox records is read back through its own API.
+The controller runs against a real kube-apiserver (tests/realkube.py) on its own
+ServiceAccount's token; its IPPool points at this test's VRF in the NetBox that scripts/netbox
+runs. What NetBox records is read back through its own API.
 """
 
 from __future__ import annotations
@@ -15,10 +16,8 @@ import pytest
 from ccm.contract import names
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import SECRETS, SERVICES
-from devkit.emulator import Emulator
 from pools.external import AllocationKey
 from tests.integration.controller.harness import (
-    CRD_DIR,
     addresses_of,
     create_pool,
     create_service,
@@ -30,19 +29,26 @@ from tests.integration.controller.harness import (
     wait_for,
 )
 from tests.netbox.conftest import NetBoxEnv, Sandbox
+from tests.realkube import RealApi, RealCluster
 
 CLUSTER = "nb-e2e"
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(crd_paths=[CRD_DIR]) as emulator:
-        yield emulator
+def emu(real_cluster: RealCluster) -> RealApi:
+    return real_cluster.api
 
 
 @pytest.fixture
-async def kube(emu: Emulator, tmp_path: Path) -> AsyncIterator[KubeClient]:
-    client = await KubeClient.connect(str(emu.write_kubeconfig(tmp_path / "kubeconfig")), qps=0)
+def kubeconfig(real_cluster: RealCluster) -> Path:
+    """The controller's own ServiceAccount (config/rbac)."""
+    return real_cluster.controller_kubeconfig
+
+
+@pytest.fixture
+async def kube(real_cluster: RealCluster) -> AsyncIterator[KubeClient]:
+    """The test's own client, as the admin."""
+    client = await KubeClient.connect(str(real_cluster.admin_kubeconfig), qps=0)
     await ensure_namespace(client, "kube-system")
     yield client
     await client.close()
@@ -72,10 +78,10 @@ async def _held(sandbox: Sandbox) -> dict[str, str]:
 
 
 async def test_controller_allocates_exhausts_and_releases_in_netbox(
-    emu: Emulator, kube: KubeClient, tmp_path: Path, netbox_env: NetBoxEnv, sandbox: Sandbox
+    emu: RealApi, kube: KubeClient, kubeconfig: Path, netbox_env: NetBoxEnv, sandbox: Sandbox
 ) -> None:
     await _netbox_pool(kube, netbox_env, sandbox, "198.51.100.240/30")  # two usable addresses
-    controller = await start_controller(tmp_path / "kubeconfig", cluster_id=CLUSTER)
+    controller = await start_controller(kubeconfig, cluster_id=CLUSTER)
     try:
         await leader_ready(controller)
         first = await create_service(kube, "first")
@@ -105,7 +111,7 @@ async def test_controller_allocates_exhausts_and_releases_in_netbox(
 
 
 async def test_reconcile_releases_netbox_addresses_whose_service_is_gone(
-    emu: Emulator, kube: KubeClient, tmp_path: Path, netbox_env: NetBoxEnv, sandbox: Sandbox,
+    emu: RealApi, kube: KubeClient, kubeconfig: Path, netbox_env: NetBoxEnv, sandbox: Sandbox,
     make_backend: object,
 ) -> None:
     await _netbox_pool(kube, netbox_env, sandbox, "198.51.100.248/29")
@@ -114,7 +120,7 @@ async def test_reconcile_releases_netbox_addresses_whose_service_is_gone(
     ghost = await backend.allocate(AllocationKey(CLUSTER, "ghost-uid", "IPv4"),
                                    service="default/ghost")
     controller = await start_controller(
-        tmp_path / "kubeconfig", cluster_id=CLUSTER, external_grace_seconds=1,
+        kubeconfig, cluster_id=CLUSTER, external_grace_seconds=1,
         external_reconcile_seconds=0.5,
     )
     try:

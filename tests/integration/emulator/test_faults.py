@@ -14,6 +14,13 @@ from devkit.emulator import Emulator
 from tests.integration.emulator.conftest import lb_service, make_client, reason, status_body
 
 
+@pytest.fixture
+def core(emulator_core: CoreV1Api) -> CoreV1Api:
+    """Emulator only: this module tests its own knobs (faults, restarts, its request
+    counter), which a real server has not; its client talks to the emulator."""
+    return emulator_core
+
+
 async def test_fail_next_counts_and_filters(emulator: Emulator, core: CoreV1Api) -> None:
     await core.create_namespaced_service("default", lb_service("f"))
     emulator.faults.fail_next(2, 500, methods=["PATCH"], path_contains="/services/f")

@@ -2,6 +2,13 @@
 
 Hypothesis generates bodies of the wrong shape for every write verb on built-in and custom
 resources; a 500 here means the emulator would hide a client bug behind its own.
+
+Emulator only: "never a 500" is the emulator's own robustness, and the real server does not
+have it (a strategic-merge `$patch` whose value is an object gets `500 unknown patch type`).
+Run differentially on the same generated bodies, the two servers agreed on the status code
+for about 9 in 10 (2026-11-30, 200 bodies); the rest are error-code choices on nonsense
+(422 against 400 for a null or list where an object belongs, a null strategic patch that the
+real server takes as a no-op), noted in issue 10's report rather than reproduced here.
 """
 
 from __future__ import annotations
@@ -52,9 +59,11 @@ SEEDS = {
     PATHS[2]: {"metadata": {"name": "a"}, "spec": {}},
     PATHS[3]: {"metadata": {"name": "a"}, "eventTime": "2026-01-01T00:00:00.000000Z",
                "reportingController": "x", "reportingInstance": "y", "action": "A",
-               "reason": "R"},
+               "reason": "R", "type": "Normal",
+               "regarding": {"kind": "Service", "namespace": "default", "name": "x"}},
     PATHS[4]: {"metadata": {"name": "a"}, "addressType": "IPv4", "endpoints": []},
-    PATHS[5]: {"metadata": {"name": "a"}, "spec": {"color": "red"}},
+    PATHS[5]: {"apiVersion": "example.test/v1", "kind": "Widget", "metadata": {"name": "a"},
+               "spec": {"color": "red"}},
 }
 CONTENT_TYPES = ["application/json", "application/merge-patch+json",
                  "application/strategic-merge-patch+json", "application/json-patch+json"]

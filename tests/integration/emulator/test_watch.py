@@ -1,5 +1,9 @@
 """Watch semantics: resourceVersion start points, bookmarks, 410, timeouts, selectors, and a
-controller-style resume after dropped connections and expired history."""
+controller-style resume after dropped connections and expired history.
+
+The first group runs on both servers (`server`); the rest use emulator-only knobs (a small
+history, expiring it or dropping watches on cue, a predictable next resourceVersion) and say so.
+"""
 
 from __future__ import annotations
 
@@ -13,26 +17,27 @@ from kubernetes_asyncio import watch
 from kubernetes_asyncio.client import ApiException, CoreV1Api
 
 from devkit.emulator import Emulator
+from tests.integration.emulator.conftest import Server
 
 
-async def raw_watch(emu: Emulator, path: str, **params: str) -> list[dict[str, Any]]:
+async def raw_watch(server: Server | Emulator, path: str, **params: str) -> list[dict[str, Any]]:
     """Read a whole watch stream over plain HTTP (it must end: pass timeoutSeconds)."""
-    async with aiohttp.ClientSession() as session, session.get(emu.url + path,
-                                                               params=params) as response:
+    session = server.session() if isinstance(server, Server) else aiohttp.ClientSession()
+    async with session, session.get(server.url + path, params=params) as response:
         assert response.status == 200
         return [json.loads(line) async for line in response.content if line.strip()]
 
 
-async def cm(core: CoreV1Api, name: str, namespace: str = "default", **labels: str) -> str:
+async def cm(core: CoreV1Api, namespace: str, name: str, **labels: str) -> str:
     created = await core.create_namespaced_config_map(namespace, {"metadata": {
         "name": name, "labels": labels}})
     return str(created.metadata.resource_version)
 
 
-async def test_watch_without_version_lists_then_follows(core: CoreV1Api) -> None:
-    await cm(core, "before")
+async def test_watch_without_version_lists_then_follows(ns: str, core: CoreV1Api) -> None:
+    await cm(core, ns, "before")
     events: list[tuple[str, str]] = []
-    stream = watch.Watch().stream(core.list_namespaced_config_map, "default", timeout_seconds=2)
+    stream = watch.Watch().stream(core.list_namespaced_config_map, ns, timeout_seconds=2)
 
     async def consume() -> None:
         async for event in stream:
@@ -42,18 +47,18 @@ async def test_watch_without_version_lists_then_follows(core: CoreV1Api) -> None
 
     task = asyncio.create_task(consume())
     await asyncio.sleep(0.2)
-    await cm(core, "after")
+    await cm(core, ns, "after")
     await asyncio.wait_for(task, 5)
     assert events == [("ADDED", "before"), ("ADDED", "after")]
 
 
-async def test_watch_from_exact_version_replays_later_changes(core: CoreV1Api) -> None:
-    start = await cm(core, "one")
-    await core.patch_namespaced_config_map("one", "default", {"data": {"k": "v"}})
-    await cm(core, "two")
-    await core.delete_namespaced_config_map("one", "default")
+async def test_watch_from_exact_version_replays_later_changes(ns: str, core: CoreV1Api) -> None:
+    start = await cm(core, ns, "one")
+    await core.patch_namespaced_config_map("one", ns, {"data": {"k": "v"}})
+    await cm(core, ns, "two")
+    await core.delete_namespaced_config_map("one", ns)
     seen = [(e["type"], e["object"].metadata.name, int(e["object"].metadata.resource_version))
-            async for e in watch.Watch().stream(core.list_namespaced_config_map, "default",
+            async for e in watch.Watch().stream(core.list_namespaced_config_map, ns,
                                                 resource_version=start, timeout_seconds=1)]
     assert [(t, n) for t, n, _ in seen] == [("MODIFIED", "one"), ("ADDED", "two"),
                                             ("DELETED", "one")]
@@ -62,16 +67,88 @@ async def test_watch_from_exact_version_replays_later_changes(core: CoreV1Api) -
 
 
 @pytest.mark.parametrize("flag", ["true", "1", "True"])
-async def test_watch_flag_spellings(emulator: Emulator, core: CoreV1Api, flag: str) -> None:
-    await cm(core, "x")
-    events = await raw_watch(emulator, "/api/v1/namespaces/default/configmaps",
+async def test_watch_flag_spellings(server: Server, core: CoreV1Api, flag: str) -> None:
+    await cm(core, server.ns, "x")
+    events = await raw_watch(server, f"/api/v1/namespaces/{server.ns}/configmaps",
                              watch=flag, timeoutSeconds="1")
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "x")]
 
 
+async def test_no_bookmarks_unless_asked(server: Server, core: CoreV1Api) -> None:
+    rv = await cm(core, server.ns, "nb")
+    events = await raw_watch(server, f"/api/v1/namespaces/{server.ns}/configmaps", watch="1",
+                             resourceVersion=rv, timeoutSeconds="1")
+    assert events == []
+
+
+async def test_timeout_seconds_ends_the_stream(server: Server) -> None:
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await asyncio.wait_for(raw_watch(server, f"/api/v1/namespaces/{server.ns}/configmaps",
+                                     watch="1", timeoutSeconds="1"), 10)
+    assert loop.time() - began >= 0.9
+
+
+async def test_namespace_scope_and_label_selector(server: Server, core: CoreV1Api) -> None:
+    ns = server.ns
+    other = server.unique("other")
+    await core.create_namespace({"metadata": {"name": other}})
+    start = str((await core.list_namespaced_config_map(ns)).metadata.resource_version)
+    await cm(core, ns, "here", tier="web")
+    await cm(core, other, "there", tier="web")
+    await cm(core, ns, "db", tier="db")
+    # relabel: web -> db leaves the selector (DELETED), db -> web enters it (ADDED)
+    await core.patch_namespaced_config_map("here", ns, {"metadata": {"labels": {
+        "tier": "db"}}})
+    await core.patch_namespaced_config_map("db", ns, {"metadata": {"labels": {
+        "tier": "web"}}})
+    scoped = await raw_watch(server, f"/api/v1/namespaces/{ns}/configmaps", watch="1",
+                             resourceVersion=start, labelSelector="tier=web",
+                             timeoutSeconds="1")
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in scoped] == [
+        ("ADDED", "here"), ("DELETED", "here"), ("ADDED", "db")]
+    everywhere = await raw_watch(server, "/api/v1/configmaps", watch="1",
+                                 resourceVersion=start,
+                                 fieldSelector=f"metadata.name=there,metadata.namespace={other}",
+                                 timeoutSeconds="1")
+    assert [(e["type"], e["object"]["metadata"]["namespace"]) for e in everywhere] == [
+        ("ADDED", other)]
+    await core.delete_namespaced_config_map("there", other)
+
+
+async def test_watch_list_sends_the_state_then_a_bookmark(server: Server,
+                                                          core: CoreV1Api) -> None:
+    """A streaming list (sendInitialEvents, what kubectl 1.36 and client-go's reflector ask
+    for): every current object as ADDED, then a BOOKMARK annotated initial-events-end."""
+    for name in ("w1", "w2"):
+        await cm(core, server.ns, name)
+    events = await raw_watch(server, f"/api/v1/namespaces/{server.ns}/configmaps", watch="1",
+                             sendInitialEvents="true", resourceVersionMatch="NotOlderThan",
+                             allowWatchBookmarks="true", timeoutSeconds="1")
+    if server.real and events and events[0]["type"] == "ERROR":
+        message = events[0]["object"]["message"]
+        assert "RequestWatchProgress" in message, events
+        pytest.skip("the test server's etcd (Debian's 3.4.23) lacks progress notifications, "
+                    "so kube-apiserver serves no watch-lists (clients fall back to list+watch): "
+                    + message)
+    assert [(e["type"], e["object"]["metadata"].get("name")) for e in events[:2]] == [
+        ("ADDED", "w1"), ("ADDED", "w2")]
+    bookmark = events[2]
+    assert bookmark["type"] == "BOOKMARK"
+    assert bookmark["object"]["metadata"]["annotations"] == {
+        "k8s.io/initial-events-end": "true"}
+
+
+# ------------------------------------------------------------------------- emulator only
+
+
 async def test_bookmarks_carry_a_safe_resume_version(emulator: Emulator,
-                                                     core: CoreV1Api) -> None:
-    rv = await cm(core, "b")
+                                                     emulator_core: CoreV1Api) -> None:
+    """Emulator only: it sends bookmarks every `bookmark_interval` (0.2 s here) and at the
+    timeout; a real server sends them about once a minute (the watch cache's bookmark
+    frequency), too seldom for a test."""
+    core = emulator_core
+    rv = await cm(core, "default", "b")
     await core.create_namespaced_service("default", {"metadata": {"name": "s"}, "spec": {
         "ports": [{"port": 80}]}})  # another resource moves the global version on
     events = await raw_watch(emulator, "/api/v1/namespaces/default/configmaps", watch="1",
@@ -82,30 +159,17 @@ async def test_bookmarks_carry_a_safe_resume_version(emulator: Emulator,
     assert [e for e in events if e["type"] != "BOOKMARK"] == []
 
 
-async def test_no_bookmarks_unless_asked(emulator: Emulator, core: CoreV1Api) -> None:
-    rv = await cm(core, "nb")
-    events = await raw_watch(emulator, "/api/v1/namespaces/default/configmaps", watch="1",
-                             resourceVersion=rv, timeoutSeconds="1")
-    assert events == []
-
-
-async def test_timeout_seconds_ends_the_stream(emulator: Emulator) -> None:
-    loop = asyncio.get_running_loop()
-    began = loop.time()
-    await asyncio.wait_for(raw_watch(emulator, "/api/v1/configmaps", watch="1",
-                                     timeoutSeconds="1"), 10)
-    assert loop.time() - began >= 0.9
-
-
 async def test_old_version_past_history_gets_410_error_event(tmp_path: Any) -> None:
+    """Emulator only: `history_size` is its knob. A real server sizes its watch cache itself
+    (and replays from far older versions than a test can outrun)."""
     async with Emulator(history_size=3) as emu:
         from tests.integration.emulator.conftest import make_client
 
         async with await make_client(emu, tmp_path) as api:
             core = CoreV1Api(api)
-            first = await cm(core, "h0")
+            first = await cm(core, "default", "h0")
             for i in range(1, 5):
-                await cm(core, f"h{i}")
+                await cm(core, "default", f"h{i}")
             events = await raw_watch(emu, "/api/v1/namespaces/default/configmaps", watch="1",
                                      resourceVersion=first, timeoutSeconds="1")
             assert len(events) == 1 and events[0]["type"] == "ERROR"
@@ -126,9 +190,11 @@ async def test_old_version_past_history_gets_410_error_event(tmp_path: Any) -> N
 
 
 async def test_expire_history_forces_410_for_older_versions(emulator: Emulator,
-                                                            core: CoreV1Api) -> None:
-    old = await cm(core, "e1")
-    now = await cm(core, "e2")
+                                                            emulator_core: CoreV1Api) -> None:
+    """Emulator only: expiring history on cue is a fault knob."""
+    core = emulator_core
+    old = await cm(core, "default", "e1")
+    now = await cm(core, "default", "e2")
     emulator.faults.expire_history()
     expired = await raw_watch(emulator, "/api/v1/configmaps", watch="1", resourceVersion=old,
                               timeoutSeconds="1")
@@ -138,39 +204,18 @@ async def test_expire_history_forces_410_for_older_versions(emulator: Emulator,
     assert current == []
 
 
-async def test_namespace_scope_and_label_selector(emulator: Emulator, core: CoreV1Api) -> None:
-    await core.create_namespace({"metadata": {"name": "other"}})
-    start = str(emulator.store.rv)
-    await cm(core, "here", tier="web")
-    await cm(core, "there", "other", tier="web")
-    await cm(core, "db", tier="db")
-    # relabel: web -> db leaves the selector (DELETED), db -> web enters it (ADDED)
-    await core.patch_namespaced_config_map("here", "default", {"metadata": {"labels": {
-        "tier": "db"}}})
-    await core.patch_namespaced_config_map("db", "default", {"metadata": {"labels": {
-        "tier": "web"}}})
-    scoped = await raw_watch(emulator, "/api/v1/namespaces/default/configmaps", watch="1",
-                             resourceVersion=start, labelSelector="tier=web",
-                             timeoutSeconds="1")
-    assert [(e["type"], e["object"]["metadata"]["name"]) for e in scoped] == [
-        ("ADDED", "here"), ("DELETED", "here"), ("ADDED", "db")]
-    everywhere = await raw_watch(emulator, "/api/v1/configmaps", watch="1",
-                                 resourceVersion=start, fieldSelector="metadata.name=there",
-                                 timeoutSeconds="1")
-    assert [(e["type"], e["object"]["metadata"]["namespace"]) for e in everywhere] == [
-        ("ADDED", "other")]
-
-
 async def test_resume_after_dropped_connections_misses_and_repeats_nothing(
-        emulator: Emulator, core: CoreV1Api) -> None:
-    """A controller-style loop: remember the last resourceVersion, rewatch on any break."""
+        emulator: Emulator, emulator_core: CoreV1Api) -> None:
+    """A controller-style loop: remember the last resourceVersion, rewatch on any break.
+    Emulator only: dropping live watches on cue is a fault knob."""
+    core = emulator_core
     start = str(emulator.store.rv)
     total = 30
     seen: list[str] = []
 
     async def writer() -> None:
         for i in range(total):
-            await cm(core, f"r{i:02d}")
+            await cm(core, "default", f"r{i:02d}")
             if i % 10 == 5:
                 emulator.faults.drop_watches()
             await asyncio.sleep(0.01)
@@ -198,13 +243,15 @@ async def test_resume_after_dropped_connections_misses_and_repeats_nothing(
     assert seen == [f"r{i:02d}" for i in range(total)]
 
 
-async def test_relist_recovers_after_410(emulator: Emulator, core: CoreV1Api) -> None:
+async def test_relist_recovers_after_410(emulator: Emulator, emulator_core: CoreV1Api) -> None:
     """After a 410 a controller relists; the list reflects changes made while it was away
-    and its resourceVersion is a valid start for the next watch."""
-    rv = await cm(core, "keep")
-    await cm(core, "drop")
+    and its resourceVersion is a valid start for the next watch. Emulator only: the 410 is
+    forced by expiring history on cue."""
+    core = emulator_core
+    rv = await cm(core, "default", "keep")
+    await cm(core, "default", "drop")
     await core.delete_namespaced_config_map("drop", "default")
-    await cm(core, "new")
+    await cm(core, "default", "new")
     emulator.faults.expire_history()
     with pytest.raises(ApiException) as caught:
         async for _ in watch.Watch().stream(core.list_namespaced_config_map, "default",
@@ -224,11 +271,12 @@ async def test_relist_recovers_after_410(emulator: Emulator, core: CoreV1Api) ->
 
     task = asyncio.create_task(first_event())
     await asyncio.sleep(0.1)
-    await cm(core, "after")
+    await cm(core, "default", "after")
     assert await asyncio.wait_for(task, 5) == ("ADDED", "after")
 
 
 async def test_graceful_drop_ends_stream_cleanly(emulator: Emulator) -> None:
+    """Emulator only: a fault knob."""
     reader = asyncio.create_task(raw_watch(emulator, "/api/v1/configmaps", watch="1",
                                            resourceVersion=str(emulator.store.rv)))
     await asyncio.sleep(0.2)
@@ -236,14 +284,17 @@ async def test_graceful_drop_ends_stream_cleanly(emulator: Emulator) -> None:
     assert await asyncio.wait_for(reader, 5) == []
 
 
-async def test_watch_from_a_future_version_skips_changes_up_to_it(emulator: Emulator,
-                                                                  core: CoreV1Api) -> None:
+async def test_watch_from_a_future_version_skips_changes_up_to_it(
+        emulator: Emulator, emulator_core: CoreV1Api) -> None:
+    """Emulator only: it needs the next resourceVersions to be predictable (one counter that
+    only the test moves); a real server's etcd revision moves with its own writes too."""
+    core = emulator_core
     future = emulator.store.rv + 2
     reader = asyncio.create_task(raw_watch(emulator, "/api/v1/namespaces/default/configmaps",
                                            watch="1", resourceVersion=str(future),
                                            timeoutSeconds="2"))
     await asyncio.sleep(0.2)
     for name in ("f1", "f2", "f3"):
-        await cm(core, name)
+        await cm(core, "default", name)
     events = await asyncio.wait_for(reader, 10)
     assert [e["object"]["metadata"]["name"] for e in events] == ["f3"]

@@ -148,6 +148,7 @@ def test_without_any_metallb_or_cilium_crd_nothing_is_found(real_cluster: RealCl
     assert "no MetalLB or Cilium LB-IPAM object found" in result.stderr
 
 
+@pytest.mark.expect_forbidden
 def test_a_refused_list_is_an_error_not_an_empty_kind(
     real_cluster: RealCluster, metallb_crds: str
 ) -> None:

@@ -1,4 +1,10 @@
-"""Still on the API emulator; moving to the real server (tests/realkube.py) is in progress."""
+"""The speaker suites run against a real kube-apiserver (tests/realkube.py): the speakers with
+the vipam-speaker ServiceAccount's token, the controller with vipam-controller's, so the
+server enforces config/rbac (a 403 to either fails the test at teardown).
+
+`emu` keeps its name for the assertion view (`get_object`, `list_objects`, `stats`): here it
+is a `RealApi`, whose `stats` count the requests the server served (apiserver_request_total).
+"""
 
 from __future__ import annotations
 
@@ -8,25 +14,31 @@ from pathlib import Path
 import pytest
 
 from ccm.kube.client import KubeClient
-from devkit.emulator import Emulator
-from tests.integration.controller.harness import CRD_DIR, ensure_namespace
+from tests.integration.controller.harness import ensure_namespace
+from tests.realkube import RealApi, RealCluster
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    emulator = Emulator(crd_paths=[CRD_DIR])
-    async with emulator:
-        yield emulator
+def emu(real_cluster: RealCluster) -> RealApi:
+    return real_cluster.api
 
 
 @pytest.fixture
-def kubeconfig(emu: Emulator, tmp_path: Path) -> Path:
-    return emu.write_kubeconfig(tmp_path / "kubeconfig")
+def kubeconfig(real_cluster: RealCluster) -> Path:
+    """The controller's own ServiceAccount."""
+    return real_cluster.controller_kubeconfig
 
 
 @pytest.fixture
-async def kube(kubeconfig: Path) -> AsyncIterator[KubeClient]:
-    client = await KubeClient.connect(str(kubeconfig), qps=0)
+def speaker_kubeconfig(real_cluster: RealCluster) -> Path:
+    """The speaker's own ServiceAccount."""
+    return real_cluster.speaker_kubeconfig
+
+
+@pytest.fixture
+async def kube(real_cluster: RealCluster) -> AsyncIterator[KubeClient]:
+    """The test's own client, as the admin."""
+    client = await KubeClient.connect(str(real_cluster.admin_kubeconfig), qps=0)
     for namespace in ("default", "kube-system", "shop"):
         await ensure_namespace(client, namespace)
     yield client
