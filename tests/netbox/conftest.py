@@ -19,6 +19,7 @@ import pytest
 from pools.external.base import RetryPolicy
 from pools.external.netbox import NetBoxBackend
 from pools.external.transport import JsonClient
+from tests.integration.realfixtures import emu, kube, kubeconfig  # noqa: F401  (the controller tests)
 from tests.prereq import require
 
 REPO = Path(__file__).resolve().parents[2]

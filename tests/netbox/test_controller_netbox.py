@@ -8,10 +8,7 @@ runs. What NetBox records is read back through its own API.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from ccm.contract import names
 from ccm.kube.client import KubeClient
@@ -21,7 +18,6 @@ from tests.integration.controller.harness import (
     addresses_of,
     create_pool,
     create_service,
-    ensure_namespace,
     failure_of,
     get_service,
     leader_ready,
@@ -29,29 +25,11 @@ from tests.integration.controller.harness import (
     wait_for,
 )
 from tests.netbox.conftest import NetBoxEnv, Sandbox
-from tests.realkube import RealApi, RealCluster
+from tests.realkube import RealApi
 
 CLUSTER = "nb-e2e"
 
 
-@pytest.fixture
-def emu(real_cluster: RealCluster) -> RealApi:
-    return real_cluster.api
-
-
-@pytest.fixture
-def kubeconfig(real_cluster: RealCluster) -> Path:
-    """The controller's own ServiceAccount (config/rbac)."""
-    return real_cluster.controller_kubeconfig
-
-
-@pytest.fixture
-async def kube(real_cluster: RealCluster) -> AsyncIterator[KubeClient]:
-    """The test's own client, as the admin."""
-    client = await KubeClient.connect(str(real_cluster.admin_kubeconfig), qps=0)
-    await ensure_namespace(client, "kube-system")
-    yield client
-    await client.close()
 
 
 async def _netbox_pool(kube: KubeClient, env: NetBoxEnv, sandbox: Sandbox, cidr: str) -> None:

@@ -8,38 +8,9 @@ is a `RealApi`, whose `stats` count the requests the server served (apiserver_re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
-from ccm.kube.client import KubeClient
-from tests.integration.controller.harness import ensure_namespace
-from tests.realkube import RealApi, RealCluster
-
-
-@pytest.fixture
-def emu(real_cluster: RealCluster) -> RealApi:
-    return real_cluster.api
-
-
-@pytest.fixture
-def kubeconfig(real_cluster: RealCluster) -> Path:
-    """The controller's own ServiceAccount."""
-    return real_cluster.controller_kubeconfig
-
-
-@pytest.fixture
-def speaker_kubeconfig(real_cluster: RealCluster) -> Path:
-    """The speaker's own ServiceAccount."""
-    return real_cluster.speaker_kubeconfig
-
-
-@pytest.fixture
-async def kube(real_cluster: RealCluster) -> AsyncIterator[KubeClient]:
-    """The test's own client, as the admin."""
-    client = await KubeClient.connect(str(real_cluster.admin_kubeconfig), qps=0)
-    for namespace in ("default", "kube-system", "shop"):
-        await ensure_namespace(client, namespace)
-    yield client
-    await client.close()
+from tests.integration.realfixtures import (  # noqa: F401
+    emu,
+    kube,
+    kubeconfig,
+    speaker_kubeconfig,
+)
