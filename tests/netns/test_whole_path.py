@@ -333,6 +333,11 @@ def test_bgp_ecmp(site: Site, bird_available: None, capsys: pytest.CaptureFixtur
                          + run("ip", "-6" if ":" in ip else "-4", "-n", site.client.name,
                                "route", "show", ip).stdout for ip in ips))
         for ip in ips:
+            # ECMP hashes a new connection to any node: each node's kube-proxy must have synced
+            # its rules for the VIP (minSyncPeriod ~1 s) before every request can be answered
+            for node in nodes:
+                wait_for(partial(site.rules, node, ip), 20, f"kube-proxy rules for {ip} on "
+                         f"{node.name}")
             wait_for(partial(site.get_once, site.client.name, ip), 20, f"{ip} answers")
             got = answers(site, site.client.name, ip, count=30)
             entered = sorted({node.name for answer in got
