@@ -313,8 +313,10 @@ class BGPSpeaker:
                 process.kill()
                 await process.wait()
         if self._supervisor is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            # wait for the supervisor to see ExaBGP gone, without awaiting it directly: a
+            # CancelledError raised here may be our caller's own (Speaker.stop cancelling a
+            # reconcile), and absorbing it would keep that task alive and stop() waiting
+            await asyncio.wait([self._supervisor])
             self._supervisor = None
         self._process = None
         self._disconnected()

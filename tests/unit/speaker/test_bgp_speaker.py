@@ -165,3 +165,21 @@ async def test_two_sessions_to_one_address_are_refused(tmp_path: Path) -> None:
     twice = [Peer("127.0.0.1", 64512, 64512, port=port) for port in (1179, 1180)]
     with pytest.raises(ValueError, match="one session per peer address"):
         await bgp.start(twice)
+
+
+async def test_stopping_exabgp_never_swallows_the_callers_cancellation() -> None:
+    """Speaker.stop() cancels its reconcile task and waits for it. When that task was in the
+    middle of stopping ExaBGP (peers changed), cancelling it must end it: waiting for the
+    supervisor may not absorb the CancelledError, or the task loops on and stop() waits
+    forever (seen as a hang of tests/integration/rbac on a real API server)."""
+    bgp = BGPSpeaker(router_id="127.0.0.1")
+    supervisor = asyncio.create_task(asyncio.sleep(30))
+    bgp._supervisor = supervisor
+    stopping = asyncio.create_task(bgp._shutdown_exabgp(withdraw=False))
+    await asyncio.sleep(0.05)
+    stopping.cancel()
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(stopping, 2)
+    finally:
+        supervisor.cancel()
