@@ -180,6 +180,12 @@ class Speaker:
         for task in tasks:
             task.cancel()
         for task in tasks:
+            # a cancel can be absorbed: Python 3.11's wait_for returns a result that raced
+            # it (ExaBGP connecting just as we stop), and the reconcile loop then waits on
+            # for the next change; cancel again until the task has really ended
+            while not task.done():
+                await asyncio.wait([task], timeout=1.0)
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
