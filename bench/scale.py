@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from ccm.kube.client import KubeClient
 from ccm.kube.informer import Informer
 from ccm.kube.resources import IPPOOLS, NAMESPACES, SERVICES
-from devkit.apiserver import ApiServer, count_delta
+from devkit.apiserver import ApiServer, count_delta, die_with_parent
 
 NAMESPACE = "bench"
 
@@ -105,7 +105,8 @@ class ControllerProcess:
             args += [f"--{name.replace('_', '-')}", value]
         self.log = log.open("w")
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self.log, stderr=subprocess.PIPE,
-                                     text=True, start_new_session=True)
+                                     text=True, start_new_session=True,
+                                     preexec_fn=die_with_parent())
         self.started = time.perf_counter()
         assert self.proc.stderr is not None
         line = self.proc.stderr.readline()

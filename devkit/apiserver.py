@@ -14,6 +14,7 @@ ends the processes it started by pid and removes its data directory.
 
 from __future__ import annotations
 
+import ctypes
 import http.client
 import json
 import os
@@ -25,7 +26,7 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,7 @@ class ApiServer:
              "--initial-advertise-peer-urls", peer, "--name", "default",
              "--unsafe-no-fsync", "--quota-backend-bytes", str(4 << 30)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
 
     def start_apiserver(self, timeout: float = 60.0) -> None:
@@ -187,6 +189,7 @@ class ApiServer:
              "--endpoint-reconciler-type", "none",
              *audit, *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
         self.wait_ready(timeout)
 
@@ -414,6 +417,31 @@ def count_delta(before: dict[tuple[str, str, str, str], float],
             continue
         delta[key] = grown
     return delta
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A pre-exec hook asking the kernel to SIGKILL the child when this process dies, so a
+    test run or benchmark killed from outside leaves no etcd or API server behind.
+
+    Only from the main thread: the signal follows the *thread* that forked, and a worker
+    thread (asyncio.to_thread) can end while the server should keep running."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the prctl took effect
+            os._exit(1)
+
+    return hook
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def _end(process: subprocess.Popen[bytes] | None, sig: int, timeout: float) -> None:

@@ -230,6 +230,10 @@ class FakeKube:
             raise ApiError(415, "UnsupportedMediaType", f"the fake speaks only {MERGE_PATCH}")
         stored = self._stored(res, namespace, name)
         merged = _merge(stored, patch)
+        # a resourceVersion in the patch is a precondition, as at a real server: 409 if stale
+        wanted = ((patch or {}).get("metadata") or {}).get("resourceVersion")
+        if wanted not in (None, "") and wanted != stored["metadata"]["resourceVersion"]:
+            raise ApiError(409, "Conflict", f"{name}: the object has been modified")
         merged["metadata"]["resourceVersion"] = stored["metadata"]["resourceVersion"]
         return self._update(res, stored, merged, subresource)
 

@@ -187,8 +187,11 @@ class Controller:
     # -- informer callbacks: only enqueue ---------------------------------------------------
 
     def _service_changed(self, key: str, old: JSON | None, new: JSON | None) -> None:
-        if new is None and hasattr(self, "sync"):
-            self.sync.forget(key)
+        if hasattr(self, "sync"):
+            if new is None:
+                self.sync.forget(key)
+            else:
+                self.sync.observed(key, new)
         if self.elector.is_leader() and self.restored.is_set():
             self.queue.add(key)
 

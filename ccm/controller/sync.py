@@ -2,8 +2,10 @@
 
 `sync(key)` can run any number of times for any key in any state and converges: it never
 assumes what happened before, only compares the Service as it is with what the allocator decides.
-Every write is a PUT carrying the object's resourceVersion, so a concurrent change makes it fail
-with 409 instead of being overwritten; we then re-read and decide again.
+Every write is a merge patch of what differs, carrying the object's resourceVersion, so a
+concurrent change makes it fail with 409 instead of being overwritten; we then re-read and
+decide again. (Patches, not PUTs: the cache holds only the fields we read, see
+ccm/kube/transform.py, and a PUT would erase the rest.)
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from ccm.controller.external import ExternalRetry
 from ccm.controller.service_view import ServiceOptions, ServiceView, parse_service
 from ccm.kube.client import JSON, ApiError, KubeApi
 from ccm.kube.events import EventRecorder
+from ccm.kube.patches import guarded, merge_diff
 from ccm.kube.resources import SERVICES
+from ccm.kube.transform import service_for_cache
 from pools.allocator import Allocator, AskExternal, Assigned, Assignment, Failed
 from pools.external import BackendError
 
@@ -75,7 +79,8 @@ class SyncContext:
 class ServiceSync:
     def __init__(self, ctx: SyncContext) -> None:
         self.ctx = ctx
-        self._written: dict[str, JSON] = {}  # our last write per key, until the cache catches up
+        # our last write per key (trimmed as the cache is), until the cache has caught up
+        self._written: dict[str, JSON] = {}
 
     # -- entry point -----------------------------------------------------------------------
 
@@ -191,7 +196,7 @@ class ServiceSync:
         assert view.request is not None
         keyed = desired.with_external_key(obj, f"{external.cluster_id}/{view.uid}")
         if keyed is not None:
-            obj = await self._write(keyed)
+            obj = await self._write(obj, keyed)
         try:
             ips = await external.allocate(view, ask)
         except BackendError as exc:
@@ -214,7 +219,7 @@ class ServiceSync:
         main = desired.with_allocation(obj, assignment.ips, pools, self.ctx.set_load_balancer_ip,
                                        adopted=adopted)
         if main is not None:
-            obj = await self._write(main)
+            obj = await self._write(obj, main)
         shown_before = view.shown_ips
         message = ", ".join(
             f"{ip} from pool {pool}" if pool else ip
@@ -297,7 +302,7 @@ class ServiceSync:
             obj = await self._write_status(obj, status)
         main = desired.without_allocation(obj)
         if main is not None:
-            await self._write(main)
+            await self._write(obj, main)
         released = allocator.release(view.key)
         if released:
             if self.ctx.external is not None:
@@ -326,27 +331,38 @@ class ServiceSync:
         """The Service is gone from the cache: drop what we remember of our own writes."""
         self._forget(key)
 
+    def observed(self, key: str, obj: JSON) -> None:
+        """The cache has a new version of the Service: a write of ours it has caught up with
+        is forgotten now, not at the next sync of that key (which may never come)."""
+        mine = self._written.get(key)
+        if mine is not None and not _newer(mine, obj):
+            del self._written[key]
+
     def _forget(self, key: str) -> None:
         self._written.pop(key, None)
         self.ctx.waiting.discard(key)
 
-    async def _write(self, obj: JSON) -> JSON:
-        if not self.ctx.fence():
-            raise NotLeader("not the leader")
-        meta = obj["metadata"]
-        result = await self.ctx.client.replace(SERVICES, meta["namespace"], meta["name"], obj)
-        self._written[f"{meta['namespace']}/{meta['name']}"] = result
-        return result
+    async def _write(self, obj: JSON, new: JSON) -> JSON:
+        """metadata and spec of `new`, as a patch of what differs from `obj`."""
+        changed = {k: v for k, v in merge_diff(obj, new).items() if k in ("metadata", "spec")}
+        return await self._patch(obj, changed, None)
 
     async def _write_status(self, obj: JSON, new: JSON | None) -> JSON:
         if new is None:
             return obj
+        changed = {k: v for k, v in merge_diff(obj, new).items() if k == "status"}
+        return await self._patch(obj, changed, "status")
+
+    async def _patch(self, obj: JSON, changed: JSON, subresource: str | None) -> JSON:
+        if not changed:
+            return obj
         if not self.ctx.fence():
             raise NotLeader("not the leader")
-        meta = new["metadata"]
-        result = await self.ctx.client.replace(
-            SERVICES, meta["namespace"], meta["name"], new, subresource="status"
-        )
+        meta = obj["metadata"]
+        result = service_for_cache(await self.ctx.client.patch(
+            SERVICES, meta["namespace"], meta["name"],
+            guarded(changed, str(meta.get("resourceVersion", ""))), subresource=subresource,
+        ))
         self._written[f"{meta['namespace']}/{meta['name']}"] = result
         return result
 

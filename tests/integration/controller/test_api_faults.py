@@ -73,10 +73,10 @@ async def test_watch_drops_and_410_mid_churn_miss_nothing(
 async def test_500_and_429_are_retried_until_served(
     emu: Emulator, kube: KubeClient, controller: Controller
 ) -> None:
-    emu.faults.fail_next(3, 500, methods={"PUT"}, path_contains="/services/")
+    emu.faults.fail_next(3, 500, methods={"PATCH"}, path_contains="/services/")
     await create_service(kube, "five-hundred")
     assert await addresses_of(emu, "default", "five-hundred") == ("198.51.100.0",)
-    emu.faults.fail_next(2, 429, retry_after=0.2, methods={"PUT"}, path_contains="/services/")
+    emu.faults.fail_next(2, 429, retry_after=0.2, methods={"PATCH"}, path_contains="/services/")
     await create_service(kube, "throttled")
     assert await addresses_of(emu, "default", "throttled") == ("198.51.100.1",)
     assert controller.last_errors, "the failures were seen and retried"

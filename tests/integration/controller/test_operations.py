@@ -131,13 +131,13 @@ async def test_leader_that_cannot_renew_fences_itself_before_a_standby_takes_ove
             a.settings.lease_duration - a.settings.renew_deadline - 0.1
         )
         writes_by_a = a.metrics.api_requests.labels(
-            verb="update", resource="services", code="200")._value.get()
+            verb="patch", resource="services", code="200")._value.get()
         await create_service(kube, "after")
         await addresses_of(emu, "default", "after")
         svc = emu.get_object("v1/services", "default", "after") or {}
         assert names.FINALIZER in svc["metadata"]["finalizers"]
         assert a.metrics.api_requests.labels(
-            verb="update", resource="services", code="200")._value.get() == writes_by_a
+            verb="patch", resource="services", code="200")._value.get() == writes_by_a
     finally:
         await a.stop()
         await b.stop()

@@ -51,8 +51,8 @@ async def test_a_new_allocation_costs_at_most_two_service_writes(
             by_kind[f"{verb} {resource}/{sub}" if sub else f"{verb} {resource}"] = count
     service_writes = sum(by_kind.values())
     assert service_writes <= 2 * SERVICES, by_kind
-    # one update of the object and one of status per Service, nothing more
-    assert by_kind == {"PUT services": SERVICES, "PUT services/status": SERVICES}, by_kind
+    # one patch of the object and one of status per Service, nothing more
+    assert by_kind == {"PATCH services": SERVICES, "PATCH services/status": SERVICES}, by_kind
     # the test's own creates are the only POSTs on services
     assert sum(n for (v, _g, r, _s), n in delta.items() if v == "POST" and r == "services") \
         == SERVICES
@@ -65,22 +65,37 @@ async def test_a_new_allocation_costs_at_most_two_service_writes(
 async def test_the_trimmed_cache_loses_nothing_on_the_server(
     emu: RealApi, kube: KubeClient, kubeconfig: Path
 ) -> None:
-    """The controller caches Services without managedFields and PUTs from its cache: the server
-    keeps the creator's managedFields and every field the controller never reads."""
+    """The controller caches only the fields it reads and writes merge patches of what it
+    changes: the server keeps the creator's managedFields, kubectl's last-applied copy and
+    every field the controller never reads."""
     view: Any = emu
     await create_pool(kube, "v4", addresses=["192.0.2.0/28"])
+    body = service_body("kept", selector={"app": "kept"}, sessionAffinity="ClientIP",
+                        ports=[("TCP", 80), ("UDP", 53)])
     async with leading_controller(kubeconfig) as controller:
-        # created by kubectl, so the creator's managedFields entry has a manager of its own
+        # created by kubectl --save-config: its own managedFields entry and last-applied copy
         await asyncio.to_thread(
-            emu.server.kubectl, "create", "-f", "-", input=json.dumps(service_body("kept"))
+            emu.server.kubectl, "create", "--save-config", "-f", "-", input=json.dumps(body)
         )
         assert await addresses_of(view, "default", "kept")
         cached = controller.services.cache["default/kept"]
         assert "managedFields" not in cached["metadata"]
+        assert "kubectl.kubernetes.io/last-applied-configuration" not in cached["metadata"][
+            "annotations"]
+        assert not {"selector", "sessionAffinity", "clusterIP", "clusterIPs"} & set(cached["spec"])
+        assert cached["spec"]["ports"] == [{"port": 80, "protocol": "TCP"},
+                                           {"port": 53, "protocol": "UDP"}]
     stored = emu.get_object("services", "default", "kept")
     assert stored is not None
     managers = {entry["manager"] for entry in stored["metadata"]["managedFields"]}
-    assert "kubectl-create" in managers, managers  # survived the controller's PUT
+    assert "kubectl-create" in managers, managers  # survived the controller's patches
     assert len(managers) >= 2, managers  # and the controller's own entry was added
-    assert stored["spec"]["ports"] and stored["spec"]["clusterIP"]
+    spec = stored["spec"]
+    assert spec["selector"] == {"app": "kept"} and spec["sessionAffinity"] == "ClientIP"
+    assert spec["clusterIP"] and [p["name"] for p in spec["ports"]] == ["tcp-80", "udp-53"]
+    assert all(p.get("targetPort") for p in spec["ports"])
+    annotations = stored["metadata"]["annotations"]
+    assert json.loads(annotations["kubectl.kubernetes.io/last-applied-configuration"])[
+        "spec"]["selector"] == {"app": "kept"}
+    assert annotations[names.ANN_ALLOCATED_FROM] == "v4"
     assert stored["metadata"]["finalizers"] == [names.FINALIZER]

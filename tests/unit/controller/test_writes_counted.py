@@ -27,8 +27,8 @@ async def test_an_allocation_costs_three_writes_and_a_resync_none() -> None:
         # the create itself is the test's; the controller's are the rest
         assert service_writes == Counter({
             ("create", "services"): 1,
-            ("update", "services"): 1,
-            ("update", "services/status"): 1,
+            ("patch", "services"): 1,
+            ("patch", "services/status"): 1,
             ("create", "events"): 1,
         })
         kube.reset_counts()

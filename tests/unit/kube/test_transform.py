@@ -55,3 +55,33 @@ def test_a_namespace_keeps_only_what_pool_selectors_read() -> None:
         "metadata": {"name": "shop", "uid": "u", "resourceVersion": "7", "labels": {"team": "a"}}
     }
     assert NAMESPACES.plural == "namespaces"
+
+
+def test_a_service_keeps_only_the_fields_the_controller_reads() -> None:
+    obj = {"metadata": {"name": "web", "namespace": "shop", "uid": "u", "resourceVersion": "9",
+                        "creationTimestamp": "2026-11-30T00:00:00Z", "generateName": "w",
+                        "labels": {"app": "web"}, "finalizers": ["vipam.io/finalizer"],
+                        "ownerReferences": [{"name": "x"}],
+                        "annotations": {"vipam.io/pool": "lan",
+                                        "kubectl.kubernetes.io/last-applied-configuration": "{}"},
+                        "managedFields": [{"manager": "kubectl"}]},
+           "spec": {"type": "LoadBalancer", "loadBalancerClass": "vipam.io/vipam",
+                    "loadBalancerIP": "192.0.2.1", "ipFamilies": ["IPv4"],
+                    "ipFamilyPolicy": "SingleStack", "clusterIP": "10.0.0.1",
+                    "clusterIPs": ["10.0.0.1"], "selector": {"app": "web"},
+                    "sessionAffinity": "None",
+                    "ports": [{"name": "http", "port": 80, "protocol": "TCP",
+                               "targetPort": 8080, "nodePort": 30080}]},
+           "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1", "ipMode": "VIP"}]},
+                      "conditions": [{"type": "other", "status": "True"}]}}
+    assert service_for_cache(obj) == {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": "shop", "uid": "u", "resourceVersion": "9",
+                     "creationTimestamp": "2026-11-30T00:00:00Z", "labels": {"app": "web"},
+                     "finalizers": ["vipam.io/finalizer"], "annotations": {"vipam.io/pool": "lan"}},
+        "spec": {"type": "LoadBalancer", "loadBalancerClass": "vipam.io/vipam",
+                 "loadBalancerIP": "192.0.2.1", "ipFamilies": ["IPv4"],
+                 "ipFamilyPolicy": "SingleStack", "ports": [{"port": 80, "protocol": "TCP"}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1", "ipMode": "VIP"}]},
+                   "conditions": [{"type": "other", "status": "True"}]},
+    }
