@@ -22,6 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ccm.kube.informer import Informer, Transform
+from ccm.kube.packed import PackedCache
 from ccm.kube.resources import SERVICES
 from ccm.kube.transform import drop_managed_fields, service_for_cache
 
@@ -100,19 +101,22 @@ class _Listing:
         return {"metadata": {"resourceVersion": "1"}, "items": items}
 
 
-async def measure(count: int, transform: Transform | None) -> dict[str, Any]:
+async def measure(count: int, transform: Transform | None, packed: bool = False
+                  ) -> dict[str, Any]:
     pages = [
         json.dumps({"items": [service(i) for i in range(start, min(count, start + 500))]}).encode()
         for start in range(0, count, 500)
     ]
     client = _Listing(pages)
-    informer = Informer(client, SERVICES, transform=transform)  # type: ignore[arg-type]
+    informer = Informer(client, SERVICES, transform=transform,  # type: ignore[arg-type]
+                        cache=PackedCache() if packed else None)
     tracemalloc.start()
     await informer.relist()
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     json_bytes = len(json.dumps(next(iter(informer.cache.values()))))
-    return {"services": count, "transform": transform.__name__ if transform else None,
+    name = transform.__name__ if transform else None
+    return {"services": count, "transform": f"{name} packed" if packed else name,
             "cache_bytes": current, "bytes_per_service": round(current / count),
             "relist_peak_bytes_per_service": round(peak / count),
             "json_bytes_per_service": json_bytes}
@@ -124,11 +128,12 @@ def main() -> None:
     args = parser.parse_args()
     rows = [asyncio.run(measure(args.services, t))
             for t in (None, drop_managed_fields, service_for_cache)]
+    rows.append(asyncio.run(measure(args.services, service_for_cache, packed=True)))
     print(json.dumps(rows))
-    print(f"{'transform':<20}{'services':>10}{'cache bytes':>14}{'B/Service':>11}"
+    print(f"{'transform':<26}{'services':>10}{'cache bytes':>14}{'B/Service':>11}"
           f"{'peak B/Svc':>12}{'JSON B':>8}")
     for r in rows:
-        print(f"{r['transform'] or 'none':<20}{r['services']:>10}{r['cache_bytes']:>14}"
+        print(f"{r['transform'] or 'none':<26}{r['services']:>10}{r['cache_bytes']:>14}"
               f"{r['bytes_per_service']:>11}{r['relist_peak_bytes_per_service']:>12}"
               f"{r['json_bytes_per_service']:>8}")
 

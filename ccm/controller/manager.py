@@ -31,6 +31,7 @@ from ccm.kube.client import JSON, ApiError, KubeApi, KubeClient
 from ccm.kube.events import EventRecorder
 from ccm.kube.informer import Informer
 from ccm.kube.leader import ElectionTiming, LeaderElector
+from ccm.kube.packed import PackedCache
 from ccm.kube.resources import IPPOOLS, LEASES, NAMESPACES, SERVICES
 from ccm.kube.transform import drop_managed_fields, namespace_for_cache, service_for_cache
 from pools.allocator import Allocator
@@ -97,7 +98,7 @@ class Controller:
         # the caches keep only what is read (ccm/kube/transform.py): bench/informer_memory.py
         self.services = Informer(
             self.client, SERVICES, self._service_changed, watch_timeout=s.watch_timeout,
-            transform=service_for_cache,
+            transform=service_for_cache, cache=PackedCache(),
         )
         self.ippools = Informer(
             self.client, IPPOOLS, self._pool_changed, watch_timeout=s.watch_timeout,

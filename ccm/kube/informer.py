@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 
 from ccm.kube.backoff import Backoff
 from ccm.kube.client import JSON, ApiError, KubeApi
@@ -39,6 +39,7 @@ class Informer:
         namespace: str | None = None,
         watch_timeout: int = 300,
         transform: Transform | None = None,
+        cache: MutableMapping[str, JSON] | None = None,
     ) -> None:
         self.client = client
         self.transform = transform
@@ -46,7 +47,8 @@ class Informer:
         self.namespace = namespace
         self.watch_timeout = watch_timeout
         self.handlers: list[ChangeHandler] = [on_change] if on_change else []
-        self.cache: dict[str, JSON] = {}
+        # any mapping: the controller keeps Services packed (ccm/kube/packed.py)
+        self.cache: MutableMapping[str, JSON] = {} if cache is None else cache
         self.resource_version = ""
         self.synced = asyncio.Event()
         self.fresh = asyncio.Event()

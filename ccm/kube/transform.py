@@ -12,9 +12,6 @@ the server. Namespaces keep only their labels.
 
 from __future__ import annotations
 
-import sys
-from typing import Any
-
 from ccm.kube.client import JSON
 
 
@@ -44,7 +41,7 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def service_for_cache(obj: JSON) -> JSON:
-    """Only the fields the controller reads; the short values every Service repeats shared.
+    """Only the fields the controller reads (a new object; the argument is left as it was).
 
     status is kept whole (ingress and every condition, ours and others'): a status patch sends
     the conditions list whole, so the cache must hold all of it.
@@ -65,7 +62,6 @@ def service_for_cache(obj: JSON) -> JSON:
                      "spec": kept_spec}
     if "status" in obj:
         trimmed["status"] = obj["status"]
-    _share_values(trimmed)
     return trimmed
 
 
@@ -74,20 +70,3 @@ def namespace_for_cache(obj: JSON) -> JSON:
     meta = obj.get("metadata") or {}
     kept = {k: meta[k] for k in ("name", "uid", "resourceVersion", "labels") if k in meta}
     return {"metadata": kept}
-
-
-_intern = sys.intern
-
-
-def _share_values(value: Any) -> None:
-    """Intern short string values in place ("TCP", "LoadBalancer", "Cluster", "IPv6", ...):
-    json.loads makes a new string for each, 10,000 Services hold 10,000 copies of each.
-    (Keys are left alone: re-assigning an existing key keeps the old key object, and
-    rebuilding the dicts to share keys measured larger, not smaller.)"""
-    items = value.items() if isinstance(value, dict) else enumerate(value)
-    for key, item in list(items):
-        if isinstance(item, str):
-            if len(item) <= 32:
-                value[key] = _intern(item)
-        elif isinstance(item, dict | list):
-            _share_values(item)
