@@ -147,18 +147,33 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def requests_addresses(svc: views.Service, options: ServiceOptions) -> bool:
+    """The Service names its own addresses (read as the request is, valid or not): such
+    Services are synced first after a restart, so automatic picks cannot take them."""
+    annotations = views.annotations_of(svc)
+    return bool(_address_source(annotations, svc.get("spec") or {}, options.compat)[1])
+
+
+def _address_source(
+    annotations: Mapping[str, str], spec: views.ServiceSpec, compat: Collection[str]
+) -> tuple[str, str]:
+    """(where, the raw value) of the addresses a Service requests, by precedence."""
+    raw = annotations.get(names.ANN_IPS, "")
+    if raw:
+        return names.ANN_IPS, raw
+    for project in sorted(compat):
+        key = names.COMPAT_IPS.get(project)
+        if key and annotations.get(key):
+            return key, annotations[key]
+    if spec.get("loadBalancerIP") and annotations.get(names.ANN_SET_LB_IP) != "true":
+        return "spec.loadBalancerIP", str(spec["loadBalancerIP"])
+    return names.ANN_IPS, ""
+
+
 def _requested_ips(
     annotations: Mapping[str, str], spec: views.ServiceSpec, compat: Collection[str]
 ) -> tuple[str, ...]:
-    source, raw = names.ANN_IPS, annotations.get(names.ANN_IPS, "")
-    if not raw:
-        for project in sorted(compat):
-            key = names.COMPAT_IPS.get(project)
-            if key and annotations.get(key):
-                source, raw = key, annotations[key]
-                break
-    if not raw and spec.get("loadBalancerIP") and annotations.get(names.ANN_SET_LB_IP) != "true":
-        source, raw = "spec.loadBalancerIP", str(spec["loadBalancerIP"])
+    source, raw = _address_source(annotations, spec, compat)
     ips: list[str] = []
     seen: set[int] = set()
     for part in _split(raw):
