@@ -13,8 +13,8 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypedDict
 
 from ccm.contract import names, views
 from ccm.controller.event_metrics import EventCounts
@@ -40,6 +40,36 @@ log = logging.getLogger(__name__)
 STATUS_SERVICE_LIMIT = 500  # /status and the page stay small on clusters with 10k Services
 
 
+class ServiceRow(TypedDict):
+    """One Service in /status and on the status page."""
+
+    service: str
+    addresses: list[str]
+    pool: str | None
+    node: str | None
+    state: str
+    message: str | None
+
+
+class PoolRow(TypedDict):
+    valid: bool
+    errors: list[str]
+    overlaps: list[str]
+    usage: dict[str, dict[str, str]]  # family -> ccm.health.numbers.family_usage
+
+
+class SpeakerRow(TypedDict):
+    node: str
+    holder: str | None
+    renewTime: str | None
+
+
+class ErrorNote(TypedDict):
+    service: str
+    error: str
+    at: str
+
+
 class Controller:
     def __init__(self, settings: ControllerSettings, client: KubeApi | None = None) -> None:
         self.settings = settings
@@ -51,7 +81,7 @@ class Controller:
         self.queue = WorkQueue()
         self._tasks: list[asyncio.Task[Any]] = []
         self._leader_tasks: list[asyncio.Task[Any]] = []
-        self.last_errors: list[dict[str, Any]] = []
+        self.last_errors: list[ErrorNote] = []
         self._heartbeat = time.monotonic()
         self.conflicts: dict[str, str] = {}
 
@@ -150,7 +180,7 @@ class Controller:
         )
         self._spawn(self.elector.run(), "elector")
 
-    def _spawn(self, coro: Any, name: str, leader: bool = False) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, object], name: str, leader: bool = False) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         (self._leader_tasks if leader else self._tasks).append(task)
 
@@ -363,7 +393,7 @@ class Controller:
 
     def status(self) -> dict[str, Any]:
         stats = self.allocator.stats() if self.elector.is_leader() else {}
-        pools: dict[str, Any] = {}
+        pools: dict[str, PoolRow] = {}
         for name in sorted(set(self.pool_sync.pools.valid) | set(self.pool_sync.pools.errors)):
             pools[name] = {
                 "valid": name in self.pool_sync.pools.valid,
@@ -396,13 +426,14 @@ class Controller:
             "last_errors": self.last_errors[-10:],
         }
 
-    def _service_rows(self, limit: int) -> list[dict[str, Any]]:
-        rows = []
+    def _service_rows(self, limit: int) -> list[ServiceRow]:
+        rows: list[ServiceRow] = []
         for key in sorted(self.services.cache)[:limit]:
             svc = views.service(self.services.cache[key])
             if (svc.get("spec") or {}).get("type") != "LoadBalancer":
                 continue
-            state, message = "pending", None
+            state: str = "pending"
+            message: str | None = None
             for condition in (svc.get("status") or {}).get("conditions") or []:
                 if condition.get("type") == names.CONDITION_ALLOCATED:
                     state = "allocated" if condition.get("status") == "True" else str(
@@ -419,8 +450,8 @@ class Controller:
             })
         return rows
 
-    def _speakers(self) -> list[dict[str, Any]]:
-        speakers = []
+    def _speakers(self) -> list[SpeakerRow]:
+        speakers: list[SpeakerRow] = []
         for key, obj in sorted(self.leases.cache.items()):
             name = key.split("/", 1)[-1]
             if not name.startswith(names.SPEAKER_LEASE_PREFIX):
