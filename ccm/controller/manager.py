@@ -465,7 +465,7 @@ class Controller:
         return speakers
 
 
-def _spec(obj: JSON) -> tuple[object, str | None]:
+def _spec(obj: Mapping[str, Any]) -> tuple[object, str | None]:
     """What makes a pool change matter: its spec, and whether it is being deleted."""
     pool = views.ippool(obj)
     return (pool.get("spec"), views.meta_of(pool).get("deletionTimestamp"))
