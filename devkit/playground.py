@@ -56,12 +56,12 @@ def service_row(obj: Mapping[str, Any], serve_unclassed: bool = True) -> Row | N
     pool = ",".join(views.allocated_from(svc)) or "-"
     node = views.annotations_of(svc).get(names.ANN_ANNOUNCING_NODE, "-")
     state = "pending"
-    for condition in (svc.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == names.CONDITION_ALLOCATED:
-            if condition.get("status") == "True":
-                state = "allocated"
-            else:
-                state = f"{condition.get('reason')}: {condition.get('message')}"
+    condition = views.allocated_condition(svc)
+    if condition is not None:
+        if condition.get("status") == "True":
+            state = "allocated"
+        else:
+            state = f"{condition.get('reason')}: {condition.get('message')}"
     if not views.has_our_class(svc, serve_unclassed):
         state = f"not ours (class {spec.get('loadBalancerClass') or 'none'})"
     return (f"{meta.get('namespace')}/{meta.get('name')}", ips, pool, node, state)

@@ -177,6 +177,16 @@ def ingress_ips(svc: Service) -> tuple[str, ...]:
     return tuple(str(entry["ip"]) for entry in ingress if entry.get("ip"))
 
 
+def allocated_condition(svc: Service) -> Condition | None:
+    """The ``vipam.io/IPAllocated`` condition the controller keeps on a Service, if any (the
+    last one, should a client have written it twice)."""
+    found: Condition | None = None
+    for condition in (svc.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == names.CONDITION_ALLOCATED:
+            found = condition
+    return found
+
+
 def has_our_class(svc: Service, serve_unclassed: bool) -> bool:
     """Our loadBalancerClass, or none at all when unclassed Services are served."""
     lb_class = (svc.get("spec") or {}).get("loadBalancerClass")

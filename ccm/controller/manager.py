@@ -434,12 +434,12 @@ class Controller:
                 continue
             state: str = "pending"
             message: str | None = None
-            for condition in (svc.get("status") or {}).get("conditions") or []:
-                if condition.get("type") == names.CONDITION_ALLOCATED:
-                    state = "allocated" if condition.get("status") == "True" else str(
-                        condition.get("reason")
-                    )
-                    message = None if state == "allocated" else condition.get("message")
+            condition = views.allocated_condition(svc)
+            if condition is not None:
+                state = "allocated" if condition.get("status") == "True" else str(
+                    condition.get("reason")
+                )
+                message = None if state == "allocated" else condition.get("message")
             rows.append({
                 "service": key,
                 "addresses": list(views.ingress_ips(svc)),

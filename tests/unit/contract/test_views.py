@@ -120,3 +120,13 @@ def test_views_are_the_objects_themselves() -> None:
     obj: dict[str, Any] = {"metadata": {"name": "x"}, "spec": {"holderIdentity": "n1"}}
     assert views.lease(obj) is obj and views.ippool(obj) is obj
     assert views.secret(obj) is obj and views.service(obj) is obj
+
+
+def test_allocated_condition_is_ours_among_others() -> None:
+    assert views.allocated_condition(svc()) is None
+    assert views.allocated_condition(svc(status={"conditions": None})) is None
+    other = {"type": "example.io/Ready", "status": "True"}
+    assert views.allocated_condition(svc(status={"conditions": [other]})) is None
+    ours = {"type": names.CONDITION_ALLOCATED, "status": "False", "reason": "PoolExhausted"}
+    found = views.allocated_condition(svc(status={"conditions": [other, ours]}))
+    assert found == ours
