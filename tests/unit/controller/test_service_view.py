@@ -159,3 +159,19 @@ def test_requests_addresses_reads_what_the_request_reads(
     view = parse_service(obj, options)
     if view.request is not None:
         assert bool(view.request.requested_ips) is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "allocated_from"),
+    [("lan", "lan"), ("v4,v6", "v4,v6"), ("v4,,v6,", "v4,v6"), ("", None)],
+)
+def test_allocated_from_as_the_contract_reads_it(value: str, allocated_from: str | None) -> None:
+    view = parse_service(service({names.ANN_ALLOCATED_FROM: value}), DEFAULT)
+    assert view.allocated_from == allocated_from
+    assert view.ours  # the annotation is ours to clean up, even emptied
+
+
+def test_hostname_only_ingress_shows_no_address() -> None:
+    obj = service()
+    obj["status"] = {"loadBalancer": {"ingress": [{"hostname": "lb.example"}, {"ip": "192.0.2.3"}]}}
+    assert parse_service(obj, DEFAULT).shown_ips == ("192.0.2.3",)
