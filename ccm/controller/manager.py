@@ -311,7 +311,7 @@ class Controller:
         """Services that request specific addresses first, so automatic picks cannot take them."""
         options = self.ctx.options
 
-        def order(item: tuple[str, JSON]) -> tuple[int, str, str]:
+        def order(item: tuple[str, Mapping[str, Any]]) -> tuple[int, str, str]:
             key, svc = item[0], views.service(item[1])
             created = views.meta_of(svc).get("creationTimestamp", "")
             return (0 if requests_addresses(svc, options) else 1, created, key)
