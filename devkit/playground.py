@@ -17,14 +17,15 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from ccm.contract import names
+from ccm.contract import names, views
 from ccm.controller.manager import Controller
 from ccm.controller.settings import ControllerSettings
 from ccm.health.server import HealthServer
-from ccm.kube.client import JSON, KubeClient
+from ccm.kube.client import KubeClient
 from ccm.kube.resources import NAMESPACES, NODES, SERVICES
 from ccm.speaker.process import Speaker
 from ccm.speaker.settings import SpeakerSettings
@@ -40,26 +41,29 @@ ORDER = ["Namespace", "Secret", "IPPool", "L2Advertisement", "BGPPeer", "BGPAdve
 Row = tuple[str, str, str, str, str]
 
 
-def service_row(svc: JSON) -> Row | None:
-    """(service, addresses, pool, node, state) for a LoadBalancer Service, None otherwise."""
+def service_row(obj: Mapping[str, Any], serve_unclassed: bool = True) -> Row | None:
+    """(service, addresses, pool, node, state) for a LoadBalancer Service, None otherwise.
+
+    Read with the controller's own rules (``ccm.contract.views``); `serve_unclassed` is the
+    controller's setting, left at its default in the playground.
+    """
+    svc = views.service(obj)
     spec = svc.get("spec") or {}
     if spec.get("type") != "LoadBalancer":
         return None
-    meta = svc.get("metadata") or {}
-    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-    ips = ", ".join(entry.get("ip", "") for entry in ingress) or "-"
-    annotations = meta.get("annotations") or {}
-    pool = annotations.get(names.ANN_ALLOCATED_FROM, "-")
-    node = annotations.get(names.ANN_ANNOUNCING_NODE, "-")
+    meta = views.meta_of(svc)
+    ips = ", ".join(views.ingress_ips(svc)) or "-"
+    pool = ",".join(views.allocated_from(svc)) or "-"
+    node = views.annotations_of(svc).get(names.ANN_ANNOUNCING_NODE, "-")
     state = "pending"
-    for condition in (svc.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == names.CONDITION_ALLOCATED:
-            if condition.get("status") == "True":
-                state = "allocated"
-            else:
-                state = f"{condition.get('reason')}: {condition.get('message')}"
-    if spec.get("loadBalancerClass") not in (None, names.LOAD_BALANCER_CLASS):
-        state = f"not ours (class {spec['loadBalancerClass']})"
+    condition = views.allocated_condition(svc)
+    if condition is not None:
+        if condition.get("status") == "True":
+            state = "allocated"
+        else:
+            state = f"{condition.get('reason')}: {condition.get('message')}"
+    if not views.has_our_class(svc, serve_unclassed):
+        state = f"not ours (class {spec.get('loadBalancerClass') or 'none'})"
     return (f"{meta.get('namespace')}/{meta.get('name')}", ips, pool, node, state)
 
 

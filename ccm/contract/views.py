@@ -89,6 +89,14 @@ class Lease(TypedDict, total=False):
     spec: LeaseSpec
 
 
+class IPPoolStatus(TypedDict, total=False):
+    """What the controller writes: usage per family (``ccm.health.numbers.family_usage``)."""
+
+    ipv4: dict[str, str]
+    ipv6: dict[str, str]
+    conditions: list[Condition]
+
+
 class IPPool(TypedDict, total=False):
     """The spec stays a mapping: :func:`pools.model.parse_pool` validates it into a model."""
 
@@ -96,7 +104,7 @@ class IPPool(TypedDict, total=False):
     kind: str
     metadata: ObjectMeta
     spec: dict[str, Any]
-    status: dict[str, Any]
+    status: IPPoolStatus
 
 
 class EndpointConditions(TypedDict, total=False):
@@ -117,9 +125,38 @@ class Node(TypedDict, total=False):
     metadata: ObjectMeta
 
 
+class Namespace(TypedDict, total=False):
+    """Only its labels are read (pool selectors match them)."""
+
+    metadata: ObjectMeta
+
+
+class Secret(TypedDict, total=False):
+    """An external IPAM's token: ``data`` is base64, ``stringData`` plain (as written)."""
+
+    metadata: ObjectMeta
+    data: dict[str, str]
+    stringData: dict[str, str]
+
+
 def service(obj: Mapping[str, Any]) -> Service:
     """The dict as a Service view (no copy, no check: the API server checked its shape)."""
     return cast(Service, obj)
+
+
+def lease(obj: Mapping[str, Any]) -> Lease:
+    """The dict as a Lease view (no copy, no check)."""
+    return cast(Lease, obj)
+
+
+def ippool(obj: Mapping[str, Any]) -> IPPool:
+    """The dict as an IPPool view (no copy, no check)."""
+    return cast(IPPool, obj)
+
+
+def secret(obj: Mapping[str, Any]) -> Secret:
+    """The dict as a Secret view (no copy, no check)."""
+    return cast(Secret, obj)
 
 
 def meta_of(obj: Mapping[str, Any]) -> ObjectMeta:
@@ -138,6 +175,16 @@ def ingress_ips(svc: Service) -> tuple[str, ...]:
     """The addresses a Service shows in ``status.loadBalancer.ingress[].ip``, in order."""
     ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     return tuple(str(entry["ip"]) for entry in ingress if entry.get("ip"))
+
+
+def allocated_condition(svc: Service) -> Condition | None:
+    """The ``vipam.io/IPAllocated`` condition the controller keeps on a Service, if any (the
+    last one, should a client have written it twice)."""
+    found: Condition | None = None
+    for condition in (svc.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == names.CONDITION_ALLOCATED:
+            found = condition
+    return found
 
 
 def has_our_class(svc: Service, serve_unclassed: bool) -> bool:

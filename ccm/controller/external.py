@@ -19,8 +19,9 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
+from ccm.contract import views
 from ccm.controller.service_view import ServiceView
 from ccm.kube.client import JSON, ApiError, KubeApi
 from ccm.kube.resources import SECRETS
@@ -33,7 +34,7 @@ from pools.external import (
     RetryPolicy,
     backend_for,
 )
-from pools.model import Pool
+from pools.model import Pool, SecretRef
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,15 @@ class BackendState:
     error: str | None = None
     checked_at: float | None = None
     orphans: dict[str, float] = field(default_factory=dict)  # ip -> first seen without owner
+
+
+class BackendReport(TypedDict):
+    """One external pool's backend in /status and on the status page."""
+
+    healthy: bool | None
+    error: str | None
+    checked_at: float | None
+    orphans_pending: int
 
 
 class ExternalIPAM:
@@ -75,7 +85,7 @@ class ExternalIPAM:
         self.services = services
         self.fence = fence
         self.on_call = on_call
-        self._backends: dict[str, tuple[Any, IPAMBackend]] = {}
+        self._backends: dict[str, tuple[str, IPAMBackend]] = {}  # pool -> (spec json, backend)
         self.state: dict[str, BackendState] = {}
 
     # -- backends --------------------------------------------------------------------------
@@ -103,7 +113,7 @@ class ExternalIPAM:
         self._backends[pool_name] = (fingerprint, backend)
         return backend
 
-    async def _token(self, pool_name: str, ref: Any) -> str | None:
+    async def _token(self, pool_name: str, ref: SecretRef | None) -> str | None:
         if ref is None:
             return None
         namespace = ref.namespace or self.namespace
@@ -115,7 +125,7 @@ class ExternalIPAM:
                 f"{self.namespace}, not {namespace}", retryable=False,
             )
         try:
-            secret = await self.client.get(SECRETS, namespace, ref.name)
+            secret = views.secret(await self.client.get(SECRETS, namespace, ref.name))
         except ApiError as exc:
             raise BackendError(
                 "Unauthorized", f"pool {pool_name}: cannot read Secret {namespace}/{ref.name}: "
@@ -182,9 +192,7 @@ class ExternalIPAM:
 
     async def reconcile(self) -> None:
         """Release backend addresses whose Service is gone (after the grace period)."""
-        owners = {
-            str((svc.get("metadata") or {}).get("uid")) for svc in self.services.values()
-        }
+        owners = {views.meta_of(svc).get("uid", "") for svc in self.services.values()}
         now = time.monotonic()
         for name, pool in self.pools().items():
             if pool.spec.external is None:
@@ -224,7 +232,7 @@ class ExternalIPAM:
                 log.exception("external IPAM reconcile failed")
             await asyncio.sleep(interval)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> dict[str, BackendReport]:
         return {
             name: {"healthy": s.healthy, "error": s.error, "checked_at": s.checked_at,
                    "orphans_pending": len(s.orphans)}

@@ -13,15 +13,15 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypedDict
 
-from ccm.contract import names
+from ccm.contract import names, views
 from ccm.controller.event_metrics import EventCounts
 from ccm.controller.external import ExternalIPAM, ExternalRetry
 from ccm.controller.pool_sync import PoolSync
 from ccm.controller.queue import WorkQueue
-from ccm.controller.service_view import ServiceOptions, parse_service
+from ccm.controller.service_view import ServiceOptions, parse_service, requests_addresses
 from ccm.controller.settings import ControllerSettings
 from ccm.controller.sync import NotLeader, ServiceSync, SyncContext
 from ccm.health import probes
@@ -41,6 +41,36 @@ log = logging.getLogger(__name__)
 STATUS_SERVICE_LIMIT = 500  # /status and the page stay small on clusters with 10k Services
 
 
+class ServiceRow(TypedDict):
+    """One Service in /status and on the status page."""
+
+    service: str
+    addresses: list[str]
+    pool: str | None
+    node: str | None
+    state: str
+    message: str | None
+
+
+class PoolRow(TypedDict):
+    valid: bool
+    errors: list[str]
+    overlaps: list[str]
+    usage: dict[str, dict[str, str]]  # family -> ccm.health.numbers.family_usage
+
+
+class SpeakerRow(TypedDict):
+    node: str
+    holder: str | None
+    renewTime: str | None
+
+
+class ErrorNote(TypedDict):
+    service: str
+    error: str
+    at: str
+
+
 class Controller:
     def __init__(self, settings: ControllerSettings, client: KubeApi | None = None) -> None:
         self.settings = settings
@@ -52,7 +82,7 @@ class Controller:
         self.queue = WorkQueue()
         self._tasks: list[asyncio.Task[Any]] = []
         self._leader_tasks: list[asyncio.Task[Any]] = []
-        self.last_errors: list[dict[str, Any]] = []
+        self.last_errors: list[ErrorNote] = []
         self._heartbeat = time.monotonic()
         self.conflicts: dict[str, str] = {}
 
@@ -151,7 +181,7 @@ class Controller:
         )
         self._spawn(self.elector.run(), "elector")
 
-    def _spawn(self, coro: Any, name: str, leader: bool = False) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, object], name: str, leader: bool = False) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         (self._leader_tasks if leader else self._tasks).append(task)
 
@@ -206,7 +236,7 @@ class Controller:
             self.queue.add(service)
 
     def _namespace_changed(self, key: str, old: JSON | None, new: JSON | None) -> None:
-        if old is not None and new is not None and _labels(old) == _labels(new):
+        if old is not None and new is not None and views.labels_of(old) == views.labels_of(new):
             return
         if self.elector.is_leader() and self.restored.is_set():
             for service in list(self.services.cache):
@@ -214,7 +244,7 @@ class Controller:
                     self.queue.add(service)
 
     def _namespace_labels(self, namespace: str) -> Mapping[str, str]:
-        return _labels(self.namespaces.cache.get(namespace) or {})
+        return views.labels_of(self.namespaces.cache.get(namespace))
 
     def _requeue(self, key: str) -> None:
         if self.elector.is_leader():
@@ -263,7 +293,8 @@ class Controller:
         options = self.ctx.options
         entries = []
         for obj in self.services.cache.values():
-            view = parse_service(obj, options, self._namespace_labels(_namespace(obj)))
+            namespace = views.meta_of(obj).get("namespace", "")
+            view = parse_service(obj, options, self._namespace_labels(namespace))
             if view.request is None or not view.shown_ips:
                 continue
             entries.append((view.request, view.shown_ips, view.allocated_from))
@@ -279,14 +310,12 @@ class Controller:
 
     def _enqueue_all(self) -> None:
         """Services that request specific addresses first, so automatic picks cannot take them."""
-        def order(item: tuple[str, JSON]) -> tuple[int, str, str]:
-            key, obj = item
-            annotations = (obj.get("metadata") or {}).get("annotations") or {}
-            requests = any(
-                "loadBalancerIPs" in a or a.endswith("/ips") for a in annotations
-            ) or bool((obj.get("spec") or {}).get("loadBalancerIP"))
-            created = str((obj.get("metadata") or {}).get("creationTimestamp", ""))
-            return (0 if requests else 1, created, key)
+        options = self.ctx.options
+
+        def order(item: tuple[str, Mapping[str, Any]]) -> tuple[int, str, str]:
+            key, svc = item[0], views.service(item[1])
+            created = views.meta_of(svc).get("creationTimestamp", "")
+            return (0 if requests_addresses(svc, options) else 1, created, key)
 
         for key, _ in sorted(self.services.cache.items(), key=order):
             self.queue.add(key)
@@ -365,7 +394,7 @@ class Controller:
 
     def status(self) -> dict[str, Any]:
         stats = self.allocator.stats() if self.elector.is_leader() else {}
-        pools: dict[str, Any] = {}
+        pools: dict[str, PoolRow] = {}
         for name in sorted(set(self.pool_sync.pools.valid) | set(self.pool_sync.pools.errors)):
             pools[name] = {
                 "valid": name in self.pool_sync.pools.valid,
@@ -398,38 +427,37 @@ class Controller:
             "last_errors": self.last_errors[-10:],
         }
 
-    def _service_rows(self, limit: int) -> list[dict[str, Any]]:
-        rows = []
+    def _service_rows(self, limit: int) -> list[ServiceRow]:
+        rows: list[ServiceRow] = []
         for key in sorted(self.services.cache)[:limit]:
-            obj = self.services.cache[key]
-            if (obj.get("spec") or {}).get("type") != "LoadBalancer":
+            svc = views.service(self.services.cache[key])
+            if (svc.get("spec") or {}).get("type") != "LoadBalancer":
                 continue
-            annotations = (obj.get("metadata") or {}).get("annotations") or {}
-            ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-            state, message = "pending", None
-            for condition in (obj.get("status") or {}).get("conditions") or []:
-                if condition.get("type") == names.CONDITION_ALLOCATED:
-                    state = "allocated" if condition.get("status") == "True" else str(
-                        condition.get("reason")
-                    )
-                    message = None if state == "allocated" else condition.get("message")
+            state: str = "pending"
+            message: str | None = None
+            condition = views.allocated_condition(svc)
+            if condition is not None:
+                state = "allocated" if condition.get("status") == "True" else str(
+                    condition.get("reason")
+                )
+                message = None if state == "allocated" else condition.get("message")
             rows.append({
                 "service": key,
-                "addresses": [e.get("ip") for e in ingress if e.get("ip")],
-                "pool": annotations.get(names.ANN_ALLOCATED_FROM),
-                "node": annotations.get(names.ANN_ANNOUNCING_NODE),
+                "addresses": list(views.ingress_ips(svc)),
+                "pool": ",".join(views.allocated_from(svc)) or None,
+                "node": views.annotations_of(svc).get(names.ANN_ANNOUNCING_NODE),
                 "state": state,
                 "message": message,
             })
         return rows
 
-    def _speakers(self) -> list[dict[str, Any]]:
-        speakers = []
-        for key, lease in sorted(self.leases.cache.items()):
+    def _speakers(self) -> list[SpeakerRow]:
+        speakers: list[SpeakerRow] = []
+        for key, obj in sorted(self.leases.cache.items()):
             name = key.split("/", 1)[-1]
             if not name.startswith(names.SPEAKER_LEASE_PREFIX):
                 continue
-            spec = lease.get("spec") or {}
+            spec = views.lease(obj).get("spec") or {}
             speakers.append({
                 "node": name[len(names.SPEAKER_LEASE_PREFIX):],
                 "holder": spec.get("holderIdentity") or None,
@@ -438,13 +466,7 @@ class Controller:
         return speakers
 
 
-def _spec(obj: JSON) -> Any:
-    return (obj.get("spec"), (obj.get("metadata") or {}).get("deletionTimestamp"))
-
-
-def _labels(obj: JSON) -> Mapping[str, str]:
-    return (obj.get("metadata") or {}).get("labels") or {}
-
-
-def _namespace(obj: JSON) -> str:
-    return str((obj.get("metadata") or {}).get("namespace", ""))
+def _spec(obj: Mapping[str, Any]) -> tuple[object, str | None]:
+    """What makes a pool change matter: its spec, and whether it is being deleted."""
+    pool = views.ippool(obj)
+    return (pool.get("spec"), views.meta_of(pool).get("deletionTimestamp"))

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from ccm.contract import names
+from ccm.contract import names, views
 from ccm.health.numbers import family_usage
 from ccm.kube.client import JSON, ApiError, KubeApi
 from ccm.kube.events import EventRecorder
@@ -39,10 +39,11 @@ class PoolSet:
 def read_pools(objects: Mapping[str, JSON]) -> PoolSet:
     result = PoolSet()
     for name, obj in sorted(objects.items()):
-        if (obj.get("metadata") or {}).get("deletionTimestamp"):
+        pool = views.ippool(obj)
+        if views.meta_of(pool).get("deletionTimestamp"):
             continue
         try:
-            result.valid[name] = parse_pool(name, obj.get("spec") or {})
+            result.valid[name] = parse_pool(name, pool.get("spec") or {})
         except PoolValidationError as exc:
             result.errors[name] = list(exc.errors) or [str(exc)]
     for overlap in find_overlaps(result.valid.values()):
@@ -53,7 +54,9 @@ def read_pools(objects: Mapping[str, JSON]) -> PoolSet:
     return result
 
 
-def _condition(type_: str, ok: bool, reason: str, message: str, generation: int) -> JSON:
+def _condition(
+    type_: str, ok: bool, reason: str, message: str, generation: int
+) -> views.Condition:
     return {
         "type": type_,
         "status": "True" if ok else "False",
@@ -64,16 +67,19 @@ def _condition(type_: str, ok: bool, reason: str, message: str, generation: int)
 
 
 def desired_pool_status(
-    obj: JSON, pools: PoolSet, allocator: Allocator | None
-) -> JSON:
-    name = str(obj["metadata"]["name"])
-    generation = int(obj["metadata"].get("generation") or 0)
-    status: JSON = {}
+    pool: views.IPPool, pools: PoolSet, allocator: Allocator | None
+) -> views.IPPoolStatus:
+    meta = views.meta_of(pool)
+    name = meta.get("name", "")
+    generation = meta.get("generation") or 0
+    status: views.IPPoolStatus = {}
     if allocator is not None and name in pools.valid:
         for family, stats in allocator.stats().get(name, {}).items():
-            status["ipv4" if family == "IPv4" else "ipv6"] = family_usage(
-                stats.capacity, stats.allocated, stats.available
-            )
+            usage = family_usage(stats.capacity, stats.allocated, stats.available)
+            if family == "IPv4":
+                status["ipv4"] = usage
+            else:
+                status["ipv6"] = usage
     errors = pools.errors.get(name)
     overlaps = pools.overlaps.get(name, [])
     status["conditions"] = [
@@ -89,13 +95,13 @@ def desired_pool_status(
     return status
 
 
-def _merge_transition_times(old: list[JSON], new: list[JSON]) -> None:
+def _merge_transition_times(old: list[views.Condition], new: list[views.Condition]) -> None:
     """Keep lastTransitionTime unless the condition's status really changed."""
     previous = {c.get("type"): c for c in old}
     stamp = micro_time()[:19] + "Z"
     for condition in new:
-        before = previous.get(condition["type"])
-        if before is not None and before.get("status") == condition["status"]:
+        before = previous.get(condition.get("type"))
+        if before is not None and before.get("status") == condition.get("status"):
             condition["lastTransitionTime"] = before.get("lastTransitionTime", stamp)
         else:
             condition["lastTransitionTime"] = stamp
@@ -171,14 +177,15 @@ class PoolSync:
             await asyncio.sleep(self.interval)
 
     async def _write_status(self, obj: JSON, allocator: Allocator) -> None:
-        want = desired_pool_status(obj, self.pools, allocator)
-        have = obj.get("status") or {}
-        _merge_transition_times(have.get("conditions") or [], want["conditions"])
+        pool = views.ippool(obj)
+        want = desired_pool_status(pool, self.pools, allocator)
+        have = pool.get("status") or {}
+        _merge_transition_times(have.get("conditions") or [], want.get("conditions") or [])
         if want == have:
             return
         new = copy.deepcopy(obj)
         new["status"] = want
         # a stale cache answers 409 here; the watch event that follows marks us dirty again
         await self.client.replace(
-            IPPOOLS, None, str(obj["metadata"]["name"]), new, subresource="status"
+            IPPOOLS, None, views.meta_of(pool).get("name", ""), new, subresource="status"
         )

@@ -1,4 +1,8 @@
-"""What a Service asks for and what it shows, read from its dict. Pure: no I/O.
+"""What a Service asks for and what it shows, read through the contract's typed view. Pure.
+
+Which Services are ours, which addresses one shows and where they came from are the contract's
+rules (``ccm.contract.views``), shared with the speaker and the tools; this module adds only
+what the controller needs on top: the request the allocator answers.
 
 Request precedence (DESIGN.md): `vipam.io/loadBalancerIPs` > compat IP annotations (when
 enabled) > spec.loadBalancerIP (unless we wrote it ourselves) > `vipam.io/pool` (or a compat
@@ -14,10 +18,8 @@ from typing import Any, cast
 
 import netaddr
 
-from ccm.contract import names
+from ccm.contract import names, views
 from pools.allocator import Family, FamilyPolicy, ServiceRequest
-
-JSON = dict[str, Any]
 
 
 class BadServiceInput(ValueError):
@@ -43,54 +45,46 @@ class ServiceView:
     has_finalizer: bool
     shown_ips: tuple[str, ...]  # status.loadBalancer.ingress[].ip
     spec_ip_ours: bool  # spec.loadBalancerIP was written by us
-    allocated_from: str | None
+    allocated_from: str | None  # views.allocated_from, comma-joined; None when it names none
     request: ServiceRequest | None  # None when `error` is set or the Service is not served
     error: str | None = None
     ours: bool = field(default=False)  # carries anything we wrote (finalizer, annotation, ...)
 
 
 def parse_service(
-    obj: JSON, options: ServiceOptions, namespace_labels: Mapping[str, str] | None = None
+    obj: Mapping[str, Any],
+    options: ServiceOptions,
+    namespace_labels: Mapping[str, str] | None = None,
 ) -> ServiceView:
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    annotations: Mapping[str, str] = meta.get("annotations") or {}
-    namespace = str(meta.get("namespace", ""))
-    name = str(meta.get("name", ""))
-    deleting = bool(meta.get("deletionTimestamp"))
-    lb_class = spec.get("loadBalancerClass")
-    our_class = lb_class == names.LOAD_BALANCER_CLASS or (
-        lb_class is None and options.serve_unclassed
-    )
-    is_lb = spec.get("type") == "LoadBalancer"
-    finalizers = meta.get("finalizers") or []
-    shown = tuple(
-        str(entry["ip"])
-        for entry in ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-        if entry.get("ip")
-    )
-    has_finalizer = names.FINALIZER in finalizers
+    svc = views.service(obj)
+    meta = views.meta_of(svc)
+    annotations = views.annotations_of(svc)
+    namespace = meta.get("namespace", "")
+    name = meta.get("name", "")
+    has_finalizer = names.FINALIZER in (meta.get("finalizers") or [])
     spec_ip_ours = annotations.get(names.ANN_SET_LB_IP) == "true"
-    allocated_from = annotations.get(names.ANN_ALLOCATED_FROM)
+    # the pools as the contract reads them, joined again: the allocator takes the annotation
+    allocated_from = ",".join(views.allocated_from(svc)) or None
     view = ServiceView(
         key=f"{namespace}/{name}",
         namespace=namespace,
         name=name,
-        uid=str(meta.get("uid", "")),
-        served=is_lb and our_class and not deleting,
-        deleting=deleting,
+        uid=meta.get("uid", ""),
+        served=views.is_ours(svc, options.serve_unclassed),
+        deleting=bool(meta.get("deletionTimestamp")),
         has_finalizer=has_finalizer,
-        shown_ips=shown,
+        shown_ips=views.ingress_ips(svc),
         spec_ip_ours=spec_ip_ours,
         allocated_from=allocated_from,
         request=None,
-        ours=has_finalizer or allocated_from is not None or spec_ip_ours
+        # anything we write marks the Service, even an annotation a user emptied
+        ours=has_finalizer or spec_ip_ours or names.ANN_ALLOCATED_FROM in annotations
         or names.ANN_EXTERNAL_KEY in annotations,
     )
     if not view.served:
         return view
     try:
-        request = build_request(obj, options, namespace_labels or {})
+        request = build_request(svc, options, namespace_labels or {})
     except BadServiceInput as exc:
         return _replace(view, error=str(exc))
     return _replace(view, request=request)
@@ -103,11 +97,11 @@ def _replace(view: ServiceView, **changes: Any) -> ServiceView:
 
 
 def build_request(
-    obj: JSON, options: ServiceOptions, namespace_labels: Mapping[str, str]
+    svc: views.Service, options: ServiceOptions, namespace_labels: Mapping[str, str]
 ) -> ServiceRequest:
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    annotations: Mapping[str, str] = meta.get("annotations") or {}
+    meta = views.meta_of(svc)
+    spec = svc.get("spec") or {}
+    annotations = views.annotations_of(svc)
     requested_ips = _requested_ips(annotations, spec, options.compat)
     families = _families(spec, requested_ips)
     policy = str(spec.get("ipFamilyPolicy") or "SingleStack")
@@ -128,15 +122,16 @@ def build_request(
                 sharing = annotations[compat]
                 break
     ports = frozenset(
-        (str(port.get("protocol") or "TCP"), int(port["port"]))
+        (port.get("protocol") or "TCP", int(port["port"]))
         for port in spec.get("ports") or []
         if port.get("port") is not None
     )
+    namespace = meta.get("namespace", "")
     return ServiceRequest(
-        key=f"{meta.get('namespace', '')}/{meta.get('name', '')}",
-        uid=str(meta.get("uid", "")),
+        key=f"{namespace}/{meta.get('name', '')}",
+        uid=meta.get("uid", ""),
         created=_timestamp(meta.get("creationTimestamp")),
-        namespace=str(meta.get("namespace", "")),
+        namespace=namespace,
         labels=dict(meta.get("labels") or {}),
         namespace_labels=dict(namespace_labels),
         families=families,
@@ -152,18 +147,33 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def requests_addresses(svc: views.Service, options: ServiceOptions) -> bool:
+    """The Service names its own addresses (read as the request is, valid or not): such
+    Services are synced first after a restart, so automatic picks cannot take them."""
+    annotations = views.annotations_of(svc)
+    return bool(_address_source(annotations, svc.get("spec") or {}, options.compat)[1])
+
+
+def _address_source(
+    annotations: Mapping[str, str], spec: views.ServiceSpec, compat: Collection[str]
+) -> tuple[str, str]:
+    """(where, the raw value) of the addresses a Service requests, by precedence."""
+    raw = annotations.get(names.ANN_IPS, "")
+    if raw:
+        return names.ANN_IPS, raw
+    for project in sorted(compat):
+        key = names.COMPAT_IPS.get(project)
+        if key and annotations.get(key):
+            return key, annotations[key]
+    if spec.get("loadBalancerIP") and annotations.get(names.ANN_SET_LB_IP) != "true":
+        return "spec.loadBalancerIP", str(spec["loadBalancerIP"])
+    return names.ANN_IPS, ""
+
+
 def _requested_ips(
-    annotations: Mapping[str, str], spec: Mapping[str, Any], compat: Collection[str]
+    annotations: Mapping[str, str], spec: views.ServiceSpec, compat: Collection[str]
 ) -> tuple[str, ...]:
-    source, raw = names.ANN_IPS, annotations.get(names.ANN_IPS, "")
-    if not raw:
-        for project in sorted(compat):
-            key = names.COMPAT_IPS.get(project)
-            if key and annotations.get(key):
-                source, raw = key, annotations[key]
-                break
-    if not raw and spec.get("loadBalancerIP") and annotations.get(names.ANN_SET_LB_IP) != "true":
-        source, raw = "spec.loadBalancerIP", str(spec["loadBalancerIP"])
+    source, raw = _address_source(annotations, spec, compat)
     ips: list[str] = []
     seen: set[int] = set()
     for part in _split(raw):
@@ -178,7 +188,7 @@ def _requested_ips(
     return tuple(ips)
 
 
-def _families(spec: Mapping[str, Any], requested_ips: tuple[str, ...]) -> tuple[Family, ...]:
+def _families(spec: views.ServiceSpec, requested_ips: tuple[str, ...]) -> tuple[Family, ...]:
     declared = spec.get("ipFamilies") or []
     families: list[Family] = []
     for family in declared:

@@ -14,7 +14,7 @@ import json
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, cast
 from urllib.parse import urlencode
 
 import aiohttp
@@ -24,6 +24,27 @@ from kubernetes_asyncio import config as k8s_config
 from ccm.kube.resources import Resource
 
 JSON = dict[str, Any]
+"""An object as the server sends it. The client layer handles any kind, so this is its wire
+type; code that reads a kind reads it through ``ccm.contract.views``."""
+PatchBody = JSON | list[JSON]
+"""A merge or strategic-merge patch (an object), or a JSON patch (a list of operations)."""
+Body = PatchBody | None
+
+
+ListMeta = TypedDict(
+    "ListMeta", {"resourceVersion": str, "continue": str, "remainingItemCount": int},
+    total=False,
+)
+
+
+class ObjectList(TypedDict, total=False):
+    """What `list_all` answers: every item, and the list metadata of the first page (its
+    resourceVersion is where a watch starts)."""
+
+    apiVersion: str
+    kind: str
+    metadata: ListMeta
+    items: list[JSON]
 RequestObserver = Callable[[str, str, int, float], None]
 """Called after each request: (verb, resource, HTTP status or 0 on transport error, seconds)."""
 
@@ -107,7 +128,7 @@ class KubeApi(Protocol):
     async def list_all(
         self, res: Resource, namespace: str | None = None, page: int = 500,
         transform: Callable[[JSON], JSON] | None = None,
-    ) -> JSON: ...
+    ) -> ObjectList: ...
 
     async def create(self, res: Resource, namespace: str | None, body: JSON) -> JSON: ...
 
@@ -117,7 +138,7 @@ class KubeApi(Protocol):
     ) -> JSON: ...
 
     async def patch(
-        self, res: Resource, namespace: str | None, name: str, patch: Any,
+        self, res: Resource, namespace: str | None, name: str, patch: PatchBody,
         *, content_type: str = MERGE_PATCH, subresource: str | None = None,
     ) -> JSON: ...
 
@@ -161,7 +182,15 @@ class KubeClient:
 
     @classmethod
     async def connect(
-        cls, kubeconfig: str | None = None, context: str | None = None, **kwargs: Any
+        cls,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        *,
+        qps: float = 500.0,
+        burst: int = 1000,
+        request_timeout: float = 30.0,
+        observer: RequestObserver | None = None,
+        throttle_retries: int = 10,
     ) -> KubeClient:
         """A client from a kubeconfig file, or the in-cluster service account without one."""
         configuration = k8s_client.Configuration()
@@ -171,7 +200,11 @@ class KubeClient:
             )
         else:
             k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        return cls(k8s_client.ApiClient(configuration=configuration), **kwargs)
+        return cls(
+            k8s_client.ApiClient(configuration=configuration), qps=qps, burst=burst,
+            request_timeout=request_timeout, observer=observer,
+            throttle_retries=throttle_retries,
+        )
 
     async def close(self) -> None:
         await self._session.close()
@@ -181,13 +214,27 @@ class KubeClient:
     def host(self) -> str:
         return str(self._api.configuration.host)
 
-    async def _send(self, method: str, path: str, **kw: Any) -> Any:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        resource: str,
+        named: bool,
+        query: Mapping[str, str] | None = None,
+        body: Body = None,
+        content_type: str = "application/json",
+        http_timeout: aiohttp.ClientTimeout | float | None = None,
+    ) -> aiohttp.ClientResponse:
         """One request; a 429 with Retry-After (API priority and fairness turned it away, so
         the server did nothing) is sent again after the wait the server asked for, up to
         `throttle_retries` times, as client-go does."""
         for attempt in range(self.throttle_retries + 1):
             try:
-                return await self._send_once(method, path, **kw)
+                return await self._send_once(
+                    method, path, resource=resource, named=named, query=query, body=body,
+                    content_type=content_type, http_timeout=http_timeout,
+                )
             except ApiError as exc:
                 if exc.status != 429 or exc.retry_after is None or attempt == self.throttle_retries:
                     raise
@@ -203,10 +250,10 @@ class KubeClient:
         resource: str,
         named: bool,
         query: Mapping[str, str] | None = None,
-        body: Any = None,
+        body: Body = None,
         content_type: str = "application/json",
         http_timeout: aiohttp.ClientTimeout | float | None = None,
-    ) -> Any:
+    ) -> aiohttp.ClientResponse:
         await self._bucket.take()
         verb = _verb(method, query, named)
         started = time.monotonic()
@@ -247,14 +294,27 @@ class KubeClient:
         if self.observer is not None:
             self.observer(verb, resource, status, time.monotonic() - started)
 
-    async def _json(self, method: str, path: str, *, resource: str, named: bool, **kw: Any) -> JSON:
+    async def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        resource: str,
+        named: bool,
+        query: Mapping[str, str] | None = None,
+        body: Body = None,
+        content_type: str = "application/json",
+    ) -> JSON:
         started = time.monotonic()
-        response = await self._send(method, path, resource=resource, named=named, **kw)
+        response = await self._send(
+            method, path, resource=resource, named=named, query=query, body=body,
+            content_type=content_type,
+        )
         try:
             data = await response.read()
         finally:
             response.release()
-        self._observe(_verb(method, kw.get("query"), named), resource, response.status, started)
+        self._observe(_verb(method, query, named), resource, response.status, started)
         result: JSON = json.loads(data) if data else {}
         return result
 
@@ -294,7 +354,7 @@ class KubeClient:
     async def list_all(
         self, res: Resource, namespace: str | None = None, page: int = 500,
         transform: Callable[[JSON], JSON] | None = None,
-    ) -> JSON:
+    ) -> ObjectList:
         """Every item, following `continue` tokens (resourceVersion: the first page's).
 
         `transform` is applied page by page, so a large list never holds every object whole
@@ -311,7 +371,7 @@ class KubeClient:
             items.extend(kept(more))
             token = (more.get("metadata") or {}).get("continue")
         first["items"] = items
-        return first
+        return cast(ObjectList, first)
 
     async def create(self, res: Resource, namespace: str | None, body: JSON) -> JSON:
         path = res.collection_path(namespace)
@@ -327,7 +387,7 @@ class KubeClient:
         return await self._json("PUT", path, resource=label, named=True, body=body)
 
     async def patch(
-        self, res: Resource, namespace: str | None, name: str, patch: Any,
+        self, res: Resource, namespace: str | None, name: str, patch: PatchBody,
         *, content_type: str = MERGE_PATCH, subresource: str | None = None,
     ) -> JSON:
         path = res.object_path(namespace, name, subresource)

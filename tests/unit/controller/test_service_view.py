@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from ccm.contract import names
-from ccm.controller.service_view import ServiceOptions, parse_service
+from ccm.contract import names, views
+from ccm.controller.service_view import ServiceOptions, parse_service, requests_addresses
 
 DEFAULT = ServiceOptions()
 COMPAT_ALL = ServiceOptions(compat=frozenset({"metallb", "kube-vip", "cilium"}))
@@ -132,3 +132,46 @@ def test_deleting_service_is_not_served_and_shows_what_we_wrote() -> None:
     view = parse_service(obj, DEFAULT)
     assert not view.served and view.deleting and view.has_finalizer and view.ours
     assert view.shown_ips == ("192.0.2.1",)
+
+
+@pytest.mark.parametrize(
+    ("annotations", "spec", "options", "expected"),
+    [
+        ({}, {}, DEFAULT, False),
+        ({names.ANN_IPS: "192.0.2.7"}, {}, DEFAULT, True),
+        ({}, {"loadBalancerIP": "192.0.2.20"}, DEFAULT, True),
+        # an address we wrote ourselves is no request (restored, not asked for)
+        ({names.ANN_SET_LB_IP: "true"}, {"loadBalancerIP": "192.0.2.20"}, DEFAULT, False),
+        # compat annotations count only where they are honoured, in their exact spelling
+        ({"kube-vip.io/loadbalancerIPs": "198.51.100.4"}, {}, COMPAT_ALL, True),
+        ({"kube-vip.io/loadbalancerIPs": "198.51.100.4"}, {}, DEFAULT, False),
+        ({"metallb.io/loadBalancerIPs": "198.51.100.4"}, {}, DEFAULT, False),
+        ({"lbipam.cilium.io/ips": "198.51.100.4"}, {}, COMPAT_ALL, True),
+        # an invalid request still names addresses: it is synced early and fails there
+        ({names.ANN_IPS: "not-an-ip"}, {}, DEFAULT, True),
+    ],
+)
+def test_requests_addresses_reads_what_the_request_reads(
+    annotations: dict[str, str], spec: dict[str, Any], options: ServiceOptions, expected: bool
+) -> None:
+    obj = service(annotations, **spec)
+    assert requests_addresses(views.service(obj), options) is expected
+    view = parse_service(obj, options)
+    if view.request is not None:
+        assert bool(view.request.requested_ips) is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "allocated_from"),
+    [("lan", "lan"), ("v4,v6", "v4,v6"), ("v4,,v6,", "v4,v6"), ("", None)],
+)
+def test_allocated_from_as_the_contract_reads_it(value: str, allocated_from: str | None) -> None:
+    view = parse_service(service({names.ANN_ALLOCATED_FROM: value}), DEFAULT)
+    assert view.allocated_from == allocated_from
+    assert view.ours  # the annotation is ours to clean up, even emptied
+
+
+def test_hostname_only_ingress_shows_no_address() -> None:
+    obj = service()
+    obj["status"] = {"loadBalancer": {"ingress": [{"hostname": "lb.example"}, {"ip": "192.0.2.3"}]}}
+    assert parse_service(obj, DEFAULT).shown_ips == ("192.0.2.3",)
