@@ -311,13 +311,16 @@ class Controller:
     def _enqueue_all(self) -> None:
         """Services that request specific addresses first, so automatic picks cannot take them."""
         options = self.ctx.options
+        cache = self.services.cache
 
-        def order(item: tuple[str, Mapping[str, Any]]) -> tuple[int, str, str]:
-            key, svc = item[0], views.service(item[1])
+        def order(key: str) -> tuple[int, str, str]:
+            # one Service read at a time: sorting (key, object) pairs would hold every
+            # Service unpacked at once, a peak the process's RSS keeps afterwards
+            svc = views.service(cache[key])
             created = views.meta_of(svc).get("creationTimestamp", "")
             return (0 if requests_addresses(svc, options) else 1, created, key)
 
-        for key, _ in sorted(self.services.cache.items(), key=order):
+        for key in sorted(cache, key=order):
             self.queue.add(key)
 
     # -- workers ---------------------------------------------------------------------------

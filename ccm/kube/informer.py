@@ -16,6 +16,7 @@ from collections.abc import Callable, MutableMapping
 
 from ccm.kube.backoff import Backoff
 from ccm.kube.client import JSON, ApiError, KubeApi
+from ccm.kube.packed import PackedCache
 from ccm.kube.resources import Resource, object_key
 
 log = logging.getLogger(__name__)
@@ -67,29 +68,41 @@ class Informer:
             handler(key, old, new)
 
     async def relist(self) -> None:
-        # transformed page by page: the whole list never exists untrimmed
-        listing = await self.client.list_all(
-            self.resource, self.namespace, transform=self.transform
-        )
+        # each item is transformed and stored as its page arrives: the whole list never
+        # exists at once, untrimmed or trimmed (with a packed cache, not even unpacked)
+        staged = self._empty()
+
+        def enter(item: JSON) -> JSON:
+            obj = self.transform(item) if self.transform is not None else item
+            staged[object_key(obj)] = obj
+            return _LISTED
+
+        listing = await self.client.list_all(self.resource, self.namespace, transform=enter)
         version = str((listing.get("metadata") or {}).get("resourceVersion", ""))
-        fresh = {object_key(item): item for item in listing.get("items") or []}
         del listing
-        old = dict(self.cache)
+        changes: list[tuple[str, JSON | None, JSON | None]] = []
+        for key in staged:
+            before = self.cache.get(key)
+            after = staged[key]
+            if before is None or _rv(before) != _rv(after):
+                changes.append((key, before, after))
+        changes.extend((key, self.cache[key], None) for key in self.cache if key not in staged)
         # mutate in place: other components hold a reference to this mapping
-        self.cache.clear()
-        self.cache.update(fresh)
+        if isinstance(self.cache, PackedCache) and isinstance(staged, PackedCache):
+            self.cache.take(staged)
+        else:
+            self.cache.clear()
+            self.cache.update(staged)
         self.resource_version = version
         self.relists += 1
-        for key, obj in fresh.items():
-            before = old.get(key)
-            if before is None or _rv(before) != _rv(obj):
-                self._emit(key, before, obj)
-        for key, before in old.items():
-            if key not in fresh:
-                self._emit(key, before, None)
+        for key, was, now in changes:
+            self._emit(key, was, now)
         self.last_progress = time.monotonic()
         self.synced.set()
         self.fresh.set()
+
+    def _empty(self) -> MutableMapping[str, JSON]:
+        return PackedCache() if isinstance(self.cache, PackedCache) else {}
 
     def _apply(self, event: JSON) -> None:
         kind = event.get("type")
@@ -139,6 +152,9 @@ class Informer:
                 delay = exc.retry_after or backoff.next()
                 log.warning("watch of %s failed: %s; retrying in %.2fs", self.resource, exc, delay)
                 await asyncio.sleep(delay)
+
+
+_LISTED: JSON = {}  # what a listed item leaves in the listing: it is in `staged` already
 
 
 def _rv(obj: JSON) -> str:

@@ -45,6 +45,11 @@ class PackedCache(MutableMapping[str, JSON]):
     def clear(self) -> None:
         self._packed.clear()
 
+    def take(self, other: PackedCache) -> None:
+        """Hold exactly what `other` holds, without unpacking anything (a relist's swap)."""
+        self._packed.clear()
+        self._packed.update(other._packed)
+
     def packed_bytes(self) -> int:
         """The serialized objects held, in bytes (for benchmarks)."""
         return sum(len(value) for value in self._packed.values())
