@@ -14,7 +14,11 @@ exposes and that our code depends on, and nothing else:
   only status;
 * deletion with finalizers sets ``deletionTimestamp``; the object goes when they are removed;
 * watches replay history from a resourceVersion, answer 410 once history is compacted, and
-  end after ``timeout_seconds`` as the server does.
+  end after ``timeout_seconds`` as the server does; ``bookmark`` sends a BOOKMARK, and
+  ``drop_watches`` breaks every open stream (a proxy or the server going away);
+* ``fail_next`` answers the next requests of one verb and resource with an error (a 409 on a
+  Lease update, a 429 with Retry-After, a 503 ...), and ``latency`` makes requests to a resource
+  take that long (a slow or absent server).
 
 Every request is counted by (verb, resource label) with the labels KubeClient reports
 (``services``, ``services/status``, ``events``, ...), so a test asserts "0 writes" by counting
@@ -73,9 +77,19 @@ class FakeKube:
         self._history: list[tuple[int, str, str, JSON]] = []  # (rv, resource, type, object)
         self._compacted = 0
         self._changed = asyncio.Event()  # replaced on every change; watchers wait on it
+        self._drops = 0  # bumped by drop_watches(); an open watch that sees it move ends
+        self._drop_error: ApiError | None = None
+        self.latency: dict[str, float] = {}  # resource label -> seconds each request takes
         self.last_rv = 0
 
     # -- accounting ------------------------------------------------------------------------
+
+    async def _enter(self, verb: str, label: str) -> None:
+        """A request arrives: wait out the injected latency (if any), then count it."""
+        delay = self.latency.get(label, self.latency.get(label.split("/")[0], 0.0))
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self._request(verb, label)
 
     def _request(self, verb: str, label: str) -> None:
         self.requests[(verb, label)] += 1
@@ -144,14 +158,14 @@ class FakeKube:
     async def get(
         self, res: Resource, namespace: str | None, name: str, subresource: str | None = None
     ) -> JSON:
-        self._request("get", str(res))
+        await self._enter("get", str(res))
         return copy.deepcopy(self._stored(res, namespace, name))
 
     async def list_all(
         self, res: Resource, namespace: str | None = None, page: int = 500,
         transform: Callable[[JSON], JSON] | None = None,
     ) -> JSON:
-        self._request("list", str(res))
+        await self._enter("list", str(res))
         items = [
             copy.deepcopy(obj) for (resource, ns, _), obj in sorted(self.objects.items())
             if resource == str(res) and (namespace is None or ns == namespace)
@@ -161,7 +175,7 @@ class FakeKube:
         return {"items": items, "metadata": {"resourceVersion": str(self.last_rv)}}
 
     async def create(self, res: Resource, namespace: str | None, body: JSON) -> JSON:
-        self._request("create", str(res))
+        await self._enter("create", str(res))
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if not meta.get("name"):
@@ -183,7 +197,7 @@ class FakeKube:
         subresource: str | None = None,
     ) -> JSON:
         label = f"{res}/{subresource}" if subresource else str(res)
-        self._request("update", label)
+        await self._enter("update", label)
         stored = self._stored(res, namespace, name)
         sent_rv = (body.get("metadata") or {}).get("resourceVersion")
         if sent_rv and sent_rv != stored["metadata"]["resourceVersion"]:
@@ -225,7 +239,7 @@ class FakeKube:
         *, content_type: str = MERGE_PATCH, subresource: str | None = None,
     ) -> JSON:
         label = f"{res}/{subresource}" if subresource else str(res)
-        self._request("patch", label)
+        await self._enter("patch", label)
         if content_type != MERGE_PATCH:
             raise ApiError(415, "UnsupportedMediaType", f"the fake speaks only {MERGE_PATCH}")
         stored = self._stored(res, namespace, name)
@@ -238,7 +252,7 @@ class FakeKube:
         return self._update(res, stored, merged, subresource)
 
     async def delete(self, res: Resource, namespace: str | None, name: str) -> JSON:
-        self._request("delete", str(res))
+        await self._enter("delete", str(res))
         stored = self._stored(res, namespace, name)
         if stored["metadata"].get("finalizers"):
             if stored["metadata"].get("deletionTimestamp"):
@@ -257,18 +271,26 @@ class FakeKube:
         timeout_seconds: int = 300,
         label_selector: str | None = None,
     ) -> AsyncIterator[JSON]:
-        self._request("watch", str(res))
+        await self._enter("watch", str(res))
         since = int(resource_version or 0)
         if since < self._compacted:
             raise ApiError(410, "Expired", f"too old resource version: {since}")
         deadline = time.monotonic() + timeout_seconds
+        drops = self._drops
         while True:
             for rv, resource, kind, obj in list(self._history):
+                if drops != self._drops:
+                    break
                 if rv <= since or resource != str(res):
                     continue
                 since = rv
-                if namespace is None or obj["metadata"].get("namespace") == namespace:
+                if kind == "BOOKMARK" or namespace is None \
+                        or obj["metadata"].get("namespace") == namespace:
                     yield {"type": kind, "object": copy.deepcopy(obj)}
+            if drops != self._drops:
+                if self._drop_error is not None:
+                    raise self._drop_error
+                return
             if since < self._compacted:
                 raise ApiError(410, "Expired", f"too old resource version: {since}")
             remaining = deadline - time.monotonic()
@@ -289,6 +311,39 @@ class FakeKube:
         self._compacted = self.last_rv
         self._history.clear()
         self._notify()
+
+    def bookmark(self, res: Resource) -> int:
+        """Send watchers of `res` a BOOKMARK at the current resourceVersion (which it returns),
+        as the server does for a quiet resource while other resources move on."""
+        rv = self.last_rv
+        obj = {"kind": res.kind, "apiVersion": res.api_version,
+               "metadata": {"resourceVersion": str(rv)}}
+        self._history.append((rv, str(res), "BOOKMARK", obj))
+        self._notify()
+        return rv
+
+    def drop_watches(self, error: ApiError | None = None) -> None:
+        """Break every open watch: it raises `error`, or ends as a closed stream if None."""
+        self._drops += 1
+        self._drop_error = error
+        self._notify()
+
+    def fail_next(
+        self, verb: str, label: str, error: ApiError, times: int = 1
+    ) -> Callable[[], int]:
+        """The next `times` requests of (verb, label) raise `error` (-1: until removed).
+        Returns a probe of how many were failed so far."""
+        failed = 0
+
+        def fault(v: str, lbl: str) -> ApiError | None:
+            nonlocal failed
+            if (v, lbl) != (verb, label) or (0 <= times <= failed):
+                return None
+            failed += 1
+            return error
+
+        self.faults.append(fault)
+        return lambda: failed
 
     def stored(self, res: Resource, namespace: str | None, name: str) -> JSON:
         """The object as stored (a copy), without counting a request."""
