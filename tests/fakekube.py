@@ -33,9 +33,9 @@ import copy
 import itertools
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ccm.kube.client import MERGE_PATCH, ApiError, RequestObserver
 from ccm.kube.resources import SERVICES, Resource
@@ -44,6 +44,27 @@ JSON = dict[str, Any]
 Key = tuple[str, str, str]  # (resource, namespace or "", name)
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete"})
 Fault = Callable[[str, str], ApiError | None]  # (verb, resource label) -> error to raise
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _observed(
+    method: Callable[Concatenate[FakeKube, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[FakeKube, P], Coroutine[Any, Any, R]]:
+    """Report the request's outcome to the observer as the real client does: its status,
+    the 404 or 409 the fake answered included (a fault reports its own in _request)."""
+
+    async def wrapper(self: FakeKube, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            result = await method(self, *args, **kwargs)
+        except ApiError as exc:
+            if self._request_ok:
+                self._observe(*self._last_request, exc.status)
+            raise
+        self._observe(*self._last_request, 200)
+        return result
+
+    return wrapper
 
 
 def _now() -> str:
@@ -81,6 +102,8 @@ class FakeKube:
         self._drop_error: ApiError | None = None
         self.latency: dict[str, float] = {}  # resource label -> seconds each request takes
         self.last_rv = 0
+        self._last_request = ("", "")
+        self._request_ok = False  # the last request passed the faults (its outcome not observed)
 
     # -- accounting ------------------------------------------------------------------------
 
@@ -93,12 +116,13 @@ class FakeKube:
 
     def _request(self, verb: str, label: str) -> None:
         self.requests[(verb, label)] += 1
+        self._last_request, self._request_ok = (verb, label), False
         for fault in self.faults:
             error = fault(verb, label)
             if error is not None:
                 self._observe(verb, label, error.status)
                 raise error
-        self._observe(verb, label, 200)
+        self._request_ok = True
 
     def _observe(self, verb: str, label: str, status: int) -> None:
         if self.observer is not None:
@@ -155,12 +179,14 @@ class FakeKube:
 
     # -- KubeApi ---------------------------------------------------------------------------
 
+    @_observed
     async def get(
         self, res: Resource, namespace: str | None, name: str, subresource: str | None = None
     ) -> JSON:
         await self._enter("get", str(res))
         return copy.deepcopy(self._stored(res, namespace, name))
 
+    @_observed
     async def list_all(
         self, res: Resource, namespace: str | None = None, page: int = 500,
         transform: Callable[[JSON], JSON] | None = None,
@@ -174,6 +200,7 @@ class FakeKube:
             items = [transform(item) for item in items]
         return {"items": items, "metadata": {"resourceVersion": str(self.last_rv)}}
 
+    @_observed
     async def create(self, res: Resource, namespace: str | None, body: JSON) -> JSON:
         await self._enter("create", str(res))
         obj = copy.deepcopy(body)
@@ -192,6 +219,7 @@ class FakeKube:
         self._normalize(res, obj)
         return self._commit(res, "ADDED", obj)
 
+    @_observed
     async def replace(
         self, res: Resource, namespace: str | None, name: str, body: JSON,
         subresource: str | None = None,
@@ -234,6 +262,7 @@ class FakeKube:
             return self._commit(res, "DELETED", new)
         return self._commit(res, "MODIFIED", new)
 
+    @_observed
     async def patch(
         self, res: Resource, namespace: str | None, name: str, patch: Any,
         *, content_type: str = MERGE_PATCH, subresource: str | None = None,
@@ -251,6 +280,7 @@ class FakeKube:
         merged["metadata"]["resourceVersion"] = stored["metadata"]["resourceVersion"]
         return self._update(res, stored, merged, subresource)
 
+    @_observed
     async def delete(self, res: Resource, namespace: str | None, name: str) -> JSON:
         await self._enter("delete", str(res))
         stored = self._stored(res, namespace, name)
@@ -272,6 +302,7 @@ class FakeKube:
         label_selector: str | None = None,
     ) -> AsyncIterator[JSON]:
         await self._enter("watch", str(res))
+        self._observe("watch", str(res), 200)
         since = int(resource_version or 0)
         if since < self._compacted:
             raise ApiError(410, "Expired", f"too old resource version: {since}")
@@ -344,6 +375,14 @@ class FakeKube:
 
         self.faults.append(fault)
         return lambda: failed
+
+    def tamper(self, res: Resource, namespace: str | None, name: str,
+               change: Callable[[JSON], None]) -> JSON:
+        """Another client's write, applied at once and not counted. Synchronous, so a fault can
+        make it land between one of our reads and our write (which then gets a real 409)."""
+        new = copy.deepcopy(self._stored(res, namespace, name))
+        change(new)
+        return self._update(res, self._stored(res, namespace, name), new, None)
 
     def stored(self, res: Resource, namespace: str | None, name: str) -> JSON:
         """The object as stored (a copy), without counting a request."""

@@ -58,6 +58,7 @@ class LeaderElector:
         timing: ElectionTiming | None = None,
         on_started_leading: Callable[[], Awaitable[None]] | None = None,
         on_stopped_leading: Callable[[], Awaitable[None]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.namespace = namespace
@@ -66,6 +67,7 @@ class LeaderElector:
         self.timing = timing or ElectionTiming()
         self.on_started_leading = on_started_leading
         self.on_stopped_leading = on_stopped_leading
+        self._clock = clock  # monotonic seconds; a test steps its own instead of waiting
         self._renewed_at: float | None = None  # monotonic start of the last successful renew
         self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
         self._observed_at = 0.0
@@ -78,7 +80,7 @@ class LeaderElector:
     def is_leader(self) -> bool:
         if self._renewed_at is None:
             return False
-        return time.monotonic() - self._renewed_at < self.timing.renew_deadline
+        return self._clock() - self._renewed_at < self.timing.renew_deadline
 
     # -- campaign loop ---------------------------------------------------------------------
 
@@ -111,7 +113,7 @@ class LeaderElector:
             await asyncio.sleep(self.timing.retry_period)
             deadline = (self._renewed_at or 0) + self.timing.renew_deadline
             while not await self._try_acquire_or_renew():
-                if time.monotonic() >= deadline:
+                if self._clock() >= deadline:
                     self._renewed_at = None
                     return
                 await asyncio.sleep(min(self.timing.retry_period / 4, 0.5))
@@ -121,7 +123,7 @@ class LeaderElector:
                 return
 
     async def _try_acquire_or_renew(self) -> bool:
-        started = time.monotonic()
+        started = self._clock()
         now = micro_time()
         try:
             lease = await self.client.get(LEASES, self.namespace, self.name)
