@@ -99,7 +99,7 @@ class FakeKube:
         self._compacted = 0
         self._changed = asyncio.Event()  # replaced on every change; watchers wait on it
         self._drops = 0  # bumped by drop_watches(); an open watch that sees it move ends
-        self._drop_error: ApiError | None = None
+        self._drop_error: Exception | None = None
         self.latency: dict[str, float] = {}  # resource label -> seconds each request takes
         self.last_rv = 0
         self._last_request = ("", "")
@@ -353,8 +353,10 @@ class FakeKube:
         self._notify()
         return rv
 
-    def drop_watches(self, error: ApiError | None = None) -> None:
-        """Break every open watch: it raises `error`, or ends as a closed stream if None."""
+    def drop_watches(self, error: Exception | None = None) -> None:
+        """Break every open watch: it raises `error`, or ends as a closed stream if None.
+        Our client raises ApiError(0, "TransportError") for a broken connection, and
+        json.JSONDecodeError for a stream closed in the middle of a line."""
         self._drops += 1
         self._drop_error = error
         self._notify()

@@ -152,6 +152,14 @@ class Informer:
                 delay = exc.retry_after or backoff.next()
                 log.warning("watch of %s failed: %s; retrying in %.2fs", self.resource, exc, delay)
                 await asyncio.sleep(delay)
+            except Exception as exc:
+                # not an ApiError: e.g. json.JSONDecodeError from a stream closed in the middle
+                # of a line; the loop must go on, or the cache silently stops following
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                delay = backoff.next()
+                log.warning("watch of %s broke: %s; retrying in %.2fs", self.resource,
+                            self.last_error, delay)
+                await asyncio.sleep(delay)
 
 
 _LISTED: JSON = {}  # what a listed item leaves in the listing: it is in `staged` already

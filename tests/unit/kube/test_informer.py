@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -177,6 +178,29 @@ async def test_a_dropped_stream_is_resumed_from_the_last_version_without_a_relis
             ("default/a", None, "a1"), ("default/a", "a1", "a2"), ("default/b", None, "b1")
         ]
         assert informer.last_error is not None and "TransportError" in informer.last_error
+
+
+async def test_a_stream_cut_in_the_middle_of_a_line_does_not_end_the_informer() -> None:
+    """KubeClient.watch raises json.JSONDecodeError, not ApiError, when the stream closes in
+    the middle of an event line (seen against a server that does that). The informer must
+    reconnect as for any broken stream, or the cache silently stops following the server."""
+    kube = FakeKube()
+    informer = Informer(kube, SERVICES)
+    seen = Seen(informer)
+    task = asyncio.create_task(informer.run())
+    try:
+        await until(informer.synced.is_set, "the list")
+        kube.drop_watches(json.JSONDecodeError("Unterminated string", '{"type": "MODIF', 10))
+        await kube.create(SERVICES, "default", body("a", "a1"))
+        await until(lambda: "default/a" in informer.cache or task.done(), "a, or the end")
+        assert not task.done(), task.exception()
+        assert seen.take() == [("default/a", None, "a1")]
+        assert informer.last_error is not None and "JSONDecodeError" in informer.last_error
+        assert informer.relists == 1
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def test_gone_relists_and_the_diff_reports_what_happened_in_the_gap() -> None:
