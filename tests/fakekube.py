@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from ccm.kube.client import MERGE_PATCH, ApiError, RequestObserver
+from ccm.kube.client import MERGE_PATCH, ApiError, ObjectList, RequestObserver
 from ccm.kube.resources import SERVICES, Resource
 
 JSON = dict[str, Any]
@@ -190,7 +190,7 @@ class FakeKube:
     async def list_all(
         self, res: Resource, namespace: str | None = None, page: int = 500,
         transform: Callable[[JSON], JSON] | None = None,
-    ) -> JSON:
+    ) -> ObjectList:
         await self._enter("list", str(res))
         items = [
             copy.deepcopy(obj) for (resource, ns, _), obj in sorted(self.objects.items())

@@ -93,7 +93,7 @@ def events(kube: FakeKube, name: str, reason: str | None = None) -> list[dict[st
 
 async def wait_for(probe: Callable[[], T | None], timeout: float = 5.0, what: str = "it") -> T:
     deadline = time.monotonic() + timeout
-    last: Any = None
+    last: T | None = None
     while time.monotonic() < deadline:
         last = probe()
         if last:
