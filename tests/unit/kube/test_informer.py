@@ -110,6 +110,26 @@ async def test_list_then_watch_reports_every_change_in_order_with_old_and_new() 
     assert informer.relists == 1
 
 
+async def test_a_slow_list_leaves_the_cache_unsynced_until_it_answers() -> None:
+    kube = FakeKube()
+    await kube.create(SERVICES, "default", body("a", "a1"))
+    kube.latency["services"] = 0.4  # a slow server: every services request takes 0.4 s
+    informer = Informer(kube, SERVICES)
+    seen = Seen(informer)
+    task = asyncio.create_task(informer.run())
+    try:
+        await asyncio.sleep(0.2)
+        assert not informer.synced.is_set() and not informer.fresh.is_set()
+        assert informer.cache == {} and seen.changes == []
+        await until(informer.synced.is_set, "the slow list")
+        assert informer.fresh.is_set()
+        assert seen.take() == [("default/a", None, "a1")]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def test_the_transform_is_applied_on_list_and_on_watch() -> None:
     kube = FakeKube()
     await kube.create(SERVICES, "default", body("listed", "l1"))
