@@ -18,11 +18,13 @@ exposes and that our code depends on, and nothing else:
   ``drop_watches`` breaks every open stream (a proxy or the server going away);
 * ``fail_next`` answers the next requests of one verb and resource with an error (a 409 on a
   Lease update, a 429 with Retry-After, a 503 ...), and ``latency`` makes requests to a resource
-  take that long (a slow or absent server).
+  take that long (a slow or absent server); ``tamper`` is another client's write, landing at
+  once (from inside a fault, between one of our reads and our write).
 
 Every request is counted by (verb, resource label) with the labels KubeClient reports
 (``services``, ``services/status``, ``events``, ...), so a test asserts "0 writes" by counting
-requests, never by comparing resourceVersions.
+requests, never by comparing resourceVersions; the observer sees each request's status, the
+404s and 409s the fake answers included.
 """
 
 from __future__ import annotations
