@@ -53,6 +53,9 @@ class BackendState:
     error: str | None = None
     checked_at: float | None = None
     orphans: dict[str, float] = field(default_factory=dict)  # ip -> first seen without owner
+    # the backend's Retry-After: no allocation is sent before this (monotonic), whoever asks
+    not_before: float = 0.0
+    refusal: BackendError | None = None  # the answer that set it, repeated until then
 
 
 class BackendReport(TypedDict):
@@ -155,6 +158,13 @@ class ExternalIPAM:
     async def allocate(self, view: ServiceView, ask: AskExternal) -> tuple[str, ...]:
         assert view.request is not None
         state = self.state.setdefault(ask.pool, BackendState())
+        wait = state.not_before - time.monotonic()
+        if wait > 0 and state.refusal is not None:
+            # the Service's own failure-status write syncs it again at once; the IPAM asked us
+            # to stay away: answer as it did (same message, so nothing new is written)
+            refusal = state.refusal
+            raise BackendError(refusal.reason, refusal.message, status=refusal.status,
+                               retry_after=wait)
         try:
             backend = await self.backend(ask.pool)
             ips = []
@@ -169,6 +179,8 @@ class ExternalIPAM:
                 ))
         except BackendError as exc:
             state.healthy, state.error = False, str(exc)
+            if exc.retry_after:
+                state.not_before, state.refusal = time.monotonic() + exc.retry_after, exc
             raise
         state.healthy, state.error = True, None
         return tuple(ips)

@@ -10,6 +10,8 @@ and retried without losing anyone's address, a deletion releases once, and a res
 from __future__ import annotations
 
 import base64
+import itertools
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -254,3 +256,39 @@ async def test_a_service_deleted_between_the_backend_commit_and_the_answer_is_re
         await settled(controller)
         await wait_for(lambda: not held(ipam), 5, "the backend release")
     assert calls(ipam, uid)["DELETE"] == 1
+
+
+class _Stamped(list[str]):
+    """The reference server's request log, with the time each request arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at: list[float] = []
+
+    def append(self, item: str) -> None:
+        self.at.append(time.monotonic())
+        super().append(item)
+
+
+async def test_a_backend_retry_after_spaces_the_retries(
+    kube: FakeKube, ipam: ReferenceServer,
+) -> None:
+    """A busy IPAM answers 503 with Retry-After: 1. No request reaches it sooner than that:
+    not the retry inside the backend call, not the work queue's retry, and not the sync that
+    the Service's own failure-status write triggers at once (that one used to ask again
+    within milliseconds)."""
+    async with leader(kube) as controller:
+        await wait_for(lambda: controller.external.status().get("ext", {}).get("checked_at"),
+                       5, "the first reconcile round (its list would take a failure)")
+        log = _Stamped()
+        ipam.requests = log
+        ipam.faults.fail(503, times=3, retry_after=1)
+        await service(kube, "web")
+        (ip,) = await wait_for(lambda: shown(kube, "default/web"), 15, "the address")
+        await settled(controller)
+    puts = [at for at, line in zip(log.at, log, strict=True) if line.startswith("PUT ")]
+    assert len(puts) == 4  # three turned away, the fourth served
+    gaps = [later - earlier for earlier, later in itertools.pairwise(puts)]
+    assert all(gap >= 0.95 for gap in gaps), gaps
+    assert held(ipam) == {uid_of(kube, "default/web"): ip}
+    assert len(events(kube, "web", names.REASON_FAILED)) == 1
