@@ -11,15 +11,21 @@ import contextlib
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from typing import Any
+
+import pytest
 
 from ccm.kube.client import JSON, ApiError
 from ccm.kube.informer import Informer, Transform
+from ccm.kube.packed import PackedCache
 from ccm.kube.resources import NAMESPACES, SERVICES
 from tests.fakekube import FakeKube
 
 Change = tuple[str, str | None, str | None]  # (key, old data["v"] or None, new data["v"] or None)
+
+# the controller keeps Services packed (ccm/kube/packed.py); the other caches are plain dicts
+CACHES = pytest.mark.parametrize("cache", [dict, PackedCache], ids=["dict", "packed"])
 
 
 def body(name: str, value: str, namespace: str = "default") -> JSON:
@@ -79,11 +85,14 @@ async def running(informer: Informer) -> AsyncIterator[Informer]:
             await task
 
 
-async def test_list_then_watch_reports_every_change_in_order_with_old_and_new() -> None:
+@CACHES
+async def test_list_then_watch_reports_every_change_in_order_with_old_and_new(
+    cache: Callable[[], MutableMapping[str, JSON]],
+) -> None:
     kube = FakeKube()
     await kube.create(SERVICES, "default", body("a", "a1"))
     await kube.create(SERVICES, "default", body("b", "b1"))
-    informer = Informer(kube, SERVICES)
+    informer = Informer(kube, SERVICES, cache=cache())
     seen = Seen(informer)
     async with running(informer):
         assert seen.take() == [("default/a", None, "a1"), ("default/b", None, "b1")]
@@ -223,11 +232,14 @@ async def test_a_stream_cut_in_the_middle_of_a_line_does_not_end_the_informer() 
             await task
 
 
-async def test_gone_relists_and_the_diff_reports_what_happened_in_the_gap() -> None:
+@CACHES
+async def test_gone_relists_and_the_diff_reports_what_happened_in_the_gap(
+    cache: Callable[[], MutableMapping[str, JSON]],
+) -> None:
     kube = FakeKube()
     for name in ("same", "edited", "deleted"):
         await kube.create(SERVICES, "default", body(name, f"{name}1"))
-    informer = Informer(kube, SERVICES)
+    informer = Informer(kube, SERVICES, cache=cache())
     seen = Seen(informer)
     async with running(informer):
         seen.take()
