@@ -200,6 +200,23 @@ class ExternalIPAM:
                 log.warning("release in %s failed (reconcile will retry): %s", pool_name, exc,
                             extra={"service": key})
 
+    async def release_unrecorded(self, key: str, uid: str) -> None:
+        """Release whatever any external pool holds for the Service `uid` when we have no record
+        of what it was given (the Service is going; best effort, as `release`)."""
+        for pool_name, pool in self.pools().items():
+            if pool.spec.external is None:
+                continue
+            try:
+                backend = await self.backend(pool_name)
+                for held in await backend.list(self.cluster_id):
+                    if held.key is not None and held.key.service_uid == uid:
+                        await backend.release(held.key, held.ip)
+                        log.info("released %s in %s (no record of it survived a restart)",
+                                 held.ip, pool_name, extra={"service": key})
+            except BackendError as exc:
+                log.warning("release in %s failed (reconcile will retry): %s", pool_name, exc,
+                            extra={"service": key})
+
     # -- reconciliation --------------------------------------------------------------------
 
     async def reconcile(self) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ccm.contract import names
+from ccm.contract import names, views
 from ccm.controller import desired
 from ccm.controller.advice import event_message, with_advice
 from ccm.controller.external import ExternalRetry
@@ -47,6 +47,8 @@ class ExternalAllocator(Protocol):
     async def allocate(self, view: ServiceView, ask: AskExternal) -> tuple[str, ...]: ...
 
     async def release(self, key: str, uid: str, ips: tuple[str, ...], pools: str) -> None: ...
+
+    async def release_unrecorded(self, key: str, uid: str) -> None: ...
 
 
 class SyncObserver(Protocol):
@@ -300,6 +302,12 @@ class ServiceSync:
         status = desired.without_status(obj) if (view.ours or held) else None
         if status is not None:
             obj = await self._write_status(obj, status)
+        if held is None and self.ctx.external is not None and (
+                names.ANN_EXTERNAL_KEY in views.annotations_of(obj)):
+            # asked an IPAM, but the answer never reached the allocator (a restart between the
+            # IPAM's commit and our record): whatever it holds for this Service goes back now,
+            # before the finalizer does, not only at the reconcile after the grace period
+            await self.ctx.external.release_unrecorded(view.key, view.uid)
         main = desired.without_allocation(obj)
         if main is not None:
             await self._write(obj, main)
