@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
 import os
 import re
@@ -116,17 +117,21 @@ class ControllerProcess:
             raise RuntimeError(f"controller did not start: {line}")
         self.url = match.group(1).rstrip("/")
 
-    def ready(self) -> bool:
+    def ready(self, leading: bool) -> bool:
+        """/readyz says 200; with `leading`, as the leader with its assignments restored (a
+        replica that has not campaigned yet is ready as a standby, which is not the figure)."""
         try:
             with urllib.request.urlopen(self.url + "/readyz", timeout=1) as resp:
-                return bool(resp.status == 200)
+                body = resp.read().decode(errors="replace")
+                return bool(resp.status == 200) and (
+                    not leading or "assignments restored" in body)
         except OSError:
             return False
 
-    async def wait_ready(self, timeout: float = 120) -> float:
+    async def wait_ready(self, timeout: float = 120, leading: bool = True) -> float:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if await asyncio.to_thread(self.ready):
+            if await asyncio.to_thread(self.ready, leading):
                 return time.perf_counter() - self.started
             await asyncio.sleep(0.01)
         raise RuntimeError("controller not ready")
@@ -243,7 +248,7 @@ async def burst(n: int, concurrency: int) -> dict[str, Any]:
 
 def allocated(i: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Service s{i} as the controller leaves it once allocated: the object, then its status."""
-    ip = f"2001:db8:b::{i:x}"
+    ip = str(ipaddress.IPv6Address(f"2001:db8:b::{i:x}"))  # canonical, as the controller writes
     body = service(f"s{i}")
     body["metadata"].update({
         "finalizers": [names.FINALIZER],
@@ -302,6 +307,15 @@ async def memory_and_restart(n: int, concurrency: int, restart: bool,
     async with cluster() as c:
         if direct:
             await prefill(c, n, concurrency)
+            # one controller run settles what a direct write cannot know (pool status); the
+            # restart measured below must then find nothing to write
+            settle = ControllerProcess(c.controller_kubeconfig, "settle",
+                                       c.workdir / "settle.log", **CONTROLLER_FLAGS)
+            try:
+                await settle.wait_ready()
+                await asyncio.sleep(10.0)
+            finally:
+                settle.stop()
         else:
             await create_allocated(c, n, concurrency)
         before = await asyncio.to_thread(c.server.request_counts)
