@@ -100,7 +100,10 @@ class ControllerProcess:
     """`vipam controller` on its own ServiceAccount token, as a separate process."""
 
     def __init__(self, kubeconfig: Path, identity: str, log: Path, **flags: str) -> None:
-        args = [sys.executable, "-m", "ccm", "controller", "--kubeconfig", str(kubeconfig),
+        # BENCH_PROFILE=DIR: each controller runs under cProfile, its stats written to DIR
+        profile = os.environ.get("BENCH_PROFILE")
+        prefix = ["-m", "cProfile", "-o", f"{profile}/{identity}.prof"] if profile else []
+        args = [sys.executable, *prefix, "-m", "ccm", "controller", "--kubeconfig", str(kubeconfig),
                 "--namespace", "kube-system", "--identity", identity, "--health-port", "0",
                 "--health-host", "127.0.0.1", "--log-level", "WARNING"]
         for name, value in flags.items():
@@ -161,6 +164,20 @@ async def run_limited(jobs: Iterator[Any], concurrency: int) -> None:
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(pids: dict[str, int]) -> dict[str, float]:
+    return {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: round(after[name] - before.get(name, 0.0), 2) for name in after}
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
@@ -183,10 +200,13 @@ async def floor(n: int, concurrency: int) -> dict[str, Any]:
                     subresource="status")
             return run
 
+        pids = {**c.server.pids(), "bench": os.getpid()}
+        cpu_before = cpu_of(pids)
         started = time.perf_counter()
         await run_limited((job(i) for i in range(n)), concurrency)
         total = time.perf_counter() - started
-        return {"services": n, "floor_s": round(total, 3), "per_s": round(n / total, 1)}
+        return {"services": n, "floor_s": round(total, 3), "per_s": round(n / total, 1),
+                "cpu_s": cpu_used(cpu_before, cpu_of(pids))}
 
 
 CONTROLLER_FLAGS: dict[str, str] = {}  # --qps/--burst given to every controller process
@@ -218,11 +238,14 @@ async def burst(n: int, concurrency: int) -> dict[str, Any]:
                     await c.admin.create(SERVICES, NAMESPACE, service(f"s{i}"))
                 return run
 
+            pids = {**c.server.pids(), "controller": controller.proc.pid, "bench": os.getpid()}
+            cpu_before = cpu_of(pids)
             started = time.perf_counter()
             await run_limited((job(i) for i in range(n)), concurrency)
             while len(seen) < n:
                 await asyncio.sleep(0.01)
             total = time.perf_counter() - started
+            cpu = cpu_used(cpu_before, cpu_of(pids))
             await asyncio.sleep(2.0)  # let late status/Event writes land before counting
             after = await asyncio.to_thread(c.server.request_counts)
             rss_loaded = controller.rss_kb()
@@ -236,6 +259,7 @@ async def burst(n: int, concurrency: int) -> dict[str, Any]:
         latencies = [seen[k] - sent[k] for k in sent]
         return {
             "services": n, "all_allocated_s": round(total, 3), "per_s": round(n / total, 1),
+            "cpu_s": cpu,
             "p50_ms": round(statistics.median(latencies) * 1000, 1),
             "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
             "service_writes_per_service": round(service_writes / n, 2),
@@ -393,6 +417,10 @@ async def main() -> None:
         print(f"{b['services']:>9} {f['floor_s']:>7}s {b['all_allocated_s']:>8}s "
               f"{b.get('ratio_to_floor', '-'):>6} {b['p50_ms']:>8} {b['p99_ms']:>8} "
               f"{b['service_writes_per_service']:>10} {b['event_writes_per_service']:>12}")
+    for label, rows in (("floor", results["floor"]), ("burst", results["burst"])):
+        for row in rows:
+            print(f"{label} {row['services']}: CPU seconds " + ", ".join(
+                f"{name} {value}" for name, value in row["cpu_s"].items()))
     for m in results["memory"]:
         line = (f"{m['services']:>9} Services: RSS {m['rss_kb'] / 1024:.1f} MB "
                 f"(idle {m['rss_idle_kb'] / 1024:.1f} MB), {m['rss_per_service_kb']} KB/Service")

@@ -193,6 +193,11 @@ class ApiServer:
         )
         self.wait_ready(timeout)
 
+    def pids(self) -> dict[str, int]:
+        """The running server processes by name (benchmarks read their CPU time)."""
+        procs = {"etcd": self._etcd, "kube-apiserver": self._apiserver}
+        return {name: p.pid for name, p in procs.items() if p is not None and p.poll() is None}
+
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         last = ""

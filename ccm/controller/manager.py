@@ -221,8 +221,8 @@ class Controller:
         if hasattr(self, "sync"):
             if new is None:
                 self.sync.forget(key)
-            else:
-                self.sync.observed(key, new)
+            elif self.sync.observed(key, new):
+                return  # our own write coming back: decided on already
         if self.elector.is_leader() and self.restored.is_set():
             self.queue.add(key)
 

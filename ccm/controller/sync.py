@@ -339,12 +339,21 @@ class ServiceSync:
         """The Service is gone from the cache: drop what we remember of our own writes."""
         self._forget(key)
 
-    def observed(self, key: str, obj: JSON) -> None:
+    def observed(self, key: str, obj: JSON) -> bool:
         """The cache has a new version of the Service: a write of ours it has caught up with
-        is forgotten now, not at the next sync of that key (which may never come)."""
+        is forgotten now, not at the next sync of that key (which may never come).
+
+        True when this version needs no sync: it is our own last write, or older than it. Our
+        last write carried a resourceVersion precondition and was decided on a version at
+        least as new as anything before it, so a sync of either would only find nothing to do
+        (a sync that fails after writing is retried by the queue, not by these events)."""
         mine = self._written.get(key)
-        if mine is not None and not _newer(mine, obj):
-            del self._written[key]
+        if mine is None:
+            return False
+        if _newer(mine, obj):
+            return True
+        del self._written[key]
+        return _rv(mine) == _rv(obj)
 
     def _forget(self, key: str) -> None:
         self._written.pop(key, None)
@@ -381,6 +390,10 @@ class ServiceSync:
 
 def obj_ns(obj: JSON) -> str:
     return str((obj.get("metadata") or {}).get("namespace", ""))
+
+
+def _rv(obj: JSON) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
 
 
 def _newer(a: JSON, b: JSON) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from ccm.kube.resources import SERVICES
 from tests.fakekube import FakeKube
 from tests.unit.controller.fakecluster import leading, namespace, pool, service, settled, shown
 
@@ -49,3 +50,27 @@ async def test_a_restart_of_a_converged_cluster_writes_nothing() -> None:
         await settled(controller)
     writes = kube.writes("services") + kube.writes("events")
     assert writes == Counter()
+
+
+async def test_our_own_writes_coming_back_cause_no_sync() -> None:
+    """The watch brings back both of our writes for each allocation; neither is synced again:
+    one sync per new Service (counted, each was a decode, a parse and two comparisons)."""
+    kube = await _cluster()
+    async with leading(kube) as controller:
+        syncs: Counter[str] = Counter()
+        real_sync = controller.sync.sync
+
+        async def counted(key: str) -> None:
+            syncs[key] += 1
+            await real_sync(key)
+
+        controller.sync.sync = counted  # type: ignore[method-assign]
+        for index in range(5):
+            await service(kube, f"s{index}")
+        await settled(controller)
+        assert all(shown(kube, f"default/s{index}") for index in range(5))
+        assert syncs == Counter({f"default/s{index}": 1 for index in range(5)})
+        # a change by someone else is synced
+        await kube.patch(SERVICES, "default", "s0", {"metadata": {"labels": {"a": "b"}}})
+        await settled(controller)
+        assert syncs["default/s0"] == 2
