@@ -24,13 +24,13 @@ import base64
 import contextlib
 import logging
 import os
-import re
 import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from ccm.contract import names
+from ccm.contract import names, views
+from ccm.contract.models import SecretKeyRef
 from ccm.health import probes
 from ccm.health.numbers import rfc3339
 from ccm.kube.client import JSON, ApiError, KubeClient
@@ -52,7 +52,7 @@ from ccm.speaker.bgp.speaker import BGPSpeaker
 from ccm.speaker.election import weight
 from ccm.speaker.l2.announcer import Announcer, L2Announcer, LoggingAnnouncer
 from ccm.speaker.membership import Membership, MembershipTiming
-from ccm.speaker.plan import ClusterView, L2Duty, Plan, make_plan
+from ccm.speaker.plan import ClusterView, Invalid, L2Duty, PeerChoice, Plan, make_plan
 from ccm.speaker.settings import SpeakerSettings
 
 log = logging.getLogger(__name__)
@@ -66,15 +66,6 @@ def default_interface(ip: str) -> str:
         routes = ipr.route("get", dst=ip)
         index = routes[0].get_attr("RTA_OIF")
         return str(ipr.get_links(index)[0].get_attr("IFLA_IFNAME"))
-
-
-def _hold_seconds(value: object) -> int:
-    if value is None:
-        return 90
-    match = re.fullmatch(r"(\d+)s?", str(value))
-    if not match:
-        raise ValueError(f"holdTime {value!r} is not a number of seconds")
-    return int(match.group(1))
 
 
 class Speaker:
@@ -103,6 +94,9 @@ class Speaker:
         self.bgp_peers_key: tuple[Any, ...] = ()
         self.plan = Plan()
         self.last_errors: list[dict[str, Any]] = []
+        # (kind, name) -> the reason reported: refused by the models / unusable here (Secret)
+        self._invalid: dict[tuple[str, str], str] = {}
+        self._unusable: dict[tuple[str, str], str] = {}
         self._heartbeat = time.monotonic()
         self.ready_event = asyncio.Event()
         self._stopped = False
@@ -284,13 +278,14 @@ class Speaker:
         live = self.membership.live_nodes() if ready else frozenset()
         plan = make_plan(self.view(), self.node, live)
         self.plan = plan
+        self._report_invalid(plan.invalid)
         await self._apply_l2(plan)
         await self._apply_bgp(plan)
         self.announced_gauge.labels(mode="l2").set(len(self.l2_owned))
         self.announced_gauge.labels(mode="bgp").set(len(plan.bgp))
 
     async def _apply_l2(self, plan: Plan) -> None:
-        mine = {ip: duty for ip, duty in plan.l2.items() if duty.owner == self.node}
+        mine = {ip: duty for ip, duty in plan.l2.items() if duty.mine}
         async with self._l2_lock:
             live = self.membership.is_live()
             for ip in list(self.l2_owned):
@@ -402,14 +397,11 @@ class Speaker:
             svc = self.informers["services"].cache.get(key)
             if svc is None:
                 continue
-            ingress = [e.get("ip") for e in
-                       ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []]
-            first = next((ip for ip in ingress if ip in ips), ips[0])
+            first = next((ip for ip in views.ingress_ips(views.service(svc)) if ip in ips), ips[0])
             if first not in mine:
                 continue
             value = ",".join(sorted({o for ip in ips if (o := plan.l2[ip].owner)}))
-            annotations = (svc.get("metadata") or {}).get("annotations") or {}
-            if annotations.get(names.ANN_ANNOUNCING_NODE) != value:
+            if views.annotations_of(svc).get(names.ANN_ANNOUNCING_NODE) != value:
                 writes.append(self._annotate(key, svc, value, [ip for ip in ips if ip in mine]))
         limit = asyncio.Semaphore(16)
 
@@ -454,10 +446,7 @@ class Speaker:
             await self.bgp.set_peers(peers)
             self.bgp_peers_key = key
         bgp = self.bgp
-        names_to_address: dict[str, str] = {
-            str((p.get("metadata") or {}).get("name")): str((p.get("spec") or {}).get("address"))
-            for p in plan.peers
-        }
+        names_to_address = {choice.name: choice.spec.address for choice in plan.peers}
         for prefix in list(bgp.announced()):
             ip = prefix.split("/", 1)[0]
             if ip not in plan.bgp:
@@ -483,35 +472,58 @@ class Speaker:
                     await self._event(service, "Warning", "AnnounceFailed",
                                       f"node {self.node} could not announce {ip} by BGP: {exc}")
 
-    async def _peers(self, objects: list[JSON]) -> list[Peer]:
+    async def _peers(self, choices: list[PeerChoice]) -> list[Peer]:
+        """The sessions to open: each BGPPeer's spec is already validated by the contract
+        model (``plan``), so any holdTime the CRD accepts ("90s", "3m", "1m30s") works here.
+        A peer whose password cannot be read is reported and left out; the others run."""
         peers = []
-        for obj in objects:
-            spec = obj.get("spec") or {}
+        for choice in choices:
+            spec = choice.spec
             try:
-                password = await self._password(spec.get("passwordSecretRef"))
+                password = await self._password(spec.password_secret_ref)
                 peers.append(Peer(
-                    address=str(spec["address"]), asn=int(spec["asn"]),
-                    local_asn=int(spec.get("localASN") or spec["asn"]),
-                    hold_time=_hold_seconds(spec.get("holdTime")), password=password,
-                    source_address=spec.get("sourceAddress"), port=int(spec.get("port") or 179),
+                    address=spec.address, asn=spec.asn, local_asn=spec.local_asn,
+                    hold_time=spec.hold_seconds, password=password,
+                    source_address=spec.source_address, port=spec.port,
                 ))
+                self._unusable.pop(("BGPPeer", choice.name), None)
             except (KeyError, ValueError, ApiError) as exc:
-                self._note_error(f"bgppeer/{obj['metadata']['name']}", str(exc))
+                self._refuse(self._unusable, "BGPPeer", choice.name, str(exc), choice.obj)
         return peers
 
-    async def _password(self, ref: JSON | None) -> str | None:
-        if not ref:
+    async def _password(self, ref: SecretKeyRef | None) -> str | None:
+        if ref is None:
             return None
-        namespace = ref.get("namespace") or self.settings.namespace
+        namespace = ref.namespace or self.settings.namespace
         if namespace != self.settings.namespace:
             # the speaker may read Secrets only in its own namespace (RBAC, by design)
             raise ValueError(
                 f"passwordSecretRef must be in namespace {self.settings.namespace}, "
                 f"not {namespace}"
             )
-        secret = await self.client.get(SECRETS, namespace, str(ref["name"]))
-        raw = (secret.get("data") or {}).get(ref.get("key") or "password")
+        secret = await self.client.get(SECRETS, namespace, ref.name)
+        raw = (secret.get("data") or {}).get(ref.key)
         return base64.b64decode(raw).decode() if raw else None
+
+    def _report_invalid(self, refused: list[Invalid]) -> None:
+        """Report each object the contract models refuse once per reason (a plan runs on every
+        change; an object fixed and broken again is reported again)."""
+        now = {(item.kind, item.name): item for item in refused}
+        for ident in [i for i in self._invalid if i not in now]:
+            del self._invalid[ident]
+        for item in now.values():
+            self._refuse(self._invalid, item.kind, item.name, item.message, item.obj)
+
+    def _refuse(self, reported: dict[tuple[str, str], str], kind: str, name: str, message: str,
+                obj: JSON) -> None:
+        """Log, note and record a Warning Event on the object itself, unless already said."""
+        if reported.get((kind, name)) == message:
+            return
+        reported[(kind, name)] = message
+        log.warning("%s %s ignored, the others are served: %s", kind, name, message)
+        self._note_error(f"{kind.lower()}/{name}", message)
+        self.recorder.emit(obj, "Warning", names.REASON_ANNOUNCE_FAILED,
+                           f"node {self.node} ignores {kind} {name}: {message}")
 
     async def _event(self, service: str, kind: str, reason: str, message: str) -> None:
         svc = self.informers["services"].cache.get(service)
