@@ -27,7 +27,7 @@ import os
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Summary
 
 from ccm.contract import names, views
 from ccm.contract.models import SecretKeyRef
@@ -80,6 +80,10 @@ class Speaker:
         )
         self.reconciles = Counter(
             "vipam_speaker_reconciles", "Plan recomputations", registry=self.registry
+        )
+        self.plan_cpu = Summary(
+            "vipam_speaker_plan_cpu_seconds",
+            "CPU time of each plan (make_plan on the reconcile thread)", registry=self.registry,
         )
         self.announce_errors = Counter(
             "vipam_speaker_announce_errors", "Failed announcements", ["mode"],
@@ -276,7 +280,9 @@ class Speaker:
         self.reconciles.inc()
         ready = self.membership.is_live() and self.membership.settled()
         live = self.membership.live_nodes() if ready else frozenset()
+        started = time.thread_time()
         plan = make_plan(self.view(), self.node, live)
+        self.plan_cpu.observe(time.thread_time() - started)
         self.plan = plan
         self._report_invalid(plan.invalid)
         await self._apply_l2(plan)
