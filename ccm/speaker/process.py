@@ -1,8 +1,9 @@
 """The speaker process on one node: watch, plan, announce, report.
 
-One level-triggered loop: any change (a Service, a pool, an advertisement, a node, an endpoint,
-a speaker Lease, our own liveness) marks the state dirty; `reconcile` recomputes the whole plan
-with `plan.make_plan` and applies the difference to the announcers. The only periodic API writes
+One level-triggered loop: any change the plan reads (a Service, a pool, an advertisement, a
+node's labels, an endpoint, the set of live speakers, our own liveness) marks the state dirty;
+`reconcile` recomputes the whole plan with `plan.make_plan` and applies the difference to the
+announcers (other speakers' routine Lease renewals change nothing and re-plan nothing). The only periodic API writes
 are this node's Lease renewals; Services are written (the `vipam.io/announcing-node`
 annotation, a NodeAssigned Event) only when their owner changes.
 
@@ -25,6 +26,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Summary
@@ -46,6 +48,7 @@ from ccm.kube.resources import (
     SECRETS,
     SERVICES,
 )
+from ccm.kube.transform import drop_managed_fields, namespace_for_cache, service_for_cache
 from ccm.speaker import fencing
 from ccm.speaker.bgp.config import Peer
 from ccm.speaker.bgp.speaker import BGPSpeaker
@@ -118,6 +121,10 @@ class Speaker:
     def _mark(self, *_: object) -> None:
         self.dirty.set()
 
+    def _node_changed(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        if old is None or new is None or views.labels_of(old) != views.labels_of(new):
+            self.dirty.set()
+
     async def start(self) -> None:
         s = self.settings
         if self._client is None:
@@ -132,11 +139,17 @@ class Speaker:
             on_change=self._mark, on_renewed=lambda started: self._renewed.set(),
         )
         self.recorder = EventRecorder(self.client, "vipam-speaker", host=self.node)
+        # the caches keep only what the plan reads (a Node is read for its labels only), and
+        # a Node re-plans only when its labels change: kubelets update their Node's status
+        # all the time, and every plan covers every Service
         self.informers = {
-            res.plural: Informer(self.client, res, self._mark)
-            for res in (SERVICES, IPPOOLS, L2ADVERTISEMENTS, BGPADVERTISEMENTS, BGPPEERS, NODES,
-                        ENDPOINTSLICES)
+            res.plural: Informer(self.client, res, self._mark, transform=drop_managed_fields)
+            for res in (IPPOOLS, L2ADVERTISEMENTS, BGPADVERTISEMENTS, BGPPEERS, ENDPOINTSLICES)
         }
+        self.informers[SERVICES.plural] = Informer(
+            self.client, SERVICES, self._mark, transform=service_for_cache)
+        self.informers[NODES.plural] = Informer(
+            self.client, NODES, self._node_changed, transform=namespace_for_cache)
         if isinstance(self.announcer, L2Announcer):
             with contextlib.suppress(Exception):
                 await self.announcer.reclaim()  # addresses a killed predecessor left behind
@@ -163,7 +176,7 @@ class Speaker:
                                address_lifetime=self.settings.address_lifetime or None)
         return LoggingAnnouncer(log)
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.get_running_loop().create_task(coro, name=name))
 
     async def stop(self, *, crash: bool = False) -> None:
@@ -392,13 +405,13 @@ class Speaker:
         if task is not None:
             task.cancel()
 
-    async def _write_announcing_nodes(self, plan: Plan, mine: dict[str, Any]) -> None:
+    async def _write_announcing_nodes(self, plan: Plan, mine: dict[str, L2Duty]) -> None:
         """The owner of a Service's first address records every owner in the annotation."""
         by_service: dict[str, list[str]] = {}
         for ip, duty in plan.l2.items():
             for service in duty.services:
                 by_service.setdefault(service, []).append(ip)
-        writes = []
+        writes: list[Coroutine[None, None, None]] = []
         for key, ips in by_service.items():
             svc = self.informers["services"].cache.get(key)
             if svc is None:
@@ -411,7 +424,7 @@ class Speaker:
                 writes.append(self._annotate(key, svc, value, [ip for ip in ips if ip in mine]))
         limit = asyncio.Semaphore(16)
 
-        async def bounded(write: Any) -> None:
+        async def bounded(write: Coroutine[None, None, None]) -> None:
             async with limit:
                 await write
 
@@ -428,7 +441,8 @@ class Speaker:
             self._note_error(key, f"annotate: {exc}")
             return
         await self.recorder.record(
-            svc, "Normal", "NodeAssigned", f"{', '.join(ips)} announced from node {self.node}"
+            svc, "Normal", names.REASON_NODE_ASSIGNED,
+            f"{', '.join(ips)} announced from node {self.node}",
         )
 
     async def _apply_bgp(self, plan: Plan) -> None:

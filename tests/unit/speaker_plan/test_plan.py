@@ -202,7 +202,7 @@ def test_the_owner_is_the_one_a_full_ranking_elects(
     everyone = sorted(nodes | {"me"})
     live = frozenset(data.draw(st.sets(st.sampled_from(everyone))))
     racks = {n: data.draw(st.sampled_from(["r1", "r2"])) for n in everyone}
-    ads = data.draw(st.lists(st.sampled_from([
+    ads: list[dict[str, Any]] = data.draw(st.lists(st.sampled_from([
         {}, {"nodeSelectors": [{"matchLabels": {"rack": "r1"}}]},
         {"nodeSelectors": [{"matchLabels": {"rack": "r2"}}], "interfaces": ["eth1"]},
         {"ipPools": ["b"]},  # selects nothing here
