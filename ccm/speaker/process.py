@@ -3,9 +3,9 @@
 One level-triggered loop: any change the plan reads (a Service, a pool, an advertisement, a
 node's labels, an endpoint, the set of live speakers, our own liveness) marks the state dirty;
 `reconcile` recomputes the whole plan with `plan.make_plan` and applies the difference to the
-announcers (other speakers' routine Lease renewals change nothing and re-plan nothing). The only periodic API writes
-are this node's Lease renewals; Services are written (the `vipam.io/announcing-node`
-annotation, a NodeAssigned Event) only when their owner changes.
+announcers (other speakers' routine Lease renewals change nothing and re-plan nothing). The
+only periodic API writes are this node's Lease renewals; Services are written (the
+`vipam.io/announcing-node` annotation, a NodeAssigned Event) only when their owner changes.
 
 L2 handovers between live speakers are make-before-break: when the plan gives one of our
 addresses to another live node (it rejoined and wins the address back, an endpoint moved, or
