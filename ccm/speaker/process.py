@@ -48,7 +48,7 @@ from ccm.kube.resources import (
     SECRETS,
     SERVICES,
 )
-from ccm.kube.transform import drop_managed_fields, namespace_for_cache, service_for_cache
+from ccm.kube.transform import drop_managed_fields, namespace_for_cache
 from ccm.speaker import fencing
 from ccm.speaker.bgp.config import Peer
 from ccm.speaker.bgp.speaker import BGPSpeaker
@@ -144,10 +144,9 @@ class Speaker:
         # all the time, and every plan covers every Service
         self.informers = {
             res.plural: Informer(self.client, res, self._mark, transform=drop_managed_fields)
-            for res in (IPPOOLS, L2ADVERTISEMENTS, BGPADVERTISEMENTS, BGPPEERS, ENDPOINTSLICES)
+            for res in (SERVICES, IPPOOLS, L2ADVERTISEMENTS, BGPADVERTISEMENTS, BGPPEERS,
+                        ENDPOINTSLICES)
         }
-        self.informers[SERVICES.plural] = Informer(
-            self.client, SERVICES, self._mark, transform=service_for_cache)
         self.informers[NODES.plural] = Informer(
             self.client, NODES, self._node_changed, transform=namespace_for_cache)
         if isinstance(self.announcer, L2Announcer):
