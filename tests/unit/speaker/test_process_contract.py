@@ -20,6 +20,7 @@ from tests.fakekube import FakeKube
 
 NODE = "n1"
 VIP = "192.0.2.10"
+LOCAL_VIP = "192.0.2.11"  # externalTrafficPolicy: Local, no endpoint anywhere
 
 
 def peer(name: str, hold_time: str) -> dict[str, Any]:
@@ -46,6 +47,11 @@ async def cluster() -> FakeKube:
         "spec": {"type": "LoadBalancer"}})
     svc["status"] = {"loadBalancer": {"ingress": [{"ip": VIP}]}}
     await fake.replace(SERVICES, "default", "web", svc, subresource="status")
+    local = await fake.create(SERVICES, "default", {
+        "metadata": {"name": "local", "annotations": {names.ANN_ALLOCATED_FROM: "lan"}},
+        "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}})
+    local["status"] = {"loadBalancer": {"ingress": [{"ip": LOCAL_VIP}]}}
+    await fake.replace(SERVICES, "default", "local", local, subresource="status")
     # an older CRD (or none) may let through what today's model refuses
     await fake.create(BGPPEERS, None, peer("minutes", "3m"))
     await fake.create(BGPPEERS, None, peer("banana", "banana"))
@@ -112,3 +118,11 @@ async def test_a_refused_peer_is_reported_once_and_the_rest_served(
     await cluster.replace(BGPPEERS, None, "banana", fixed)
     await until(lambda: len(events(cluster, "banana")) == 2)
     assert VIP in speaker.l2_owned
+
+
+async def test_the_cache_keeps_what_the_plan_reads(speaker: Speaker) -> None:
+    """A Local Service without a ready endpoint on this node is not announced from it (an
+    informer transform that dropped externalTrafficPolicy would announce it)."""
+    await until(lambda: VIP in speaker.l2_owned)
+    assert speaker.plan.l2[LOCAL_VIP].candidates == frozenset()
+    assert LOCAL_VIP not in speaker.l2_owned
