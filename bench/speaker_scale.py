@@ -18,9 +18,11 @@ Reported per (S, N):
   the plans that three Node label changes trigger after the quiet window (each a full plan
   with every node live; none may write), and how many plans it made in the quiet window
   (renewals of the other speakers that change nobody's liveness must not trigger any);
-* the speaker's start: seconds from its first plan as a settled member (a lease duration after
-  its first renewal) until it has written the announcing-node annotation of every address it
-  owns (about S/N Services: writes proportional to its share, once), and those writes;
+* the speaker's start: seconds from its first annotation (it writes none before it is settled,
+  a lease duration after its first renewal) until it has written the announcing-node
+  annotation of every address it owns (about S/N Services: writes proportional to its share,
+  once), and its writes until they stop (the NodeAssigned Events drain behind the
+  annotations at the Event recorder's rate);
 * steady state: the speaker's write requests per second over a quiet window, from the server's
   audit log (only the speaker's ServiceAccount), by verb and resource: its own Lease renewals
   alone, whatever S and N are.
@@ -214,10 +216,32 @@ def speaker_writes(server: ApiServer, offset: int) -> dict[str, int]:
         if event.get("user", {}).get("username") != SPEAKER_USER or event["verb"] not in WRITES:
             continue
         ref = event.get("objectRef") or {}
+        code = (event.get("responseStatus") or {}).get("code", 0)
         key = "/".join(filter(None, (event["verb"], ref.get("resource"),
                                      ref.get("subresource"))))
+        if not 200 <= code < 300:
+            key += f" ({code})"  # refused or failed: still a request the server served
         counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def _not_leases(writes: dict[str, int]) -> int:
+    return sum(count for key, count in writes.items() if "/leases" not in key)
+
+
+async def quiet_after(server: ApiServer, offset: int, quiet: float, limit: float,
+                      ) -> dict[str, int]:
+    """The speaker's writes since `offset`, once it has made none but Lease renewals for
+    `quiet` seconds (at most `limit` seconds of waiting)."""
+    deadline = time.monotonic() + limit
+    writes = speaker_writes(server, offset)
+    since = time.monotonic()
+    while time.monotonic() - since < quiet and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        now = speaker_writes(server, offset)
+        if _not_leases(now) != _not_leases(writes):
+            writes, since = now, time.monotonic()
+    return speaker_writes(server, offset)
 
 
 def scrape(url: str) -> dict[str, float]:
@@ -301,7 +325,9 @@ async def measure_nodes(server: ApiServer, admin: KubeClient, kubeconfig: Path, 
                     owned, stable_since = mine, time.monotonic()
                 if time.monotonic() - launched > 300 + 3 * period:
                     raise RuntimeError(f"speaker never settled: {owned} of {expected}")
-            start_writes = speaker_writes(server, audit_start)
+            # and its start-up writes are over: the NodeAssigned Events drain behind the
+            # annotations at the recorder's own rate
+            start_writes = await quiet_after(server, audit_start, 3.0, 180.0)
             at_start = await asyncio.to_thread(scrape, url)
             quiet_start = server.audit_offset()
             renewals_before, late_before = simulator.renewals, simulator.late
