@@ -126,3 +126,16 @@ async def test_the_cache_keeps_what_the_plan_reads(speaker: Speaker) -> None:
     await until(lambda: VIP in speaker.l2_owned)
     assert speaker.plan.l2[LOCAL_VIP].candidates == frozenset()
     assert LOCAL_VIP not in speaker.l2_owned
+
+
+def test_a_node_replans_only_when_its_labels_change() -> None:
+    """Kubelets rewrite their Node's status all the time; the plan reads only labels."""
+    idle = Speaker(SpeakerSettings(node_name=NODE, announcer="log", bgp=False))
+    node = {"metadata": {"name": "n2", "labels": {"rack": "r1"}}}
+    idle._node_changed("n2", node, {**node, "status": {"conditions": []}})
+    assert not idle.dirty.is_set()
+    idle._node_changed("n2", node, {"metadata": {"name": "n2", "labels": {"rack": "r2"}}})
+    assert idle.dirty.is_set()
+    idle.dirty.clear()
+    idle._node_changed("n3", None, node)
+    assert idle.dirty.is_set()
