@@ -1,21 +1,34 @@
-"""Benchmark: one speaker among 100 nodes with 10,000 Services, on a REAL kube-apiserver.
+"""Benchmark: one speaker among N nodes with S Services, on a REAL kube-apiserver.
 
 The cluster: N Nodes; the other N-1 speakers are simulated by their Lease objects
-(`vipam-speaker-<node>`), renewed by this script every second, which is all a live speaker
-shows the others; S LoadBalancer Services whose status already shows an address from one pool
-(written as the admin, as the controller would have); an L2Advertisement for every node. One real
-`vipam speaker` process (announcer `log`, on the speaker ServiceAccount's token) joins.
+(`vipam-speaker-<node>`), which is all a live speaker shows the others. Like real speakers they
+renew once per renew period, each at its own moment (spread evenly over the period, not all at
+once), all through one client and its connection pool: 99 speakers at a 10 s period are ~10
+PATCH/s. S LoadBalancer Services already show an address from one pool (written as the admin, as
+the controller would have); one L2Advertisement selects every node. One real `vipam speaker`
+process (announcer `log`, the speaker ServiceAccount's token, the same renew period) joins.
 
-Reported:
-* plan time: `make_plan` over the server's objects for one node (what the speaker recomputes on
-  every change), best of 5, for S Services and N live nodes;
-* the speaker's start: time until it has written the announcing-node annotation of every
-  address it owns (about S/N Services: writes proportional to its share, once);
-* steady state: the speaker's write requests per second over a quiet window, counted at the
-  server (apiserver_request_total) minus this script's own Lease renewals, which must be its
-  own renewals alone (2/s at the shipped 0.5 s period) whatever S is.
+For each S, one server; the node counts run on it in ascending order, each with a node under
+test that has not run before (its Services carry no annotation of its own yet).
 
-    .venv/bin/python -m bench.speaker_scale [--services 1000 10000] [--nodes 100]
+Reported per (S, N):
+* plan CPU in this process: `make_plan` over the server's objects for the node under test,
+  best of 5 (thread CPU time);
+* plan CPU in the speaker under test: its `vipam_speaker_plan_cpu_seconds` (sum/count) over
+  the plans that three Node label changes trigger after the quiet window (each a full plan
+  with every node live; none may write), and how many plans it made in the quiet window
+  (renewals of the other speakers that change nobody's liveness must not trigger any);
+* the speaker's start: seconds from its first annotation (it writes none before it is settled,
+  a lease duration after its first renewal) until it has written the announcing-node
+  annotation of every address it owns (about S/N Services: writes proportional to its share,
+  once), and its writes until they stop (the NodeAssigned Events drain behind the
+  annotations at the Event recorder's rate);
+* steady state: the speaker's write requests per second over a quiet window, from the server's
+  audit log (only the speaker's ServiceAccount), by verb and resource: its own Lease renewals
+  alone, whatever S and N are.
+
+    KUBEBUILDER_ASSETS=.k8s-bin .venv/bin/python -m bench.speaker_scale \
+        [--services 1000 10000] [--nodes 20 100] [--renew-interval 10] [--window 30]
 """
 
 from __future__ import annotations
@@ -25,13 +38,16 @@ import asyncio
 import contextlib
 import datetime
 import ipaddress
+import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -42,7 +58,7 @@ sys.path.insert(0, str(ROOT))
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import IPPOOLS, L2ADVERTISEMENTS, LEASES, NAMESPACES, NODES, SERVICES
 from ccm.speaker.plan import ClusterView, make_plan
-from devkit.apiserver import ApiServer, count_delta
+from devkit.apiserver import ApiServer
 
 NAMESPACE = "bench"
 POOL = "2001:db8:c::/112"
@@ -82,49 +98,69 @@ async def allocated_service(admin: KubeClient, i: int) -> None:
 
 
 class LeaseSimulator:
-    """The N-1 other speakers: each renews its Lease every `period` seconds."""
+    """The other speakers: each renews its Lease once per `period`, at its own offset in the
+    period (as independently started speakers do), over one client's connection pool; the
+    renewals due at one moment go out together, at most `concurrency` in flight."""
 
-    def __init__(self, admin: KubeClient, nodes: list[str], period: float = 1.0) -> None:
-        self.admin, self.nodes, self.period = admin, nodes, period
+    def __init__(self, admin: KubeClient, period: float, concurrency: int = 8) -> None:
+        self.admin, self.period, self.concurrency = admin, period, concurrency
+        self.nodes: list[str] = []
         self.renewals = 0
+        self.late = 0  # renewals that started more than a tenth of the period after their slot
         self.task: asyncio.Task[None] | None = None
 
-    async def create(self) -> None:
+    async def create(self, nodes: list[str]) -> None:
+        """Every possible speaker's Lease, released (holder empty: not live until renewed)."""
         async def one(node: str) -> None:
             await self.admin.create(LEASES, "kube-system", {
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": f"vipam-speaker-{node}", "namespace": "kube-system"},
-                "spec": {"holderIdentity": node, "leaseDurationSeconds": 2,
+                "spec": {"holderIdentity": "", "leaseDurationSeconds": round(3 * self.period),
                          "renewTime": now_micro(), "acquireTime": now_micro()}})
-        await limited(one(n) for n in self.nodes)
+        await limited(one(n) for n in nodes)
 
-    async def _renew_all(self) -> None:
-        async def one(node: str) -> None:
-            name = f"vipam-speaker-{node}"
-            await self.admin.patch(LEASES, "kube-system", name,
-                                   {"spec": {"renewTime": now_micro()}})
-            self.renewals += 1
-        await limited(one(n) for n in self.nodes)
+    async def _renew(self, node: str) -> None:
+        await self.admin.patch(LEASES, "kube-system", f"vipam-speaker-{node}",
+                               {"spec": {"holderIdentity": node, "renewTime": now_micro()}})
+        self.renewals += 1
 
-    async def _run(self) -> None:
-        while True:
-            started = time.monotonic()
-            await self._renew_all()
-            await asyncio.sleep(max(0.0, self.period - (time.monotonic() - started)))
+    async def _run(self, nodes: list[str]) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        slot = self.period / max(1, len(nodes))
+        limit = asyncio.Semaphore(self.concurrency)
+        pending: set[asyncio.Task[None]] = set()
 
-    def start(self) -> None:
-        self.task = asyncio.create_task(self._run())
+        async def bounded(node: str) -> None:
+            async with limit:
+                await self._renew(node)
+
+        for due_index in itertools.count():
+            due = start + due_index * slot
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            if loop.time() - due > self.period / 10:
+                self.late += 1
+            task = asyncio.create_task(bounded(nodes[due_index % len(nodes)]))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    async def start(self, nodes: list[str]) -> None:
+        """Renew every one of `nodes` once now (they are live from here on), then keep going."""
+        self.nodes = nodes
+        await limited((self._renew(n) for n in nodes), self.concurrency)
+        self.task = asyncio.create_task(self._run(nodes))
 
     async def stop(self) -> None:
         if self.task:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
+            self.task = None
 
 
 @contextlib.asynccontextmanager
 async def cluster(workdir: Path) -> AsyncIterator[tuple[ApiServer, KubeClient, Path]]:
-    server = ApiServer(workdir / "api")
+    server = ApiServer(workdir / "api", audit=True)
     await asyncio.to_thread(server.start)
     try:
         await asyncio.to_thread(server.kubectl, "apply", "-k", str(ROOT / "config"))
@@ -140,7 +176,7 @@ async def cluster(workdir: Path) -> AsyncIterator[tuple[ApiServer, KubeClient, P
         await asyncio.to_thread(server.stop)
 
 
-async def plan_seconds(admin: KubeClient, node: str, live: frozenset[str]) -> float:
+async def cluster_view(admin: KubeClient) -> ClusterView:
     async def keyed(res: Any, namespace: str | None = None) -> dict[str, Any]:
         items = (await admin.list_all(res, namespace))["items"]
         return {
@@ -149,103 +185,236 @@ async def plan_seconds(admin: KubeClient, node: str, live: frozenset[str]) -> fl
             for i in items
         }
 
-    view = ClusterView(
+    return ClusterView(
         services=await keyed(SERVICES, NAMESPACE), pools=await keyed(IPPOOLS),
         l2_advertisements=await keyed(L2ADVERTISEMENTS), bgp_advertisements={}, peers={},
         nodes=await keyed(NODES), endpoint_slices={},
     )
+
+
+def plan_cpu_seconds(view: ClusterView, node: str, live: frozenset[str]) -> tuple[float, int]:
+    """Best of 5 (thread CPU seconds), and how many addresses the node owns."""
     best = float("inf")
+    owned = 0
     for _ in range(5):
-        started = time.perf_counter()
-        make_plan(view, node, live)
-        best = min(best, time.perf_counter() - started)
-    return best
+        started = time.thread_time()
+        plan = make_plan(view, node, live)
+        best = min(best, time.thread_time() - started)
+        owned = sum(duty.mine for duty in plan.l2.values())
+    return best, owned
 
 
-async def measure(services: int, nodes: int, window: float) -> dict[str, Any]:
+TOUCHES = 3
+SPEAKER_USER = "system:serviceaccount:kube-system:vipam-speaker"
+WRITES = frozenset({"create", "update", "patch", "delete"})
+
+
+def speaker_writes(server: ApiServer, offset: int) -> dict[str, int]:
+    """The speaker's write requests since `offset`, by verb/resource, from the audit log."""
+    counts: dict[str, int] = {}
+    for event in server.audit_events(offset):
+        if event.get("user", {}).get("username") != SPEAKER_USER or event["verb"] not in WRITES:
+            continue
+        ref = event.get("objectRef") or {}
+        code = (event.get("responseStatus") or {}).get("code", 0)
+        key = "/".join(filter(None, (event["verb"], ref.get("resource"),
+                                     ref.get("subresource"))))
+        if not 200 <= code < 300:
+            key += f" ({code})"  # refused or failed: still a request the server served
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _not_leases(writes: dict[str, int]) -> int:
+    return sum(count for key, count in writes.items() if "/leases" not in key)
+
+
+async def quiet_after(server: ApiServer, offset: int, quiet: float, limit: float,
+                      ) -> dict[str, int]:
+    """The speaker's writes since `offset`, once it has made none but Lease renewals for
+    `quiet` seconds (at most `limit` seconds of waiting)."""
+    deadline = time.monotonic() + limit
+    writes = speaker_writes(server, offset)
+    since = time.monotonic()
+    while time.monotonic() - since < quiet and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        now = speaker_writes(server, offset)
+        if _not_leases(now) != _not_leases(writes):
+            writes, since = now, time.monotonic()
+    return speaker_writes(server, offset)
+
+
+def scrape(url: str) -> dict[str, float]:
+    """The speaker's plan metrics from its /metrics."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    wanted = ("vipam_speaker_plan_cpu_seconds_sum", "vipam_speaker_plan_cpu_seconds_count",
+              "vipam_speaker_reconciles_total")
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            found[name] = float(value)
+    return found
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace")
+
+
+async def health_url(log_path: Path, deadline: float) -> str:
+    while time.monotonic() < deadline:
+        match = re.search(r"health on (http://\S+)", await asyncio.to_thread(_read, log_path))
+        if match:
+            return match.group(1)
+        await asyncio.sleep(0.2)
+    tail = (await asyncio.to_thread(_read, log_path))[-2000:]
+    raise RuntimeError(f"speaker printed no health URL: {tail}")
+
+
+async def populate(admin: KubeClient, services: int, names: list[str]) -> None:
+    await admin.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
+    await limited(admin.create(NODES, None, {"metadata": {
+        "name": n, "labels": {"kubernetes.io/hostname": n}}}) for n in names)
+    await admin.create(IPPOOLS, None, {
+        "apiVersion": "vipam.io/v1alpha1", "kind": "IPPool",
+        "metadata": {"name": "big"}, "spec": {"addresses": [POOL]}})
+    await admin.create(L2ADVERTISEMENTS, None, {
+        "apiVersion": "vipam.io/v1alpha1", "kind": "L2Advertisement",
+        "metadata": {"name": "all"}, "spec": {}})
+    await limited(allocated_service(admin, i) for i in range(services))
+
+
+async def measure_nodes(server: ApiServer, admin: KubeClient, kubeconfig: Path, work: Path,
+                        services: int, names: list[str], period: float, window: float,
+                        ) -> dict[str, Any]:
+    """One speaker under test (the last of `names`) among len(names) nodes."""
+    node, others = names[-1], names[:-1]
+    simulator = LeaseSimulator(admin, period)
+    await simulator.start(others)
+    try:
+        view = await cluster_view(admin)
+        plan_s, expected = plan_cpu_seconds(view, node, frozenset(names))
+        log_path = work / f"speaker-{services}-{len(names)}.log"
+        log = log_path.open("w")
+        audit_start = server.audit_offset()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ccm", "speaker", "--node-name", node,
+             "--kubeconfig", str(kubeconfig), "--namespace", "kube-system",
+             "--announcer", "log", "--no-bgp", "--health-port", "0",
+             "--health-host", "127.0.0.1", "--log-level", "WARNING",
+             "--renew-interval", str(period), "--lease-duration", str(3 * period),
+             "--fence-after", str(2.4 * period)],
+            cwd=ROOT, stdout=log, stderr=log, start_new_session=True,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        try:
+            launched = time.monotonic()
+            url = await health_url(log_path, launched + 60)
+            # it announces nothing before it is settled, a lease duration after joining
+            owned, stable_since = 0, time.monotonic()
+            first_seen: float | None = None
+            while owned != expected or time.monotonic() - stable_since < 2.0:
+                await asyncio.sleep(0.25)
+                listing = await admin.list_all(SERVICES, NAMESPACE)
+                mine = sum(1 for item in listing["items"]
+                           if (item["metadata"].get("annotations") or {}).get(
+                               ANN_ANNOUNCING_NODE) == node)
+                if mine and first_seen is None:
+                    first_seen = time.monotonic()
+                if mine != owned:
+                    owned, stable_since = mine, time.monotonic()
+                if time.monotonic() - launched > 300 + 3 * period:
+                    raise RuntimeError(f"speaker never settled: {owned} of {expected}")
+            # and its start-up writes are over: the NodeAssigned Events drain behind the
+            # annotations at the recorder's own rate
+            start_writes = await quiet_after(server, audit_start, 3.0, 180.0)
+            at_start = await asyncio.to_thread(scrape, url)
+            quiet_start = server.audit_offset()
+            renewals_before, late_before = simulator.renewals, simulator.late
+            await asyncio.sleep(window)
+            quiet = speaker_writes(server, quiet_start)
+            after = await asyncio.to_thread(scrape, url)
+            renewals = simulator.renewals - renewals_before
+            late = simulator.late - late_before
+            # a change every plan must look at (a Node's labels): one full plan each, no write
+            touch_start = server.audit_offset()
+            for touch in range(TOUCHES):
+                await admin.patch(NODES, None, names[0], {"metadata": {"labels": {
+                    "bench.vipam.io/touch": str(touch)}}})
+                await asyncio.sleep(1.5)
+            touched = await asyncio.to_thread(scrape, url)
+            touch_writes = speaker_writes(server, touch_start)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(60)
+            log.close()
+    finally:
+        await simulator.stop()
+    plans_at_start = at_start["vipam_speaker_plan_cpu_seconds_count"]
+    return {
+        "services": services, "nodes": len(names), "renew_interval_s": period,
+        "bench_plan_cpu_ms": round(plan_s * 1000, 2),
+        "speaker_plans_at_start": int(plans_at_start),
+        "owned_addresses": owned,
+        "settle_s": round(stable_since - (first_seen or stable_since), 2),
+        "start_writes": start_writes,
+        "steady_window_s": window,
+        "steady_plans": int(after["vipam_speaker_plan_cpu_seconds_count"] - plans_at_start),
+        "steady_writes": quiet,
+        "speaker_writes_per_s": round(sum(quiet.values()) / window, 3),
+        "touch_plans": int(touched["vipam_speaker_plan_cpu_seconds_count"]
+                           - after["vipam_speaker_plan_cpu_seconds_count"]),
+        "speaker_plan_cpu_ms": round(
+            1000 * (touched["vipam_speaker_plan_cpu_seconds_sum"]
+                    - after["vipam_speaker_plan_cpu_seconds_sum"])
+            / max(1, touched["vipam_speaker_plan_cpu_seconds_count"]
+                  - after["vipam_speaker_plan_cpu_seconds_count"]), 2),
+        "touch_writes": touch_writes,
+        "simulated_renewals_per_s": round(renewals / window, 2),
+        "simulated_late_renewals": late,
+    }
+
+
+async def measure(services: int, node_counts: list[int], period: float, window: float,
+                  ) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         async with cluster(work) as (server, admin, speaker_kubeconfig):
-            names = [node_name(i) for i in range(nodes)]
-            await admin.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
-            await limited(admin.create(NODES, None, {"metadata": {
-                "name": n, "labels": {"kubernetes.io/hostname": n}}}) for n in names)
-            await admin.create(IPPOOLS, None, {
-                "apiVersion": "vipam.io/v1alpha1", "kind": "IPPool",
-                "metadata": {"name": "big"}, "spec": {"addresses": [POOL]}})
-            await admin.create(L2ADVERTISEMENTS, None, {
-                "apiVersion": "vipam.io/v1alpha1", "kind": "L2Advertisement",
-                "metadata": {"name": "all"}, "spec": {}})
-            await limited(allocated_service(admin, i) for i in range(services))
-            others = LeaseSimulator(admin, names[1:])
-            await others.create()
-            others.start()
-            plan_s = await plan_seconds(admin, names[0], frozenset(names))
-
-            log = (work / "speaker.log").open("w")
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "ccm", "speaker", "--node-name", names[0],
-                 "--kubeconfig", str(speaker_kubeconfig), "--namespace", "kube-system",
-                 "--announcer", "log", "--no-bgp", "--health-port", "0",
-                 "--health-host", "127.0.0.1", "--log-level", "WARNING"],
-                cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
-            try:
-                started = time.perf_counter()
-                owned = 0
-                stable_since = time.monotonic()
-                # started: every address it owns carries its annotation, and nothing changed
-                # for two seconds
-                while time.monotonic() - stable_since < 2.0:
-                    await asyncio.sleep(0.25)
-                    listing = await admin.list_all(SERVICES, NAMESPACE)
-                    mine = sum(1 for s in listing["items"]
-                               if (s["metadata"].get("annotations") or {}).get(
-                                   ANN_ANNOUNCING_NODE) == names[0])
-                    if mine != owned or mine == 0:
-                        owned, stable_since = mine, time.monotonic()
-                    if time.perf_counter() - started > 300:
-                        raise RuntimeError("speaker never settled")
-                settled_s = time.perf_counter() - started - 2.0
-                before = await asyncio.to_thread(server.request_counts)
-                renewals_before = others.renewals
-                await asyncio.sleep(window)
-                after = await asyncio.to_thread(server.request_counts)
-                bench_renewals = others.renewals - renewals_before
-            finally:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(30)
-                log.close()
-                await others.stop()
-            writes = count_delta(before, after)
-            lease_writes = sum(v for k, v in writes.items() if k[2] == "leases")
-            other_writes = {"/".join(filter(None, k)): v for k, v in writes.items()
-                            if k[2] != "leases"}
-            speaker_writes = lease_writes - bench_renewals + sum(other_writes.values())
-            return {
-                "services": services, "nodes": nodes,
-                "plan_ms": round(plan_s * 1000, 1),
-                "owned_addresses": owned, "settled_s": round(settled_s, 2),
-                "steady_window_s": window,
-                "speaker_writes_per_s": round(speaker_writes / window, 2),
-                "lease_writes_at_server": lease_writes, "simulated_renewals": bench_renewals,
-                "speaker_non_lease_writes": other_writes,
-            }
+            names = [node_name(i) for i in range(max(node_counts))]
+            started = time.monotonic()
+            await populate(admin, services, names)
+            print(f"{services} Services, {len(names)} Nodes written in "
+                  f"{time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+            await LeaseSimulator(admin, period).create(names)
+            results = []
+            for count in sorted(node_counts):
+                result = await measure_nodes(server, admin, speaker_kubeconfig, work, services,
+                                             names[:count], period, window)
+                print(json.dumps(result), file=sys.stderr, flush=True)
+                results.append(result)
+            return results
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--services", type=int, nargs="+", default=[1000, 10000])
-    parser.add_argument("--nodes", type=int, default=100)
-    parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--nodes", type=int, nargs="+", default=[20, 100])
+    parser.add_argument("--renew-interval", type=float, default=10.0,
+                        help="renew period of every speaker (lease duration 3x, fence 2.4x)")
+    parser.add_argument("--window", type=float, default=30.0, help="quiet window, seconds")
     args = parser.parse_args()
-    results = [await measure(s, args.nodes, args.window) for s in args.services]
+    results = []
+    for services in args.services:
+        results += await measure(services, args.nodes, args.renew_interval, args.window)
     print(json.dumps(results, indent=2))
     print()
-    print(f"{'services':>9} {'nodes':>6} {'plan ms':>8} {'owned':>6} {'settled s':>10} "
-          f"{'writes/s':>9}")
+    print(f"{'services':>9} {'nodes':>6} {'plan CPU ms':>11} {'speaker plan ms':>15} "
+          f"{'owned':>6} {'start writes':>12} {'steady plans':>12} {'writes/s':>9}")
     for r in results:
-        print(f"{r['services']:>9} {r['nodes']:>6} {r['plan_ms']:>8} {r['owned_addresses']:>6} "
-              f"{r['settled_s']:>10} {r['speaker_writes_per_s']:>9}")
+        print(f"{r['services']:>9} {r['nodes']:>6} {r['bench_plan_cpu_ms']:>11} "
+              f"{r['speaker_plan_cpu_ms']:>15} {r['owned_addresses']:>6} "
+              f"{sum(r['start_writes'].values()):>12} {r['steady_plans']:>12} "
+              f"{r['speaker_writes_per_s']:>9}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ move (each to its runner-up); every other address keeps its owner, so a failover
 healthy nodes re-announce.
 
 The weight uses BLAKE2b, not Python's ``hash()``: the latter is salted per process, and every
-speaker must agree. ``owned_by`` must always agree with ``owner``; the tests check both.
+speaker must agree. ``Electorate.wins`` and ``owned_by`` must always agree with ``owner``; the
+tests check both.
 """
 
 from __future__ import annotations
@@ -57,26 +58,47 @@ def owner(address: str, nodes: Iterable[str]) -> str | None:
     return None if best is None else best[1]
 
 
+class Electorate:
+    """One node's view of a fixed set of eligible nodes, prepared once for many addresses.
+
+    ``wins(address)`` says whether ``node`` is the owner without ranking every node: it stops at
+    the first other node that outweighs it: on average H(n - 1) ~ ln n + 0.58 weights (5.2 for
+    100 nodes) instead of n; the whole set is scanned only for the ~1/n of addresses the node
+    does own. The answer is exactly ``owner(address, nodes) == node``
+    (same weights, same tie rule: the greater name wins).
+    """
+
+    __slots__ = ("_digest", "_others", "eligible", "node")
+
+    def __init__(self, node: str, nodes: Iterable[str]) -> None:
+        candidates = frozenset(nodes)
+        self.node = node
+        self.eligible = node in candidates
+        self._digest = _digest(node)
+        self._others = tuple((_digest(other), other) for other in candidates if other != node)
+
+    def wins(self, address: str) -> bool:
+        if not self.eligible:
+            return False
+        address_digest = _digest(address)
+        mine = _mix(address_digest ^ self._digest)
+        node = self.node
+        for other_digest, other in self._others:
+            # _mix inlined: this loop is the plan's hot path (10,000 addresses x ~5 nodes)
+            value = address_digest ^ other_digest
+            value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+            value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK
+            theirs = value ^ (value >> 31)
+            if theirs > mine or (theirs == mine and other > node):
+                return False
+        return True
+
+
 def owned_by(node: str, addresses: Iterable[str], nodes: Iterable[str]) -> set[str]:
     """The subset of ``addresses`` that ``node`` must announce, given the eligible ``nodes``.
 
-    A node that is not among ``nodes`` (not live, or not eligible) owns nothing. Each address
-    stops at the first node that outweighs ``node``, so an address owned elsewhere costs about
-    two comparisons instead of one per node.
-    """
-    candidates = frozenset(nodes)
-    if node not in candidates:
+    A node that is not among ``nodes`` (not live, or not eligible) owns nothing."""
+    electorate = Electorate(node, nodes)
+    if not electorate.eligible:
         return set()
-    node_digest = _digest(node)
-    others = [(_digest(other), other) for other in candidates if other != node]
-    owned: set[str] = set()
-    for address in addresses:
-        address_digest = _digest(address)
-        mine = _mix(address_digest ^ node_digest)
-        for other_digest, other in others:
-            theirs = _mix(address_digest ^ other_digest)
-            if theirs > mine or (theirs == mine and other > node):
-                break
-        else:
-            owned.add(address)
-    return owned
+    return {address for address in addresses if electorate.wins(address)}

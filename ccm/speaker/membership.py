@@ -15,8 +15,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
-from ccm.contract import names
+from ccm.contract import names, views
 from ccm.kube.client import JSON, ApiError, KubeClient
 from ccm.kube.informer import Informer
 from ccm.kube.leader import micro_time
@@ -188,11 +189,13 @@ class Membership:
         if not name.startswith(PREFIX):
             return
         node = name[len(PREFIX):]
-        spec = (new or {}).get("spec") or {}
+        spec = cast(views.Lease, new or {}).get("spec") or {}
         if new is None or not spec.get("holderIdentity"):
             self._seen.pop(node, None)
         else:
-            renew = str(spec.get("renewTime", ""))
+            # a renewal moves renewTime: the node stays live, which changes no plan (_check
+            # re-plans only when the set of live nodes changes)
+            renew = spec.get("renewTime", "")
             previous = self._seen.get(node)
             if previous is None or previous[0] != renew:
                 self._seen[node] = (renew, time.monotonic())

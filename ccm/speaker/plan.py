@@ -6,27 +6,64 @@ node). For L2 exactly one node answers for an address: the rendezvous-hash owner
 eligible nodes whose speaker is live. For BGP every eligible live node announces. With
 externalTrafficPolicy: Local only nodes with a ready endpoint of the Service are eligible, so
 traffic never lands on a node that would drop it.
+
+The objects are read through the API contract (``ccm.contract``): which Services are ours and
+what they show, and the advertisement and peer specs validated by the same models as the CRDs
+and ``vipam check``. An object the models refuse is left out of the plan and listed in
+``Plan.invalid``; everything else is still served.
+
+Cost: a plan touches every announced address once, but never ranks every node for it. The
+eligible node set depends only on which advertisements select the address's pool (and, under
+the Local policy, on the Service's ready endpoints), so it is built once per set of selecting
+advertisements; whether *this* node wins an address is an early-exit comparison
+(``election.Electorate``), and the full owner of an address is computed only when asked
+(``L2Duty.owner``: for the addresses this node holds or annotates). 10,000 addresses over 100
+nodes cost tens of milliseconds, not the S x N weights a full ranking would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import Any, Generic, TypeVar, cast
 
-from ccm.contract import names
-from ccm.speaker.election import owner
-from pools.model import LabelSelector
+from ccm.contract import views
+from ccm.contract.models import (
+    BGPAdvertisementSpec,
+    BGPPeerSpec,
+    L2AdvertisementSpec,
+    ObjectError,
+    parse_spec,
+)
+from ccm.speaker.election import Electorate, owner
 
 JSON = dict[str, Any]
+Spec = TypeVar("Spec", L2AdvertisementSpec, BGPAdvertisementSpec)
 
 
 @dataclass(frozen=True)
 class L2Duty:
+    """One L2 address: who may answer for it and whether this node does.
+
+    ``owner`` and ``interfaces`` are derived on first use: a speaker needs them only for the
+    addresses it holds or annotates, not for the other nodes' share."""
+
     ip: str
     services: tuple[str, ...]  # namespace/name of every Service showing the address (sharing)
-    owner: str | None
-    interfaces: tuple[str, ...]  # empty: the interface that routes to the address
+    candidates: frozenset[str]  # the live eligible nodes: the election's field
+    mine: bool  # this node is the owner (exactly ``owner == node``)
+    node_interfaces: Mapping[str, frozenset[str]] = field(repr=False)  # shared, per candidate
+
+    @cached_property
+    def owner(self) -> str | None:
+        return owner(self.ip, self.candidates)
+
+    @property
+    def interfaces(self) -> tuple[str, ...]:
+        """The owner's interfaces from its advertisements; empty: the one routing the VIP."""
+        chosen = self.owner
+        return tuple(sorted(self.node_interfaces.get(chosen, ()))) if chosen else ()
 
 
 @dataclass(frozen=True)
@@ -36,6 +73,25 @@ class BGPDuty:
     communities: tuple[str, ...]
     local_pref: int | None
     peers: tuple[str, ...]  # BGPPeer names; empty: every peer of this node
+
+
+@dataclass(frozen=True)
+class PeerChoice:
+    """A BGPPeer that selects this node, its spec validated by the contract model."""
+
+    name: str
+    spec: BGPPeerSpec
+    obj: JSON  # the object itself, for Events
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """An object the contract models refuse: left out of the plan, reported by the process."""
+
+    kind: str
+    name: str
+    message: str
+    obj: JSON
 
 
 @dataclass(frozen=True)
@@ -54,55 +110,44 @@ class ClusterView:
 
 @dataclass
 class Plan:
-    l2: dict[str, L2Duty] = field(default_factory=dict)  # every L2 address -> its owner
+    l2: dict[str, L2Duty] = field(default_factory=dict)  # every L2 address -> its duty
     bgp: dict[str, BGPDuty] = field(default_factory=dict)  # what *this* node announces
-    peers: list[JSON] = field(default_factory=list)  # BGPPeer objects that select this node
-
-
-def _labels(obj: JSON | None) -> Mapping[str, str]:
-    return ((obj or {}).get("metadata") or {}).get("labels") or {}
-
-
-def _selectors(raw: Iterable[JSON]) -> list[LabelSelector]:
-    return [LabelSelector.model_validate(s) for s in raw]
-
-
-def _selects(selectors: list[LabelSelector], labels: Mapping[str, str]) -> bool:
-    """Any selector matches; no selector at all means everything."""
-    return not selectors or any(s.matches(labels) for s in selectors)
+    peers: list[PeerChoice] = field(default_factory=list)  # BGPPeers that select this node
+    invalid: list[Invalid] = field(default_factory=list)  # refused objects, left out
 
 
 @dataclass
-class _Advertisement:
+class _Advertisement(Generic[Spec]):
     """One advertisement, parsed once per plan (a plan covers every Service)."""
 
-    spec: JSON
-    pool_names: frozenset[str]
-    pool_selectors: list[LabelSelector]
+    name: str
+    spec: Spec
     nodes: frozenset[str]  # live nodes its node selectors admit
     _pool_answers: dict[str, bool] = field(default_factory=dict)
 
     def selects_pool(self, pool: str, pools: Mapping[str, JSON]) -> bool:
         answer = self._pool_answers.get(pool)
         if answer is None:
-            answer = (not self.pool_names and not self.pool_selectors) or pool in self.pool_names
-            if not answer and self.pool_selectors:
-                answer = _selects(self.pool_selectors, _labels(pools.get(pool)))
+            answer = self.spec.selects_pool(pool, views.labels_of(pools.get(pool)))
             self._pool_answers[pool] = answer
         return answer
 
 
-def _parse(advertisements: Mapping[str, JSON], live: frozenset[str],
-           node_labels: Mapping[str, Mapping[str, str]]) -> list[_Advertisement]:
+def _parse(kind: str, model: type[Spec], objects: Mapping[str, JSON], live: frozenset[str],
+           node_labels: Mapping[str, Mapping[str, str]], invalid: list[Invalid],
+           ) -> list[_Advertisement[Spec]]:
     parsed = []
-    for obj in advertisements.values():
-        spec = obj.get("spec") or {}
-        node_selectors = _selectors(spec.get("nodeSelectors") or [])
+    for key, obj in objects.items():
+        name = views.meta_of(obj).get("name") or key
+        try:
+            spec = parse_spec(kind, name, obj.get("spec") or {})
+        except ObjectError as exc:
+            invalid.append(Invalid(kind, name, str(exc), obj))
+            continue
+        assert isinstance(spec, model)
         parsed.append(_Advertisement(
-            spec=spec,
-            pool_names=frozenset(spec.get("ipPools") or ()),
-            pool_selectors=_selectors(spec.get("ipPoolSelectors") or []),
-            nodes=frozenset(n for n in live if _selects(node_selectors, node_labels.get(n, {}))),
+            name=name, spec=spec,
+            nodes=frozenset(n for n in live if spec.selects_node(node_labels.get(n, {}))),
         ))
     return parsed
 
@@ -110,91 +155,131 @@ def _parse(advertisements: Mapping[str, JSON], live: frozenset[str],
 def _ready_nodes_index(slices: Mapping[str, JSON]) -> dict[tuple[str, str], set[str]]:
     """(namespace, service name) -> nodes with a ready endpoint, from every EndpointSlice."""
     index: dict[tuple[str, str], set[str]] = {}
-    for endpoint_slice in slices.values():
-        namespace = str((endpoint_slice.get("metadata") or {}).get("namespace", ""))
-        service = _labels(endpoint_slice).get("kubernetes.io/service-name")
+    for obj in slices.values():
+        endpoint_slice = cast(views.EndpointSlice, obj)
+        namespace = views.meta_of(obj).get("namespace", "")
+        service = views.labels_of(obj).get("kubernetes.io/service-name")
         if not service:
             continue
         nodes = index.setdefault((namespace, service), set())
         for endpoint in endpoint_slice.get("endpoints") or []:
             ready = (endpoint.get("conditions") or {}).get("ready")
-            if endpoint.get("nodeName") and ready is not False:
-                nodes.add(str(endpoint["nodeName"]))
+            node = endpoint.get("nodeName")
+            if node and ready is not False:
+                nodes.add(node)
     return index
 
 
-def _announced_addresses(view: ClusterView) -> Iterable[tuple[str, JSON, str, str]]:
+def _announced_addresses(view: ClusterView) -> Iterator[tuple[str, views.Service, str, str]]:
     """(service key, service, ip, pool) for every address the controller wrote."""
-    for key, svc in view.services.items():
-        spec = svc.get("spec") or {}
-        meta = svc.get("metadata") or {}
-        if spec.get("type") != "LoadBalancer" or meta.get("deletionTimestamp"):
+    for key, obj in view.services.items():
+        svc = views.service(obj)
+        if not views.is_ours(svc, view.serve_unclassed):
             continue
-        lb_class = spec.get("loadBalancerClass")
-        if lb_class != names.LOAD_BALANCER_CLASS and not (
-            lb_class is None and view.serve_unclassed
-        ):
-            continue
-        pools = [
-            p for p in ((meta.get("annotations") or {}).get(names.ANN_ALLOCATED_FROM) or "")
-            .split(",") if p
-        ]
+        pools = views.allocated_from(svc)
         if not pools:
             continue
-        ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-        for index, entry in enumerate(ingress):
-            ip = entry.get("ip")
-            if ip:
-                # dual-stack from two pools: annotation order follows the address order
-                yield key, svc, str(ip), pools[min(index, len(pools) - 1)]
+        for index, ip in enumerate(views.ingress_ips(svc)):
+            # dual-stack from two pools: annotation order follows the address order
+            yield key, svc, ip, pools[min(index, len(pools) - 1)]
+
+
+@dataclass
+class _Field:
+    """The L2 candidates an address gets from one set of selecting advertisements."""
+
+    nodes: frozenset[str]
+    interfaces: dict[str, frozenset[str]]
+    electorate: Electorate
+
+
+class _L2Fields:
+    """Candidate sets, built once per distinct set of selecting advertisements (and, under the
+    Local policy, per distinct set of ready nodes): a plan of 10,000 Services over a handful of
+    advertisements builds a handful of them, never one per address."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self._fields: dict[tuple[int, ...] | tuple[tuple[int, ...], frozenset[str]], _Field] = {}
+
+    def get(self, selecting: list[_Advertisement[L2AdvertisementSpec]],
+            ready: frozenset[str] | None) -> _Field:
+        ids = tuple(id(a) for a in selecting)
+        key = ids if ready is None else (ids, ready)
+        found = self._fields.get(key)
+        if found is None:
+            interfaces: dict[str, set[str]] = {}
+            for advertisement in selecting:
+                nodes = advertisement.nodes if ready is None else advertisement.nodes & ready
+                for candidate in nodes:
+                    interfaces.setdefault(candidate, set()).update(advertisement.spec.interfaces)
+            members = frozenset(interfaces)
+            found = self._fields[key] = _Field(
+                members, {n: frozenset(i) for n, i in interfaces.items()},
+                Electorate(self.node, members))
+        return found
 
 
 def make_plan(view: ClusterView, node: str, live: frozenset[str]) -> Plan:
     plan = Plan()
-    node_labels = {name: _labels(obj) for name, obj in view.nodes.items()}
-    l2_ads = _parse(view.l2_advertisements, live, node_labels)
-    bgp_ads = _parse(view.bgp_advertisements, live, node_labels)
+    node_labels = {name: views.labels_of(obj) for name, obj in view.nodes.items()}
+    l2_ads = _parse("L2Advertisement", L2AdvertisementSpec, view.l2_advertisements, live,
+                    node_labels, plan.invalid)
+    bgp_ads = _parse("BGPAdvertisement", BGPAdvertisementSpec, view.bgp_advertisements, live,
+                     node_labels, plan.invalid)
+    fields = _L2Fields(node)
     ready_index: dict[tuple[str, str], set[str]] | None = None
+    selecting_by_pool: dict[str, list[_Advertisement[L2AdvertisementSpec]]] = {}
 
-    def eligible(advertisement: _Advertisement, svc: JSON) -> frozenset[str]:
+    def ready_nodes(svc: views.Service) -> frozenset[str] | None:
+        """None: every node is eligible; else the nodes with a ready endpoint (Local)."""
         nonlocal ready_index
         if (svc.get("spec") or {}).get("externalTrafficPolicy") != "Local":
-            return advertisement.nodes
+            return None
         if ready_index is None:
             ready_index = _ready_nodes_index(view.endpoint_slices)
         meta = svc.get("metadata") or {}
-        ready = ready_index.get((str(meta.get("namespace")), str(meta.get("name"))), set())
-        return advertisement.nodes & ready
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        return frozenset(ready_index.get(key, ()))
 
     for key, svc, ip, pool in _announced_addresses(view):
+        ready = ready_nodes(svc)
         # L2: one owner over the union of nodes of every advertisement that selects the pool
-        selecting = [a for a in l2_ads if a.selects_pool(pool, view.pools)]
+        selecting = selecting_by_pool.get(pool)
+        if selecting is None:
+            selecting = selecting_by_pool[pool] = [
+                a for a in l2_ads if a.selects_pool(pool, view.pools)]
         if selecting:
-            candidates: dict[str, set[str]] = {}  # node -> interfaces it would use
-            for advertisement in selecting:
-                for candidate in eligible(advertisement, svc):
-                    candidates.setdefault(candidate, set()).update(
-                        advertisement.spec.get("interfaces") or ()
-                    )
-            chosen = owner(ip, candidates)
-            interfaces = tuple(sorted(candidates.get(chosen, set()))) if chosen else ()
             previous = plan.l2.get(ip)
             services = (*previous.services, key) if previous else (key,)
-            plan.l2[ip] = L2Duty(ip, services, chosen, interfaces)
+            # a shared address follows its last Service's field, as it always has
+            found = fields.get(selecting, ready)
+            plan.l2[ip] = L2Duty(ip, services, found.nodes, found.electorate.wins(ip),
+                                 found.interfaces)
         for advertisement in bgp_ads:
-            if not advertisement.selects_pool(pool, view.pools):
+            if node not in advertisement.nodes or (ready is not None and node not in ready):
                 continue
-            if node not in eligible(advertisement, svc):
+            if not advertisement.selects_pool(pool, view.pools):
                 continue
             spec = advertisement.spec
             known = plan.bgp.get(ip)
             plan.bgp[ip] = BGPDuty(
                 ip, (*known.services, key) if known else (key,),
-                tuple(spec.get("communities") or ()), spec.get("localPref"),
-                tuple(spec.get("peers") or ()),
+                tuple(spec.communities), spec.local_pref, tuple(spec.peers),
             )
-    for peer in view.peers.values():
-        selectors = _selectors((peer.get("spec") or {}).get("nodeSelectors") or [])
-        if _selects(selectors, node_labels.get(node, {})):
-            plan.peers.append(peer)
+    plan.peers = list(_peers(view.peers.items(), node_labels.get(node, {}), plan.invalid))
     return plan
+
+
+def _peers(objects: Iterable[tuple[str, JSON]], labels: Mapping[str, str],
+           invalid: list[Invalid]) -> Iterator[PeerChoice]:
+    for key, obj in objects:
+        name = views.meta_of(obj).get("name") or key
+        try:
+            spec = parse_spec("BGPPeer", name, obj.get("spec") or {})
+        except ObjectError as exc:
+            invalid.append(Invalid("BGPPeer", name, str(exc), obj))
+            continue
+        assert isinstance(spec, BGPPeerSpec)
+        if spec.selects_node(labels):
+            yield PeerChoice(name, spec, obj)

@@ -1,10 +1,11 @@
 """The speaker process on one node: watch, plan, announce, report.
 
-One level-triggered loop: any change (a Service, a pool, an advertisement, a node, an endpoint,
-a speaker Lease, our own liveness) marks the state dirty; `reconcile` recomputes the whole plan
-with `plan.make_plan` and applies the difference to the announcers. The only periodic API writes
-are this node's Lease renewals; Services are written (the `vipam.io/announcing-node`
-annotation, a NodeAssigned Event) only when their owner changes.
+One level-triggered loop: any change the plan reads (a Service, a pool, an advertisement, a
+node's labels, an endpoint, the set of live speakers, our own liveness) marks the state dirty;
+`reconcile` recomputes the whole plan with `plan.make_plan` and applies the difference to the
+announcers (other speakers' routine Lease renewals change nothing and re-plan nothing). The
+only periodic API writes are this node's Lease renewals; Services are written (the
+`vipam.io/announcing-node` annotation, a NodeAssigned Event) only when their owner changes.
 
 L2 handovers between live speakers are make-before-break: when the plan gives one of our
 addresses to another live node (it rejoined and wins the address back, an endpoint moved, or
@@ -24,13 +25,14 @@ import base64
 import contextlib
 import logging
 import os
-import re
 import time
+from collections.abc import Coroutine
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Summary
 
-from ccm.contract import names
+from ccm.contract import names, views
+from ccm.contract.models import SecretKeyRef
 from ccm.health import probes
 from ccm.health.numbers import rfc3339
 from ccm.kube.client import JSON, ApiError, KubeClient
@@ -46,13 +48,14 @@ from ccm.kube.resources import (
     SECRETS,
     SERVICES,
 )
+from ccm.kube.transform import drop_managed_fields, namespace_for_cache
 from ccm.speaker import fencing
 from ccm.speaker.bgp.config import Peer
 from ccm.speaker.bgp.speaker import BGPSpeaker
 from ccm.speaker.election import weight
 from ccm.speaker.l2.announcer import Announcer, L2Announcer, LoggingAnnouncer
 from ccm.speaker.membership import Membership, MembershipTiming
-from ccm.speaker.plan import ClusterView, L2Duty, Plan, make_plan
+from ccm.speaker.plan import ClusterView, Invalid, L2Duty, PeerChoice, Plan, make_plan
 from ccm.speaker.settings import SpeakerSettings
 
 log = logging.getLogger(__name__)
@@ -68,15 +71,6 @@ def default_interface(ip: str) -> str:
         return str(ipr.get_links(index)[0].get_attr("IFLA_IFNAME"))
 
 
-def _hold_seconds(value: object) -> int:
-    if value is None:
-        return 90
-    match = re.fullmatch(r"(\d+)s?", str(value))
-    if not match:
-        raise ValueError(f"holdTime {value!r} is not a number of seconds")
-    return int(match.group(1))
-
-
 class Speaker:
     def __init__(self, settings: SpeakerSettings, client: KubeClient | None = None) -> None:
         self.settings = settings
@@ -89,6 +83,10 @@ class Speaker:
         )
         self.reconciles = Counter(
             "vipam_speaker_reconciles", "Plan recomputations", registry=self.registry
+        )
+        self.plan_cpu = Summary(
+            "vipam_speaker_plan_cpu_seconds",
+            "CPU time of each plan (make_plan on the reconcile thread)", registry=self.registry,
         )
         self.announce_errors = Counter(
             "vipam_speaker_announce_errors", "Failed announcements", ["mode"],
@@ -103,6 +101,9 @@ class Speaker:
         self.bgp_peers_key: tuple[Any, ...] = ()
         self.plan = Plan()
         self.last_errors: list[dict[str, Any]] = []
+        # (kind, name) -> the reason reported: refused by the models / unusable here (Secret)
+        self._invalid: dict[tuple[str, str], str] = {}
+        self._unusable: dict[tuple[str, str], str] = {}
         self._heartbeat = time.monotonic()
         self.ready_event = asyncio.Event()
         self._stopped = False
@@ -120,6 +121,10 @@ class Speaker:
     def _mark(self, *_: object) -> None:
         self.dirty.set()
 
+    def _node_changed(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        if old is None or new is None or views.labels_of(old) != views.labels_of(new):
+            self.dirty.set()
+
     async def start(self) -> None:
         s = self.settings
         if self._client is None:
@@ -134,11 +139,16 @@ class Speaker:
             on_change=self._mark, on_renewed=lambda started: self._renewed.set(),
         )
         self.recorder = EventRecorder(self.client, "vipam-speaker", host=self.node)
+        # the caches keep only what the plan reads (a Node is read for its labels only), and
+        # a Node re-plans only when its labels change: kubelets update their Node's status
+        # all the time, and every plan covers every Service
         self.informers = {
-            res.plural: Informer(self.client, res, self._mark)
-            for res in (SERVICES, IPPOOLS, L2ADVERTISEMENTS, BGPADVERTISEMENTS, BGPPEERS, NODES,
+            res.plural: Informer(self.client, res, self._mark, transform=drop_managed_fields)
+            for res in (SERVICES, IPPOOLS, L2ADVERTISEMENTS, BGPADVERTISEMENTS, BGPPEERS,
                         ENDPOINTSLICES)
         }
+        self.informers[NODES.plural] = Informer(
+            self.client, NODES, self._node_changed, transform=namespace_for_cache)
         if isinstance(self.announcer, L2Announcer):
             with contextlib.suppress(Exception):
                 await self.announcer.reclaim()  # addresses a killed predecessor left behind
@@ -165,7 +175,7 @@ class Speaker:
                                address_lifetime=self.settings.address_lifetime or None)
         return LoggingAnnouncer(log)
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.get_running_loop().create_task(coro, name=name))
 
     async def stop(self, *, crash: bool = False) -> None:
@@ -282,15 +292,18 @@ class Speaker:
         self.reconciles.inc()
         ready = self.membership.is_live() and self.membership.settled()
         live = self.membership.live_nodes() if ready else frozenset()
+        started = time.thread_time()
         plan = make_plan(self.view(), self.node, live)
+        self.plan_cpu.observe(time.thread_time() - started)
         self.plan = plan
+        self._report_invalid(plan.invalid)
         await self._apply_l2(plan)
         await self._apply_bgp(plan)
         self.announced_gauge.labels(mode="l2").set(len(self.l2_owned))
         self.announced_gauge.labels(mode="bgp").set(len(plan.bgp))
 
     async def _apply_l2(self, plan: Plan) -> None:
-        mine = {ip: duty for ip, duty in plan.l2.items() if duty.owner == self.node}
+        mine = {ip: duty for ip, duty in plan.l2.items() if duty.mine}
         async with self._l2_lock:
             live = self.membership.is_live()
             for ip in list(self.l2_owned):
@@ -391,29 +404,26 @@ class Speaker:
         if task is not None:
             task.cancel()
 
-    async def _write_announcing_nodes(self, plan: Plan, mine: dict[str, Any]) -> None:
+    async def _write_announcing_nodes(self, plan: Plan, mine: dict[str, L2Duty]) -> None:
         """The owner of a Service's first address records every owner in the annotation."""
         by_service: dict[str, list[str]] = {}
         for ip, duty in plan.l2.items():
             for service in duty.services:
                 by_service.setdefault(service, []).append(ip)
-        writes = []
+        writes: list[Coroutine[None, None, None]] = []
         for key, ips in by_service.items():
             svc = self.informers["services"].cache.get(key)
             if svc is None:
                 continue
-            ingress = [e.get("ip") for e in
-                       ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []]
-            first = next((ip for ip in ingress if ip in ips), ips[0])
+            first = next((ip for ip in views.ingress_ips(views.service(svc)) if ip in ips), ips[0])
             if first not in mine:
                 continue
             value = ",".join(sorted({o for ip in ips if (o := plan.l2[ip].owner)}))
-            annotations = (svc.get("metadata") or {}).get("annotations") or {}
-            if annotations.get(names.ANN_ANNOUNCING_NODE) != value:
+            if views.annotations_of(svc).get(names.ANN_ANNOUNCING_NODE) != value:
                 writes.append(self._annotate(key, svc, value, [ip for ip in ips if ip in mine]))
         limit = asyncio.Semaphore(16)
 
-        async def bounded(write: Any) -> None:
+        async def bounded(write: Coroutine[None, None, None]) -> None:
             async with limit:
                 await write
 
@@ -430,7 +440,8 @@ class Speaker:
             self._note_error(key, f"annotate: {exc}")
             return
         await self.recorder.record(
-            svc, "Normal", "NodeAssigned", f"{', '.join(ips)} announced from node {self.node}"
+            svc, "Normal", names.REASON_NODE_ASSIGNED,
+            f"{', '.join(ips)} announced from node {self.node}",
         )
 
     async def _apply_bgp(self, plan: Plan) -> None:
@@ -454,10 +465,7 @@ class Speaker:
             await self.bgp.set_peers(peers)
             self.bgp_peers_key = key
         bgp = self.bgp
-        names_to_address: dict[str, str] = {
-            str((p.get("metadata") or {}).get("name")): str((p.get("spec") or {}).get("address"))
-            for p in plan.peers
-        }
+        names_to_address = {choice.name: choice.spec.address for choice in plan.peers}
         for prefix in list(bgp.announced()):
             ip = prefix.split("/", 1)[0]
             if ip not in plan.bgp:
@@ -483,35 +491,58 @@ class Speaker:
                     await self._event(service, "Warning", "AnnounceFailed",
                                       f"node {self.node} could not announce {ip} by BGP: {exc}")
 
-    async def _peers(self, objects: list[JSON]) -> list[Peer]:
+    async def _peers(self, choices: list[PeerChoice]) -> list[Peer]:
+        """The sessions to open: each BGPPeer's spec is already validated by the contract
+        model (``plan``), so any holdTime the CRD accepts ("90s", "3m", "1m30s") works here.
+        A peer whose password cannot be read is reported and left out; the others run."""
         peers = []
-        for obj in objects:
-            spec = obj.get("spec") or {}
+        for choice in choices:
+            spec = choice.spec
             try:
-                password = await self._password(spec.get("passwordSecretRef"))
+                password = await self._password(spec.password_secret_ref)
                 peers.append(Peer(
-                    address=str(spec["address"]), asn=int(spec["asn"]),
-                    local_asn=int(spec.get("localASN") or spec["asn"]),
-                    hold_time=_hold_seconds(spec.get("holdTime")), password=password,
-                    source_address=spec.get("sourceAddress"), port=int(spec.get("port") or 179),
+                    address=spec.address, asn=spec.asn, local_asn=spec.local_asn,
+                    hold_time=spec.hold_seconds, password=password,
+                    source_address=spec.source_address, port=spec.port,
                 ))
+                self._unusable.pop(("BGPPeer", choice.name), None)
             except (KeyError, ValueError, ApiError) as exc:
-                self._note_error(f"bgppeer/{obj['metadata']['name']}", str(exc))
+                self._refuse(self._unusable, "BGPPeer", choice.name, str(exc), choice.obj)
         return peers
 
-    async def _password(self, ref: JSON | None) -> str | None:
-        if not ref:
+    async def _password(self, ref: SecretKeyRef | None) -> str | None:
+        if ref is None:
             return None
-        namespace = ref.get("namespace") or self.settings.namespace
+        namespace = ref.namespace or self.settings.namespace
         if namespace != self.settings.namespace:
             # the speaker may read Secrets only in its own namespace (RBAC, by design)
             raise ValueError(
                 f"passwordSecretRef must be in namespace {self.settings.namespace}, "
                 f"not {namespace}"
             )
-        secret = await self.client.get(SECRETS, namespace, str(ref["name"]))
-        raw = (secret.get("data") or {}).get(ref.get("key") or "password")
+        secret = await self.client.get(SECRETS, namespace, ref.name)
+        raw = (secret.get("data") or {}).get(ref.key)
         return base64.b64decode(raw).decode() if raw else None
+
+    def _report_invalid(self, refused: list[Invalid]) -> None:
+        """Report each object the contract models refuse once per reason (a plan runs on every
+        change; an object fixed and broken again is reported again)."""
+        now = {(item.kind, item.name): item for item in refused}
+        for ident in [i for i in self._invalid if i not in now]:
+            del self._invalid[ident]
+        for item in now.values():
+            self._refuse(self._invalid, item.kind, item.name, item.message, item.obj)
+
+    def _refuse(self, reported: dict[tuple[str, str], str], kind: str, name: str, message: str,
+                obj: JSON) -> None:
+        """Log, note and record a Warning Event on the object itself, unless already said."""
+        if reported.get((kind, name)) == message:
+            return
+        reported[(kind, name)] = message
+        log.warning("%s %s ignored, the others are served: %s", kind, name, message)
+        self._note_error(f"{kind.lower()}/{name}", message)
+        self.recorder.emit(obj, "Warning", names.REASON_ANNOUNCE_FAILED,
+                           f"node {self.node} ignores {kind} {name}: {message}")
 
     async def _event(self, service: str, kind: str, reason: str, message: str) -> None:
         svc = self.informers["services"].cache.get(service)

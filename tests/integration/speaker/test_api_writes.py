@@ -115,6 +115,18 @@ async def test_speaker_writes_per_second_with_10_and_1000_services(
     processes = [controller, *speakers]
     try:
         async with aiohttp.ClientSession() as http:
+            # every speaker sees all three live before the first Service: otherwise the first
+            # to start owns everything for a moment and hands it over as the others join
+            # (processes start seconds apart on a loaded machine), which is writes, not steady
+            async def all_live() -> bool:
+                statuses = [await status_of(http, s) for s in speakers]
+                return all(st and st["live_nodes"] == sorted(NODES) for st in statuses)
+
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60
+            while not await all_live():
+                assert loop.time() < deadline, "the speakers never all saw each other live"
+                await asyncio.sleep(0.25)
             for i in range(10):
                 await create_service(kube, f"s{i}", families=["IPv6"])
             await wait_for(lambda: annotated(emu) == 10, 30, "10 Services announced")
