@@ -201,6 +201,7 @@ class Pool:
     _declared: dict[Family, tuple[Interval, ...]] = field(init=False, repr=False, compare=False)
     _usable: dict[Family, tuple[Interval, ...]] = field(init=False, repr=False, compare=False)
     _starts: dict[Family, tuple[int, ...]] = field(init=False, repr=False, compare=False)
+    _ends: dict[Family, tuple[int, ...]] = field(init=False, repr=False, compare=False)
     _capacity: dict[Family, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -250,6 +251,7 @@ class Pool:
         object.__setattr__(self, "_declared", declared)
         object.__setattr__(self, "_usable", usable)
         object.__setattr__(self, "_starts", {f: tuple(i[0] for i in v) for f, v in usable.items()})
+        object.__setattr__(self, "_ends", {f: tuple(i[1] for i in v) for f, v in usable.items()})
         object.__setattr__(self, "_capacity", capacity)
 
     def __hash__(self) -> int:
@@ -282,10 +284,11 @@ class Pool:
         starts = self._starts.get(family)
         if not starts:
             return False
+        # Called once per address a restore claims, so kept to a bisect and two comparisons.
         index = bisect_right(starts, value) - 1
-        if index < 0 or value > self._usable[family][index][1]:
+        if index < 0 or value > self._ends[family][index]:
             return False
-        return not (self._avoids_buggy(family) and is_buggy(value))
+        return not (is_buggy(value) and self._avoids_buggy(family))
 
     def contains(self, ip: str) -> bool:
         """Whether ip is one of the pool's usable addresses (after exclude and avoidBuggyIPs)."""
