@@ -796,7 +796,7 @@ class Allocator:
         holders, retiring, retired_by = ledger.holders, ledger.retiring, ledger.retired_by
         by_sharing_key = ledger.by_sharing_key
         restored, outside = report.restored, report.outside
-        annotated: dict[str, tuple[tuple[str], Pool | None]] = {}
+        annotated: dict[str, tuple[tuple[str, ...], Pool | None]] = {}
         for req, ips, annotation in items:
             key = req.key
             if len(ips) != 1 or key in entries or key in retiring:
