@@ -788,18 +788,19 @@ class Allocator:
         in well under a second is the target), so it is recorded here directly -- exactly what
         :meth:`_claim` would record, without its calls and intermediate objects. Anything else
         (two addresses, a key already known, an address already held or retiring, unparsable
-        text) goes through :meth:`_claim`. Only while the ledger defers free-list updates.
+        text) goes through :meth:`_claim`. A retiring hold of the key itself needs no check: on
+        this address it would be in ``retired_by``, on others :meth:`_claim` keeps it too.
+        Only while the ledger defers free-list updates.
         """
         assert self._ledger.deferred
         entries, pools, pool_tuples = self._entries, self._pools, self._pool_tuples
         ledger = self._ledger
-        holders, retiring, retired_by = ledger.holders, ledger.retiring, ledger.retired_by
-        by_sharing_key = ledger.by_sharing_key
+        holders, retired_by, by_key = ledger.holders, ledger.retired_by, ledger.by_sharing_key
         restored, outside = report.restored, report.outside
         annotated: dict[str, tuple[tuple[str, ...], Pool | None]] = {}
         for req, ips, annotation in items:
             key = req.key
-            if len(ips) != 1 or key in entries or key in retiring:
+            if len(ips) != 1 or key in entries:
                 self._restore_one(req, ips, annotation, report)
                 continue
             try:
@@ -822,7 +823,7 @@ class Allocator:
                     )
             if named is not None:
                 pool = named[1]
-                if pool is None or pool.contains_value(*unpack(packed)):
+                if pool is None or pool.contains_packed(packed):
                     names = named[0]
             if names is None:
                 names = self._claimed_pools(req, (packed,), annotation)
@@ -831,7 +832,7 @@ class Allocator:
             assignment = Assignment(key, (text,), names, sharing_key, req.ports)
             holders[packed] = (key,)
             if sharing_key is not None:
-                by_sharing_key.setdefault(sharing_key, set()).add(packed)
+                by_key.setdefault(sharing_key, set()).add(packed)
             entries[key] = _Entry(assignment, (packed,), (req.created, req.uid), None)
             restored.append(assignment)
             if not names[0]:
