@@ -22,6 +22,7 @@ import argparse
 import gc
 import json
 import os
+import statistics
 import sys
 import time
 import tracemalloc
@@ -157,42 +158,65 @@ def _namespaced_request(index: int, namespaces: int) -> ServiceRequest:
     )
 
 
-def bench_many_pools(batch: int, restore_count: int) -> dict[str, object]:
-    """Allocation cost with 1 vs 1,000 namespace-selecting pools; restore across 1,000 pools."""
-    per_pools: dict[str, dict[str, float]] = {}
-    for count in (1, 1000):
-        gc.collect()
-        allocator = Allocator(_namespaced_pools(count))
-        requests = [_namespaced_request(index, count) for index in range(batch)]
-        with Clock() as clock:
-            for request in requests:
-                allocator.allocate(request)
-        assert all(allocator.lookup(r.key) is not None for r in requests)
-        per_pools[str(count)] = {
-            "allocate_us": clock.wall / batch * 1e6, "allocate_cpu_us": clock.cpu / batch * 1e6,
+def bench_many_pools(batch: int, restore_count: int, rounds: int = 5) -> dict[str, object]:
+    """Allocation cost with 1 vs 1,000 namespace-selecting pools; restore across 1,000 pools.
+
+    A batch takes tens of milliseconds, so one load spike on a shared machine can double it:
+    the two pool counts are measured in alternating rounds (fresh allocators each time) and
+    the median round is reported; the restore, a second or less, is repeated three times into
+    fresh allocators and its median reported. Every round is in the JSON.
+    """
+    pool_sets = {count: _namespaced_pools(count) for count in (1, 1000)}
+    rounds_cpu: dict[int, list[float]] = {1: [], 1000: []}
+    rounds_wall: dict[int, list[float]] = {1: [], 1000: []}
+    for _ in range(rounds):
+        for count, pools in pool_sets.items():
+            gc.collect()
+            allocator = Allocator(pools)
+            requests = [_namespaced_request(index, count) for index in range(batch)]
+            with Clock() as clock:
+                for request in requests:
+                    allocator.allocate(request)
+            assert all(allocator.lookup(r.key) is not None for r in requests)
+            rounds_cpu[count].append(clock.cpu / batch * 1e6)
+            rounds_wall[count].append(clock.wall / batch * 1e6)
+    per_pools = {
+        str(count): {
+            "allocate_us": statistics.median(rounds_wall[count]),
+            "allocate_cpu_us": statistics.median(rounds_cpu[count]),
+            "allocate_cpu_us_rounds": rounds_cpu[count],
         }
-    pools = _namespaced_pools(1000)
+        for count in pool_sets
+    }
+    pools = pool_sets[1000]
     filled = Allocator(pools)
     for index in range(restore_count):
         filled.allocate(_namespaced_request(index, 1000))
     snapshot = filled.snapshot()
     del filled
-    gc.collect()
-    fresh = Allocator(pools)
-    with Clock() as restore:
-        report = fresh.restore(snapshot)
-    assert len(report.restored) == restore_count and not report.conflicts
+    restores: list[Clock] = []
+    for _ in range(3):
+        gc.collect()
+        fresh = Allocator(pools)
+        with Clock() as restore:
+            report = fresh.restore(snapshot)
+        assert len(report.restored) == restore_count and not report.conflicts
+        restores.append(restore)
+        del fresh, report
     ratio = per_pools["1000"]["allocate_cpu_us"] / per_pools["1"]["allocate_cpu_us"]
+    restore_cpu = statistics.median(clock.cpu for clock in restores)
     return {
         "batch": batch,
+        "rounds": rounds,
         "per_pool_count": per_pools,
         "allocate_cpu_ratio_1000_vs_1": ratio,
         "allocate_target_met": ratio <= 2.0,
         "restore_pools": 1000,
         "restore_count": restore_count,
-        "restore_s": restore.wall,
-        "restore_cpu_s": restore.cpu,
-        "restore_target_met": restore.cpu < 1.5,
+        "restore_s": statistics.median(clock.wall for clock in restores),
+        "restore_cpu_s": restore_cpu,
+        "restore_cpu_s_runs": [clock.cpu for clock in restores],
+        "restore_target_met": restore_cpu < 1.5,
     }
 
 
@@ -314,13 +338,15 @@ def _table(results: dict[str, object], sizes: list[int]) -> None:
 def _many_pools_table(results: dict[str, object]) -> None:
     many = results["many_pools"]
     assert isinstance(many, dict)
-    print("many pools (each selects one namespace): alloc wall/cpu us per operation")
+    print("many pools (each selects one namespace): alloc wall/cpu us per operation, "
+          f"median of {many['rounds']} alternating rounds")
     print(f"{'pools':>6}{'alloc':>16}")
     for count, figures in many["per_pool_count"].items():
         print(f"{count:>6}" + _pair(figures["allocate_us"], figures["allocate_cpu_us"], 16))
     print(f"cpu ratio 1000 vs 1: {many['allocate_cpu_ratio_1000_vs_1']:.2f} (target <= 2: "
           f"{'met' if many['allocate_target_met'] else 'MISSED'})")
-    print(f"restore {many['restore_count']} assignments over {many['restore_pools']} pools: "
+    print(f"restore {many['restore_count']} assignments over {many['restore_pools']} pools "
+          f"(median of 3): "
           f"{many['restore_s']:.2f}/{many['restore_cpu_s']:.2f} s (target < 1.5 s CPU: "
           f"{'met' if many['restore_target_met'] else 'MISSED'})")
     print(f"load average at the end (1/5/15 min): {results['load_average']}")
