@@ -26,7 +26,6 @@ from pools.addresses import (
     Family,
     Interval,
     format_interval,
-    is_buggy,
     merge,
     pack,
     parse_ip,
@@ -202,8 +201,6 @@ class Pool:
     spec: IPPoolSpec
     _declared: dict[Family, tuple[Interval, ...]] = field(init=False, repr=False, compare=False)
     _usable: dict[Family, tuple[Interval, ...]] = field(init=False, repr=False, compare=False)
-    _starts: dict[Family, tuple[int, ...]] = field(init=False, repr=False, compare=False)
-    _ends: dict[Family, tuple[int, ...]] = field(init=False, repr=False, compare=False)
     _packed_starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _packed_ends: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _capacity: dict[Family, int] = field(init=False, repr=False, compare=False)
@@ -254,9 +251,8 @@ class Pool:
             capacity[family] = sum(usable_count(first, last, avoid) for first, last in kept)
         object.__setattr__(self, "_declared", declared)
         object.__setattr__(self, "_usable", usable)
-        object.__setattr__(self, "_starts", {f: tuple(i[0] for i in v) for f, v in usable.items()})
-        object.__setattr__(self, "_ends", {f: tuple(i[1] for i in v) for f, v in usable.items()})
-        # Both families on one axis of packed values (IPv6 above every IPv4, see pack()).
+        # Both families on one axis of packed values (IPv6 above every IPv4, see pack()), so
+        # a containment test is one bisect whichever the family.
         spans = [
             (pack(family, first), pack(family, last))
             for family in FAMILIES
@@ -293,18 +289,11 @@ class Pool:
         return self._capacity.get(family, 0)
 
     def contains_value(self, family: Family, value: int) -> bool:
-        starts = self._starts.get(family)
-        if not starts:
-            return False
-        # Called once per address a restore claims, so kept to a bisect and two comparisons.
-        index = bisect_right(starts, value) - 1
-        if index < 0 or value > self._ends[family][index]:
-            return False
-        return not (is_buggy(value) and self._avoids_buggy(family))
+        return self.contains_packed(value if family == "IPv4" else value | V6_FLAG)
 
     def contains_packed(self, packed: int) -> bool:
-        """:meth:`contains_value` for a packed address: one bisect, no unpacking (a restore
-        checks every address its Service's annotation attributes to this pool)."""
+        """:meth:`contains_value` for a packed address (see :func:`pools.addresses.pack`): one
+        bisect and two comparisons, since a restore checks every address it attributes."""
         index = bisect_right(self._packed_starts, packed) - 1
         if index < 0 or packed > self._packed_ends[index]:
             return False

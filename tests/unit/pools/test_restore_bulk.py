@@ -87,24 +87,38 @@ def test_parse_packed_keeps_strictness() -> None:
     spans=st.lists(st.tuples(st.integers(0, 600), st.integers(0, 40)), min_size=1, max_size=4),
     v6=st.booleans(),
     avoid=st.booleans(),
+    excluded=st.integers(0, 700),
 )
-def test_contains_packed_is_contains_value(
-    spans: list[tuple[int, int]], v6: bool, avoid: bool
+def test_contains_packed_is_a_recount(
+    spans: list[tuple[int, int]], v6: bool, avoid: bool, excluded: int
 ) -> None:
+    """Against every address enumerated: inside an entry, not excluded, not masked."""
     base = int(ipaddress.IPv4Address("192.0.2.0"))
-    entries, taken = [], -1
+    entries, ranges, taken = [], [], -1
     for offset, length in sorted(spans):
         first = max(base + offset, taken + 1)
         last = first + length
         entries.append(f"{ipaddress.IPv4Address(first)}-{ipaddress.IPv4Address(last)}")
+        ranges.append(("IPv4", first, last))
         taken = last
     if v6:
         entries.append("2001:db8::/126")
-    pool = parse_pool("p", {"addresses": entries, "avoidBuggyIPs": avoid})
+        ranges.append(("IPv6", V6_LOW, V6_LOW + 3))
+    inside = any(first <= base + excluded <= last for _, first, last in ranges)
+    spec: dict[str, Any] = {"addresses": entries, "avoidBuggyIPs": avoid}
+    if inside:
+        spec["exclude"] = [str(ipaddress.IPv4Address(base + excluded))]
+    pool = parse_pool("p", spec)
     probes = [("IPv4", value) for value in range(base - 2, taken + 3)]
     probes += [("IPv6", V6_LOW + delta) for delta in range(-1, 6)] + [("IPv6", base + 5)]
     for family, value in probes:
-        assert pool.contains_packed(pack(family, value)) == pool.contains_value(family, value)
+        expected = (
+            any(fam == family and first <= value <= last for fam, first, last in ranges)
+            and not (inside and family == "IPv4" and value == base + excluded)
+            and not (avoid and family == "IPv4" and value % 256 in (0, 255))
+        )
+        assert pool.contains_packed(pack(family, value)) == expected, (family, value)
+        assert pool.contains_value(family, value) == expected
 
 
 # --- restore --------------------------------------------------------------------------------
