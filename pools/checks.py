@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pools.addresses import FAMILIES, AddressError, Family, format_ip, parse_ip
+from pools.addresses import (
+    FAMILIES,
+    AddressError,
+    Family,
+    format_ip,
+    parse_ip,
+    parse_packed,
+    unpack,
+)
 from pools.ledger import PoolState
 from pools.requests import Failed, ServiceRequest
 
@@ -61,6 +69,28 @@ def parse_ips(req: ServiceRequest, ips: Sequence[str]) -> list[tuple[Family, int
                 f"give at most one per family",
             )
         parsed.append((family, value))
+    return parsed
+
+
+def parse_shown(req: ServiceRequest, ips: Sequence[str]) -> list[tuple[int, str]] | Failed:
+    """What a Service shows, as (packed address, canonical text) pairs: the claim path keeps
+    both, so each address is parsed once and never formatted back. Same rules and messages
+    as :func:`parse_ips`."""
+    parsed: list[tuple[int, str]] = []
+    for ip in ips:
+        try:
+            packed, text = parse_packed(ip)
+        except AddressError:
+            return Failed("InvalidRequest", f"Service {req.key}: {ip!r} is not an IP address")
+        if parsed:
+            family = unpack(packed)[0]
+            if any(unpack(seen)[0] == family for seen, _ in parsed):
+                return Failed(
+                    "InvalidRequest",
+                    f"Service {req.key} lists two {family} addresses ({', '.join(ips)}); "
+                    f"give at most one per family",
+                )
+        parsed.append((packed, text))
     return parsed
 
 

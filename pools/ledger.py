@@ -12,9 +12,9 @@ small key in each dictionary.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
-from pools.addresses import FAMILIES, Family, Interval, merge, subtract, unpack
+from pools.addresses import FAMILIES, Family, Interval, subtract, unpack
 from pools.freelist import FreeList
 from pools.index import CandidateIndex, ContainmentIndex
 from pools.model import Pool
@@ -32,19 +32,35 @@ class PoolState:
             return
         for family in pool.families():
             intervals = list(pool.usable_intervals(family))
-            holes: list[Interval] = merge(
-                (value, value) for value in _within(used[family], intervals)
-            )
+            holes = _runs(_within(used[family], intervals))
             self.free[family] = FreeList(
                 subtract(intervals, holes), avoid_buggy=pool.avoids_buggy(family)
             )
 
 
-def _within(sorted_values: list[int], intervals: list[Interval]) -> Iterator[int]:
+def _within(sorted_values: list[int], intervals: list[Interval]) -> list[int]:
     if not intervals:
-        return
+        return []
     low, high = intervals[0][0], intervals[-1][1]
-    yield from sorted_values[bisect_left(sorted_values, low) : bisect_right(sorted_values, high)]
+    return sorted_values[bisect_left(sorted_values, low) : bisect_right(sorted_values, high)]
+
+
+def _runs(sorted_values: list[int]) -> list[Interval]:
+    """Sorted values as maximal runs of consecutive ones (what ``merge`` of single-address
+    intervals gives), without a tuple per address: rebuilding after a restore of 100k
+    Services makes one interval per run, and a pool filled from its lowest address is one."""
+    runs: list[Interval] = []
+    if not sorted_values:
+        return runs
+    first = last = sorted_values[0]
+    for value in sorted_values:
+        if value <= last + 1:
+            last = max(last, value)
+            continue
+        runs.append((first, last))
+        first = last = value
+    runs.append((first, last))
+    return runs
 
 
 class Ledger:

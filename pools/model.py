@@ -21,12 +21,13 @@ from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from pools.addresses import (
     FAMILIES,
+    V6_FLAG,
     AddressError,
     Family,
     Interval,
     format_interval,
-    is_buggy,
     merge,
+    pack,
     parse_ip,
     parse_token,
     subtract,
@@ -200,7 +201,8 @@ class Pool:
     spec: IPPoolSpec
     _declared: dict[Family, tuple[Interval, ...]] = field(init=False, repr=False, compare=False)
     _usable: dict[Family, tuple[Interval, ...]] = field(init=False, repr=False, compare=False)
-    _starts: dict[Family, tuple[int, ...]] = field(init=False, repr=False, compare=False)
+    _packed_starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _packed_ends: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _capacity: dict[Family, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -249,7 +251,15 @@ class Pool:
             capacity[family] = sum(usable_count(first, last, avoid) for first, last in kept)
         object.__setattr__(self, "_declared", declared)
         object.__setattr__(self, "_usable", usable)
-        object.__setattr__(self, "_starts", {f: tuple(i[0] for i in v) for f, v in usable.items()})
+        # Both families on one axis of packed values (IPv6 above every IPv4, see pack()), so
+        # a containment test is one bisect whichever the family.
+        spans = [
+            (pack(family, first), pack(family, last))
+            for family in FAMILIES
+            for first, last in usable.get(family, ())
+        ]
+        object.__setattr__(self, "_packed_starts", tuple(first for first, _ in spans))
+        object.__setattr__(self, "_packed_ends", tuple(last for _, last in spans))
         object.__setattr__(self, "_capacity", capacity)
 
     def __hash__(self) -> int:
@@ -279,13 +289,16 @@ class Pool:
         return self._capacity.get(family, 0)
 
     def contains_value(self, family: Family, value: int) -> bool:
-        starts = self._starts.get(family)
-        if not starts:
+        return self.contains_packed(value if family == "IPv4" else value | V6_FLAG)
+
+    def contains_packed(self, packed: int) -> bool:
+        """:meth:`contains_value` for a packed address (see :func:`pools.addresses.pack`): one
+        bisect and two comparisons, since a restore checks every address it attributes."""
+        index = bisect_right(self._packed_starts, packed) - 1
+        if index < 0 or packed > self._packed_ends[index]:
             return False
-        index = bisect_right(starts, value) - 1
-        if index < 0 or value > self._usable[family][index][1]:
-            return False
-        return not (self._avoids_buggy(family) and is_buggy(value))
+        # avoidBuggyIPs masks IPv4 only, and packed IPv4 values are the plain values
+        return not (packed & 255 in (0, 255) and packed < V6_FLAG and self.spec.avoid_buggy_ips)
 
     def contains(self, ip: str) -> bool:
         """Whether ip is one of the pool's usable addresses (after exclude and avoidBuggyIPs)."""

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import pools.allocator
 from pools.allocator import (
     Allocator,
     AskExternal,
@@ -62,3 +65,15 @@ def adopted(allocator: Allocator, req: ServiceRequest, ips: Any, pool: str) -> A
     if not isinstance(decision, Assigned):
         raise Refused(decision)
     return decision.assignment
+
+
+@contextmanager
+def bulk_threshold(value: int) -> Iterator[None]:
+    """Restore in bulk (deferred free lists, the common case inline) from ``value`` entries on,
+    so small test inputs take the path a restart with thousands of Services takes."""
+    saved = pools.allocator.BULK_RESTORE
+    pools.allocator.BULK_RESTORE = value
+    try:
+        yield
+    finally:
+        pools.allocator.BULK_RESTORE = saved

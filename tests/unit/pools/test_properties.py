@@ -24,7 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from pools.addresses import Family
 from pools.allocator import Allocator, Assignment, ServiceRequest
 from pools.model import Pool, parse_pool
-from tests.unit.pools.helpers import Refused, take
+from tests.unit.pools.helpers import Refused, bulk_threshold, take
 
 # Small universes: one plain IPv4 block, one IPv4 block crossing a /24 (for avoidBuggyIPs) and
 # one IPv6 block.
@@ -291,15 +291,17 @@ class AllocatorMachine(RuleBasedStateMachine):
         self.allocator.finish_retire(KEYS[index])
         assert self.allocator.retiring(KEYS[index]) == ()
 
-    @rule()
-    def restore_snapshot(self) -> None:
+    @rule(bulk=st.booleans())
+    def restore_snapshot(self, bulk: bool) -> None:
         snapshot = self.allocator.snapshot()
         fresh = Allocator(self.pools)
-        report = fresh.restore(snapshot)
+        with bulk_threshold(0 if bulk else 10**9):
+            report = fresh.restore(snapshot)
         assert report.conflicts == []
         assert {k: fresh.lookup(k) for k in KEYS} == {k: self.allocator.lookup(k) for k in KEYS}
         before = self.state()
-        again = self.allocator.restore(snapshot)
+        with bulk_threshold(0 if bulk else 10**9):
+            again = self.allocator.restore(snapshot)
         assert again.conflicts == []
         assert self.state() == before, "restoring the live state changed it"
 
@@ -312,17 +314,28 @@ class AllocatorMachine(RuleBasedStateMachine):
                 st.sets(st.sampled_from(PORTS), min_size=1),
             ),
             max_size=4,
-        )
+        ),
+        bulk=st.booleans(),
+        exploded=st.booleans(),
     )
-    def restore_claims(self, entries: list[tuple[int, tuple[Family, int], str | None, set[Any]]]):
+    def restore_claims(
+        self,
+        entries: list[tuple[int, tuple[Family, int], str | None, set[Any]]],
+        bulk: bool,
+        exploded: bool,
+    ) -> None:
         claims = []
         for index, address, sharing_key, ports in entries:
             req = self.request(
                 index,
                 {"families": (address[0],), "sharing_key": sharing_key, "ports": frozenset(ports)},
             )
-            claims.append((req, [text(*address)], None))
-        report = self.allocator.restore(claims)
+            shown = text(*address)
+            if exploded and address[0] == "IPv6":  # a spelling the allocator must canonicalize
+                shown = ipaddress.IPv6Address(address[1]).exploded.upper()
+            claims.append((req, [shown], None))
+        with bulk_threshold(0 if bulk else 10**9):
+            report = self.allocator.restore(claims)
         if report.conflicts:
             event("restore with conflicts")
         for conflict in report.conflicts:
