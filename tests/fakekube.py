@@ -103,6 +103,9 @@ class FakeKube:
         self._drops = 0  # bumped by drop_watches(); an open watch that sees it move ends
         self._drop_error: Exception | None = None
         self.latency: dict[str, float] = {}  # resource label -> seconds each request takes
+        # resource label -> seconds between a write's commit (its watch event) and its reply,
+        # as when a real server's watch delivers a change before the writer has read the answer
+        self.reply_delay: dict[str, float] = {}
         self.last_rv = 0
         self._last_request = ("", "")
         self._request_ok = False  # the last request passed the faults (its outcome not observed)
@@ -280,7 +283,11 @@ class FakeKube:
         if wanted not in (None, "") and wanted != stored["metadata"]["resourceVersion"]:
             raise ApiError(409, "Conflict", f"{name}: the object has been modified")
         merged["metadata"]["resourceVersion"] = stored["metadata"]["resourceVersion"]
-        return self._update(res, stored, merged, subresource)
+        result = self._update(res, stored, merged, subresource)
+        delay = self.reply_delay.get(label, 0.0)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return result
 
     @_observed
     async def delete(self, res: Resource, namespace: str | None, name: str) -> JSON:

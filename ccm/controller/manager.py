@@ -221,8 +221,8 @@ class Controller:
         if hasattr(self, "sync"):
             if new is None:
                 self.sync.forget(key)
-            elif self.sync.observed(key, new):
-                return  # our own write coming back: decided on already
+            elif self.sync.observed(key, new) or self.sync.deferred(key, new):
+                return  # our own write coming back, or decided when the running sync ends
         if self.elector.is_leader() and self.restored.is_set():
             self.queue.add(key)
 

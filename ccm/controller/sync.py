@@ -83,10 +83,42 @@ class ServiceSync:
         self.ctx = ctx
         # our last write per key (trimmed as the cache is), until the cache has caught up
         self._written: dict[str, JSON] = {}
+        # keys being synced -> the newest resourceVersion the watch brought meanwhile ("" if
+        # none): decided when that sync ends (see `deferred`)
+        self._busy: dict[str, str] = {}
 
     # -- entry point -----------------------------------------------------------------------
 
     async def sync(self, key: str) -> None:
+        self._busy[key] = ""
+        completed = False
+        try:
+            await self._sync(key)
+            completed = True
+        finally:
+            seen = self._busy.pop(key, "")
+            # a change that arrived while this sync ran and is newer than what it left behind
+            # (our own writes coming back are not): sync again
+            if completed and seen and not self._covers(key, seen):
+                self.ctx.requeue(key)
+
+    def deferred(self, key: str, obj: JSON) -> bool:
+        """The watch brought a new version of a Service that is being synced right now: note it
+        and let the end of that sync decide (True). The watch often delivers our own write
+        before the write's reply has reached the sync, so it cannot be recognized yet."""
+        if key not in self._busy:
+            return False
+        rv = _rv(obj)
+        if not self._busy[key] or _rv_newer(rv, self._busy[key]):
+            self._busy[key] = rv
+        return True
+
+    def _covers(self, key: str, rv: str) -> bool:
+        """Whether our last write is at least as new as version `rv` of the Service."""
+        mine = self._written.get(key)
+        return mine is not None and not _rv_newer(rv, _rv(mine))
+
+    async def _sync(self, key: str) -> None:
         obj = self._current(key)
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
@@ -398,8 +430,10 @@ def _rv(obj: JSON) -> str:
 
 def _newer(a: JSON, b: JSON) -> bool:
     """Whether `a` is a later version of the object than `b` (resourceVersions are numbers here)."""
-    ra = str((a.get("metadata") or {}).get("resourceVersion", ""))
-    rb = str((b.get("metadata") or {}).get("resourceVersion", ""))
+    return _rv_newer(_rv(a), _rv(b))
+
+
+def _rv_newer(ra: str, rb: str) -> bool:
     if ra.isdigit() and rb.isdigit():
         return int(ra) > int(rb)
     return False

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from ccm.kube.resources import SERVICES
 from tests.fakekube import FakeKube
 from tests.unit.controller.fakecluster import leading, namespace, pool, service, settled, shown
@@ -52,10 +54,14 @@ async def test_a_restart_of_a_converged_cluster_writes_nothing() -> None:
     assert writes == Counter()
 
 
-async def test_our_own_writes_coming_back_cause_no_sync() -> None:
+@pytest.mark.parametrize("reply_delay", [0.0, 0.05])
+async def test_our_own_writes_coming_back_cause_no_sync(reply_delay: float) -> None:
     """The watch brings back both of our writes for each allocation; neither is synced again:
-    one sync per new Service (counted, each was a decode, a parse and two comparisons)."""
+    one sync per new Service (counted, each was a decode, a parse and two comparisons). Also
+    when the watch delivers a write before its reply reaches the sync, as a real server's
+    often does (`reply_delay`)."""
     kube = await _cluster()
+    kube.reply_delay = {"services": reply_delay, "services/status": reply_delay}
     async with leading(kube) as controller:
         syncs: Counter[str] = Counter()
         real_sync = controller.sync.sync
