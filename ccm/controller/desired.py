@@ -9,42 +9,39 @@ at every sync was the controller's largest CPU cost in a burst of allocations.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ccm.contract import names
+from ccm.contract.views import Condition, ObjectMeta, Service, ServiceSpec, ServiceStatus
 from ccm.kube.leader import micro_time
-
-JSON = dict[str, Any]
 
 
 def _now_seconds() -> str:
     return micro_time()[:19] + "Z"
 
 
-def _meta_copy(obj: JSON) -> tuple[JSON, JSON, dict[str, str]]:
+def _meta_copy(obj: Service) -> tuple[Service, ObjectMeta, dict[str, str]]:
     """A copy whose metadata, annotations, finalizers and spec are its own to change."""
-    new = dict(obj)
-    meta = dict(obj.get("metadata") or {})
+    new = obj.copy()
+    meta = (obj.get("metadata") or ObjectMeta()).copy()
     new["metadata"] = meta
-    annotations: dict[str, str] = dict(meta.get("annotations") or {})
+    annotations = dict(meta.get("annotations") or {})
     meta["annotations"] = annotations
     if "finalizers" in meta:
         meta["finalizers"] = list(meta["finalizers"] or [])
-    new["spec"] = dict(obj.get("spec") or {})
+    new["spec"] = (obj.get("spec") or ServiceSpec()).copy()
     return new, meta, annotations
 
 
-def _status_copy(obj: JSON) -> tuple[JSON, JSON]:
+def _status_copy(obj: Service) -> tuple[Service, ServiceStatus]:
     """A copy whose status and conditions (each one) are its own to change."""
-    new = dict(obj)
-    status = dict(obj.get("status") or {})
+    new = obj.copy()
+    status = (obj.get("status") or ServiceStatus()).copy()
     new["status"] = status
     if "conditions" in status:
-        status["conditions"] = [dict(c) for c in status["conditions"] or []]
+        status["conditions"] = [c.copy() for c in status["conditions"] or []]
     return new, status
 
 
-def _finalized_copy(obj: JSON) -> tuple[JSON, dict[str, str]]:
+def _finalized_copy(obj: Service) -> tuple[Service, dict[str, str]]:
     """A copy carrying our finalizer, and its annotations mapping."""
     new, meta, annotations = _meta_copy(obj)
     finalizers = meta.setdefault("finalizers", [])
@@ -53,8 +50,8 @@ def _finalized_copy(obj: JSON) -> tuple[JSON, dict[str, str]]:
     return new, annotations
 
 
-def with_allocation(obj: JSON, ips: tuple[str, ...], pools: str, set_lb_ip: bool,
-                    adopted: bool = False) -> JSON | None:
+def with_allocation(obj: Service, ips: tuple[str, ...], pools: str, set_lb_ip: bool,
+                    adopted: bool = False) -> Service | None:
     """Finalizer, `vipam.io/allocated-from` and (single-stack) spec.loadBalancerIP.
 
     `adopted`: the Service already showed these addresses before we wrote anything (a migration
@@ -79,14 +76,14 @@ def with_allocation(obj: JSON, ips: tuple[str, ...], pools: str, set_lb_ip: bool
     return None if new == obj else new
 
 
-def with_external_key(obj: JSON, key: str) -> JSON | None:
+def with_external_key(obj: Service, key: str) -> Service | None:
     """Finalizer and the external allocation key, before the backend is asked for anything."""
     new, annotations = _finalized_copy(obj)
     annotations[names.ANN_EXTERNAL_KEY] = key
     return None if new == obj else new
 
 
-def without_allocation(obj: JSON) -> JSON | None:
+def without_allocation(obj: Service) -> Service | None:
     """Everything `with_allocation` wrote, removed; the finalizer goes in the same write, last."""
     new, meta, annotations = _meta_copy(obj)
     if annotations.pop(names.ANN_SET_LB_IP, None) == "true":
@@ -102,31 +99,32 @@ def without_allocation(obj: JSON) -> JSON | None:
     return None if new == obj else new
 
 
-def _generation(obj: JSON) -> int | None:
+def _generation(obj: Service) -> int | None:
     """metadata.generation, or None: a real API server keeps none for Services."""
     value = (obj.get("metadata") or {}).get("generation")
     return int(value) if value else None
 
 
 def _set_condition(
-    status: JSON, generation: int | None, state: str, reason: str, message: str
+    status: ServiceStatus, generation: int | None, state: str, reason: str, message: str
 ) -> None:
     """Our condition in place. observedGeneration only when the object has a generation:
     writing 0 for "none" never compares equal to what the server stores (it drops a zero
     observedGeneration), so every sync would write status again."""
-    conditions: list[JSON] = status.setdefault("conditions", [])
-    fields: JSON = {"status": state, "reason": reason, "message": message}
+    conditions = status.setdefault("conditions", [])
     for condition in conditions:
         if condition.get("type") == names.CONDITION_ALLOCATED:
             if condition.get("status") != state:
                 condition["lastTransitionTime"] = _now_seconds()
-            condition.update(fields)
+            condition["status"], condition["reason"] = state, reason
+            condition["message"] = message
             if generation is None:
                 condition.pop("observedGeneration", None)
             else:
                 condition["observedGeneration"] = generation
             return
-    condition = {"type": names.CONDITION_ALLOCATED, **fields}
+    condition = Condition(type=names.CONDITION_ALLOCATED, status=state, reason=reason,
+                          message=message)
     if generation is not None:
         condition["observedGeneration"] = generation
     condition["lastTransitionTime"] = _now_seconds()
@@ -134,9 +132,9 @@ def _set_condition(
 
 
 def with_status(
-    obj: JSON, ips: tuple[str, ...], message: str, *, state: str = "True",
+    obj: Service, ips: tuple[str, ...], message: str, *, state: str = "True",
     reason: str = names.REASON_ALLOCATED,
-) -> JSON | None:
+) -> Service | None:
     """status.loadBalancer.ingress for `ips` and the `vipam.io/IPAllocated` condition (True,
     unless the addresses are kept for another reason, e.g. outside every pool)."""
     new, status = _status_copy(obj)
@@ -145,14 +143,14 @@ def with_status(
     return None if new == obj else new
 
 
-def with_failure(obj: JSON, reason: str, message: str) -> JSON | None:
+def with_failure(obj: Service, reason: str, message: str) -> Service | None:
     """A False condition; the ingress stays as it is (a failed change keeps the old address)."""
     new, status = _status_copy(obj)
     _set_condition(status, _generation(new), "False", reason, message)
     return None if new == obj else new
 
 
-def without_status(obj: JSON) -> JSON | None:
+def without_status(obj: Service) -> Service | None:
     """No ingress and no condition of ours."""
     if "status" not in obj:
         return None

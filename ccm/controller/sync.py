@@ -15,9 +15,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ccm.contract import names, views
+from ccm.contract.views import Service
 from ccm.controller import desired
 from ccm.controller.advice import event_message, with_advice
 from ccm.controller.external import ExternalRetry
@@ -82,7 +83,7 @@ class ServiceSync:
     def __init__(self, ctx: SyncContext) -> None:
         self.ctx = ctx
         # our last write per key (trimmed as the cache is), until the cache has caught up
-        self._written: dict[str, JSON] = {}
+        self._written: dict[str, Service] = {}
         # keys being synced -> the newest resourceVersion the watch brought meanwhile ("" if
         # none): decided when that sync ends (see `deferred`)
         self._busy: dict[str, str] = {}
@@ -102,7 +103,7 @@ class ServiceSync:
             if completed and seen and not self._covers(key, seen):
                 self.ctx.requeue(key)
 
-    def deferred(self, key: str, obj: JSON) -> bool:
+    def deferred(self, key: str, obj: Mapping[str, Any]) -> bool:
         """The watch brought a new version of a Service that is being synced right now: note it
         and let the end of that sync decide (True). The watch often delivers our own write
         before the write's reply has reached the sync, so it cannot be recognized yet."""
@@ -131,8 +132,9 @@ class ServiceSync:
                 obj = await self._fetch(key)
         raise ApiError(409, "Conflict", f"{key}: still conflicting after retries")
 
-    def _current(self, key: str) -> JSON | None:
-        cached = self.ctx.services.get(key)
+    def _current(self, key: str) -> Service | None:
+        found = self.ctx.services.get(key)
+        cached = None if found is None else views.service(found)
         mine = self._written.get(key)
         if mine is None:
             return cached
@@ -141,16 +143,16 @@ class ServiceSync:
         del self._written[key]
         return cached
 
-    async def _fetch(self, key: str) -> JSON | None:
+    async def _fetch(self, key: str) -> Service | None:
         namespace, name = key.split("/", 1)
         try:
-            return await self.ctx.client.get(SERVICES, namespace, name)
+            return views.service(await self.ctx.client.get(SERVICES, namespace, name))
         except ApiError as exc:
             if exc.not_found:
                 return None
             raise
 
-    async def _sync_object(self, key: str, obj: JSON | None) -> None:
+    async def _sync_object(self, key: str, obj: Service | None) -> None:
         """Read, claim what the Service shows, decide, carry the decision out: one way."""
         allocator = self.ctx.allocator
         if obj is None:
@@ -188,7 +190,7 @@ class ServiceSync:
 
     # -- deciding --------------------------------------------------------------------------
 
-    async def _claim_shown(self, obj: JSON, view: ServiceView) -> bool:
+    async def _claim_shown(self, obj: Service, view: ServiceView) -> bool:
         """The Service shows addresses the allocator does not attribute to it: claim them.
 
         This is how a restart (or a conflict that has since cleared) restores an assignment.
@@ -217,7 +219,9 @@ class ServiceSync:
         await self._write_status(obj, new)
         return False
 
-    async def _ask_external(self, obj: JSON, view: ServiceView, ask: AskExternal) -> JSON | None:
+    async def _ask_external(
+        self, obj: Service, view: ServiceView, ask: AskExternal
+    ) -> Service | None:
         """Record the key on the Service, ask the backend, adopt its answer; the updated object,
         or None when the Service was reported as failed."""
         external = self.ctx.external
@@ -247,7 +251,7 @@ class ServiceSync:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def _apply(self, obj: JSON, view: ServiceView, assignment: Assignment) -> None:
+    async def _apply(self, obj: Service, view: ServiceView, assignment: Assignment) -> None:
         pools = ",".join(dict.fromkeys(p for p in assignment.pools if p))
         adopted = bool(view.shown_ips) and set(view.shown_ips) == set(assignment.ips)
         main = desired.with_allocation(obj, assignment.ips, pools, self.ctx.set_load_balancer_ip,
@@ -281,7 +285,7 @@ class ServiceSync:
             )
 
     async def _keep_outside(
-        self, obj: JSON, view: ServiceView, ips: tuple[str, ...], outside: list[str]
+        self, obj: Service, view: ServiceView, ips: tuple[str, ...], outside: list[str]
     ) -> None:
         """Addresses the Service shows that no pool contains: kept (never moved), reported.
 
@@ -309,7 +313,7 @@ class ServiceSync:
         self.ctx.recorder.emit(obj, "Warning", names.REASON_CONFLICT, message)
         await self._write_status(obj, status)
 
-    async def _fail(self, obj: JSON, view: ServiceView, failure: Failed) -> None:
+    async def _fail(self, obj: Service, view: ServiceView, failure: Failed) -> None:
         self.ctx.waiting.add(view.key)
         message = with_advice(failure.reason, failure.message)
         new = desired.with_failure(obj, failure.reason, message)
@@ -324,7 +328,7 @@ class ServiceSync:
         )
         await self._write_status(obj, new)
 
-    async def _release(self, obj: JSON, view: ServiceView) -> None:
+    async def _release(self, obj: Service, view: ServiceView) -> None:
         """Clear what we wrote, free the address, remove the finalizer last."""
         self.ctx.waiting.discard(view.key)
         allocator = self.ctx.allocator
@@ -371,7 +375,7 @@ class ServiceSync:
         """The Service is gone from the cache: drop what we remember of our own writes."""
         self._forget(key)
 
-    def observed(self, key: str, obj: JSON) -> bool:
+    def observed(self, key: str, obj: Mapping[str, Any]) -> bool:
         """The cache has a new version of the Service: a write of ours it has caught up with
         is forgotten now, not at the next sync of that key (which may never come).
 
@@ -391,28 +395,31 @@ class ServiceSync:
         self._written.pop(key, None)
         self.ctx.waiting.discard(key)
 
-    async def _write(self, obj: JSON, new: JSON) -> JSON:
+    async def _write(self, obj: Service, new: Service) -> Service:
         """metadata and spec of `new`, as a patch of what differs from `obj`."""
         changed = {k: v for k, v in merge_diff(obj, new).items() if k in ("metadata", "spec")}
         return await self._patch(obj, changed, None)
 
-    async def _write_status(self, obj: JSON, new: JSON | None) -> JSON:
+    async def _write_status(self, obj: Service, new: Service | None) -> Service:
         if new is None:
             return obj
         changed = {k: v for k, v in merge_diff(obj, new).items() if k == "status"}
         return await self._patch(obj, changed, "status")
 
-    async def _patch(self, obj: JSON, changed: JSON, subresource: str | None) -> JSON:
+    async def _patch(
+        self, obj: Service, changed: dict[str, Any], subresource: str | None
+    ) -> Service:
         if not changed:
             return obj
         if not self.ctx.fence():
             raise NotLeader("not the leader")
-        meta = obj["metadata"]
-        result = service_for_cache(await self.ctx.client.patch(
-            SERVICES, meta["namespace"], meta["name"],
-            guarded(changed, str(meta.get("resourceVersion", ""))), subresource=subresource,
-        ))
-        self._written[f"{meta['namespace']}/{meta['name']}"] = result
+        meta = views.meta_of(obj)
+        namespace, name = meta.get("namespace", ""), meta.get("name", "")
+        result = views.service(service_for_cache(await self.ctx.client.patch(
+            SERVICES, namespace, name,
+            guarded(changed, meta.get("resourceVersion", "")), subresource=subresource,
+        )))
+        self._written[f"{namespace}/{name}"] = result
         return result
 
     def _observe(self, result: str) -> None:
@@ -420,15 +427,15 @@ class ServiceSync:
             self.ctx.observer.allocation(result)
 
 
-def obj_ns(obj: JSON) -> str:
+def obj_ns(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("namespace", ""))
 
 
-def _rv(obj: JSON) -> str:
+def _rv(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion", ""))
 
 
-def _newer(a: JSON, b: JSON) -> bool:
+def _newer(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """Whether `a` is a later version of the object than `b` (resourceVersions are numbers here)."""
     return _rv_newer(_rv(a), _rv(b))
 

@@ -22,9 +22,9 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ccm.kube.client import JSON, ApiError, KubeApi, TokenBucket
 from ccm.kube.leader import micro_time
@@ -86,7 +86,9 @@ class EventRecorder:
 
     # -- producer side: never suspends --------------------------------------------------------
 
-    def emit(self, obj: JSON, event_type: EventType, reason: str, message: str) -> None:
+    def emit(
+        self, obj: Mapping[str, Any], event_type: EventType, reason: str, message: str
+    ) -> None:
         """Queue an Event about `obj`; returns at once."""
         if not self.allowed():
             return
@@ -109,7 +111,9 @@ class EventRecorder:
         self._wake.set()
         self._ensure_task()
 
-    async def record(self, obj: JSON, event_type: EventType, reason: str, message: str) -> None:
+    async def record(
+        self, obj: Mapping[str, Any], event_type: EventType, reason: str, message: str
+    ) -> None:
         """`emit` for callers that await; it does not wait for the Event to be written."""
         self.emit(obj, event_type, reason, message)
 
@@ -221,7 +225,7 @@ class EventRecorder:
         }
 
 
-def _involved(obj: JSON) -> JSON:
+def _involved(obj: Mapping[str, Any]) -> JSON:
     meta = obj.get("metadata") or {}
     return {
         "apiVersion": obj.get("apiVersion", "v1"),
