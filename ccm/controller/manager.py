@@ -29,6 +29,7 @@ from ccm.health.metrics import ControllerMetrics
 from ccm.health.numbers import family_usage, rfc3339
 from ccm.kube.client import JSON, ApiError, KubeApi, KubeClient
 from ccm.kube.events import EventRecorder
+from ccm.kube.heap import release_free_memory
 from ccm.kube.informer import Informer
 from ccm.kube.leader import ElectionTiming, LeaderElector
 from ccm.kube.packed import PackedCache
@@ -366,9 +367,20 @@ class Controller:
         del self.last_errors[:-20]
 
     async def _heartbeat_loop(self) -> None:
+        busy_since_trim = False
+        idle_for = 0
         while True:
             self._heartbeat = time.monotonic()
             self.metrics.queue_depth.set(self.queue.depth)
+            # after a burst, once the queue has been idle for 10 s: give the freed heap back
+            # (RSS would otherwise stay at the burst's high-water mark; ccm/kube/heap.py)
+            if self.queue.depth or self.queue.busy:
+                busy_since_trim, idle_for = True, 0
+            else:
+                idle_for += 1
+                if busy_since_trim and idle_for >= 10:
+                    release_free_memory()
+                    busy_since_trim = False
             await asyncio.sleep(1.0)
 
     # -- health ----------------------------------------------------------------------------
