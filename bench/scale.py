@@ -249,6 +249,8 @@ async def burst(n: int, concurrency: int) -> dict[str, Any]:
             await asyncio.sleep(2.0)  # let late status/Event writes land before counting
             after = await asyncio.to_thread(c.server.request_counts)
             rss_loaded = controller.rss_kb()
+            await asyncio.sleep(15.0)  # idle: the controller gives freed heap back (heap.py)
+            rss_settled = controller.rss_kb()
         finally:
             controller.stop()
             watch_task.cancel()
@@ -267,6 +269,8 @@ async def burst(n: int, concurrency: int) -> dict[str, Any]:
             "writes": {"/".join(filter(None, k)): v for k, v in sorted(writes.items())},
             "rss_idle_kb": rss_idle, "rss_loaded_kb": rss_loaded,
             "rss_per_service_kb": round((rss_loaded - rss_idle) / n, 2),
+            "rss_settled_kb": rss_settled,
+            "rss_settled_per_service_kb": round((rss_settled - rss_idle) / n, 2),
         }
 
 
@@ -349,6 +353,7 @@ async def memory_and_restart(n: int, concurrency: int, restart: bool,
             ready = await controller.wait_ready()
             await asyncio.sleep(5.0)  # anything the new leader would write, it writes by now
             after = await asyncio.to_thread(c.server.request_counts)
+            await asyncio.sleep(12.0)  # idle: the controller gives freed heap back (heap.py)
             rss = controller.rss_kb()
         finally:
             controller.stop()
@@ -417,6 +422,9 @@ async def main() -> None:
         print(f"{b['services']:>9} {f['floor_s']:>7}s {b['all_allocated_s']:>8}s "
               f"{b.get('ratio_to_floor', '-'):>6} {b['p50_ms']:>8} {b['p99_ms']:>8} "
               f"{b['service_writes_per_service']:>10} {b['event_writes_per_service']:>12}")
+    for b in results["burst"]:
+        print(f"burst {b['services']}: controller RSS {b['rss_per_service_kb']} KB/Service just "
+              f"after, {b['rss_settled_per_service_kb']} KB/Service after 15 s idle")
     for label, rows in (("floor", results["floor"]), ("burst", results["burst"])):
         for row in rows:
             print(f"{label} {row['services']}: CPU seconds " + ", ".join(
