@@ -131,12 +131,10 @@ def test_rejoin_and_rolling_restart_leave_no_unanswered_moment(
         # make-before-break: both answer from the new owner's announcement until the old owner
         # hears it (milliseconds; more on a loaded machine), never past the next repeat
         assert verdict.longest_double < HANDOVER_OVERLAP, f"two nodes answered for {ip}: {verdict}"
-        # The fresh probe above is the judge of "never unanswered" and stays strict. The client
-        # keeps its neighbour entry and may send one request to the old owner in the instant
-        # both hear the new owner's announcement and the old one withdraws: seen as 1 lost
-        # request of ~200 (gap 0.10 s) in about 1 run of 7; a grace period before the old owner
-        # withdraws would close it (not done yet). More than one, or a longer gap, fails.
-        assert seen.failed <= 1 and (seen.gap or 0.0) < 0.25, seen
+        # no request lost either: the old owner keeps the address HANDOVER_GRACE after hearing
+        # the new one, for a client that used its old neighbour entry in that instant (without
+        # the grace: 1 lost request of ~200, gap 0.10 s, in about 1 run of 7)
+        assert seen.failed == 0, seen
     report(capsys, f"\nrolling restart ({', '.join(marks)}):\n" + "\n".join(lines))
 
 
@@ -184,6 +182,5 @@ def test_sigkill_takeover_never_gives_two_answers(
         seen = outage(requests, ip, restarted_loop)
         lines.append(f"  {victim.name} rejoins: {rejoin}\n  client: {seen}")
         assert rejoin.silent == [] and rejoin.longest_double < HANDOVER_OVERLAP, rejoin
-        # the rejoin is the same make-before-break handover as the rollout's (see there)
-        assert seen.failed <= 1 and (seen.gap or 0.0) < 0.25, seen
+        assert seen.failed == 0, seen
     report(capsys, f"\nSIGKILL of {victim.name}'s speaker:\n" + "\n".join(lines))

@@ -47,6 +47,10 @@ from ccm.speaker.l2.frames import announcement_frames
 
 log = logging.getLogger(__name__)
 
+HANDOVER_GRACE = 0.2
+"""Seconds the old owner keeps an address after hearing its new owner (see ``wait_claimed``):
+both answer for this long, well under a neighbour-cache lifetime, never for a dead node."""
+
 RTN_LOCAL = 2  # route type of the kernel's own addresses (linux/rtnetlink.h)
 
 #: ``IFA_PROTO`` value that marks addresses added by vipam (kernel values 0-3 are reserved).
@@ -227,17 +231,24 @@ class L2Announcer:
                     log.warning("could not refresh %s on %s: %s", ip, interface, exc)
 
     async def wait_claimed(self, ip: str, timeout: float) -> bool:
-        """Keep ``ip`` until another host claims it on its segment, at most ``timeout`` s.
+        """Keep ``ip`` until another host claims it on its segment, at most ``timeout`` s, and
+        then ``HANDOVER_GRACE`` s more.
 
-        True if claimed. The address stays ours either way; the caller withdraws it."""
+        True if claimed. The address stays ours either way; the caller withdraws it. The grace:
+        a client hears the new owner's announcement at the same moment we do, and one that sent
+        a packet with its old neighbour entry in that instant would otherwise reach a node that
+        just let the address go (seen as one failed request of ~200 in a rolling restart)."""
         interface = self._interfaces.get(_normalise(ip))
         if interface is None:
             return True
         try:
-            return await self._claims.wait(ip, interface, timeout)
+            claimed = await self._claims.wait(ip, interface, timeout)
         except OSError as exc:  # cannot listen (interface gone): nothing to wait for
             log.warning("cannot hear who claims %s on %s: %s", ip, interface, exc)
             return False
+        if claimed:
+            await asyncio.sleep(HANDOVER_GRACE)
+        return claimed
 
     async def wait_silent(self, ip: str, interface: str, deadline: float) -> bool:
         """Before taking ``ip`` over from a dead node: True once nobody answers for it on

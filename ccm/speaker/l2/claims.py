@@ -6,8 +6,9 @@ address until the new owner has announced it, so a host resolving it in between 
 answer. The new owner's announcement is heard on the segment itself, not through the API: its
 gratuitous ARP or unsolicited neighbour advertisement, or its kernel's answer to the probes we
 send meanwhile (an RFC 5227 ARP probe, a DAD-style neighbour solicitation), which catch an
-announcement that went by before we listened. The old owner then withdraws within a
-millisecond or so, which is all the time both nodes answer.
+announcement that went by before we listened. The old owner then withdraws after a short grace
+(``announcer.HANDOVER_GRACE``, 0.2 s), which is all the time both nodes answer: a client that
+sent a packet with its old neighbour entry as the announcement went by still reaches it.
 
 The same listening tells a node taking an address over from a dead one when that node's kernel
 has stopped answering for it (``wait_silent``, see ``ccm.speaker.fencing``).

@@ -227,8 +227,8 @@ async def test_metallb_switch_over_write_count(
         await asyncio.sleep(2)  # let every resync that would write, write
         writes = {key: n for key, n in real_cluster.api.stats.delta().items()
                   if key[2] == "services" and key[0] not in ("GET", "LIST", "WATCH")}
-    assert writes == {("PUT", "", "services", ""): len(before),
-                      ("PUT", "", "services", "status"): len(before)}, writes
+    assert writes == {("PATCH", "", "services", ""): len(before),
+                      ("PATCH", "", "services", "status"): len(before)}, writes
 
 
 # --- Cilium -------------------------------------------------------------------------------

@@ -185,6 +185,14 @@ def test_the_parser_sees_what_a_query_names() -> None:
     assert matched == {"vipam_x_bucket": {"op"}} and grouped == {"le", "pool"}
 
 
+def _family(sample: str) -> str:
+    """The metric family a sample name belongs to (counters, histograms and summaries)."""
+    for suffix in ("_total", "_bucket", "_sum", "_count"):
+        if sample.endswith(suffix):
+            return sample.removesuffix(suffix)
+    return sample
+
+
 def test_every_dashboard_query_names_exported_metrics(scraped: tuple[str, str]) -> None:
     exported = Exported()
     for text in scraped:
@@ -208,5 +216,5 @@ def test_every_dashboard_query_names_exported_metrics(scraped: tuple[str, str]) 
             missing = grouped - labelled - TARGET_LABELS - {"le"}
             assert not missing, f"{title}: no metric of {expr} has the labels {missing}"
     # and the dashboard shows every family the processes export
-    queried_families = {name.removesuffix("_total").removesuffix("_bucket") for name in used}
+    queried_families = {_family(name) for name in used}
     assert set(exported.types) <= queried_families, set(exported.types) - queried_families
