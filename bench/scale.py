@@ -75,7 +75,7 @@ async def cluster() -> AsyncIterator[Cluster]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         server = ApiServer(work / "api")
-        await asyncio.to_thread(server.start)
+        server.start()  # on the main thread, so etcd and the server die with this process
         try:
             await asyncio.to_thread(server.kubectl, "apply", "-k", str(ROOT / "config"))
             await asyncio.to_thread(server.kubectl, "wait", "--for", "condition=Established",

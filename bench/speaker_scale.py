@@ -161,7 +161,7 @@ class LeaseSimulator:
 @contextlib.asynccontextmanager
 async def cluster(workdir: Path) -> AsyncIterator[tuple[ApiServer, KubeClient, Path]]:
     server = ApiServer(workdir / "api", audit=True)
-    await asyncio.to_thread(server.start)
+    server.start()  # on the main thread, so etcd and the server die with this process
     try:
         await asyncio.to_thread(server.kubectl, "apply", "-k", str(ROOT / "config"))
         await asyncio.to_thread(server.kubectl, "wait", "--for", "condition=Established", "crd",
