@@ -39,42 +39,10 @@ from devkit.apiserver import assets_dir, missing_reason
 from tests.netns.bird import Bird, BirdNeighbor
 from tests.netns.lab import Member, run, wait_for
 from tests.netns.probing import Probe, RequestLoop, judge, outage
-from tests.netns.site import Site, kube_proxy_binary
+from tests.netns.site import BGP_OBJECTS, Site, kube_proxy_binary
 
 HOLD = 3
 ASN = 64512
-BGP_OBJECTS = """
-apiVersion: vipam.io/v1alpha1
-kind: IPPool
-metadata: {{name: routed}}
-spec: {{addresses: ["203.0.113.0/28", "2001:db8:ffff::/124"], autoAssign: false}}
----
-apiVersion: vipam.io/v1alpha1
-kind: BGPAdvertisement
-metadata: {{name: routed}}
-spec: {{ipPools: [routed]}}
----
-apiVersion: vipam.io/v1alpha1
-kind: BGPPeer
-metadata: {{name: router-v4}}
-spec: {{address: "{v4}", asn: {asn}, localASN: {asn}, holdTime: {hold}s}}
----
-apiVersion: vipam.io/v1alpha1
-kind: BGPPeer
-metadata: {{name: router-v6}}
-spec: {{address: "{v6}", asn: {asn}, localASN: {asn}, holdTime: {hold}s}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web-bgp, namespace: default, annotations: {{vipam.io/pool: routed}}}}
-spec:
-  type: LoadBalancer
-  ipFamilyPolicy: RequireDualStack
-  ipFamilies: [IPv4, IPv6]
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
-"""
-
-
 def _announcer(site: Site, probe: Probe, ip: str) -> Member | None:
     found = probe.latest(ip)
     if not found or len(found) != 1:

@@ -473,3 +473,37 @@ def wait_rules(site: Site, vip: str, timeout: float = 10) -> dict[str, list[str]
 
     wait_for(ready, timeout, f"kube-proxy rules for {vip} on every node")
     return found
+
+
+# The routed pool, its BGPAdvertisement, one BGPPeer per family (the client, which routes,
+# runs BIRD) and a dual-stack Service from the pool; fill with str.format(v4, v6, asn, hold).
+BGP_OBJECTS = """
+apiVersion: vipam.io/v1alpha1
+kind: IPPool
+metadata: {{name: routed}}
+spec: {{addresses: ["203.0.113.0/28", "2001:db8:ffff::/124"], autoAssign: false}}
+---
+apiVersion: vipam.io/v1alpha1
+kind: BGPAdvertisement
+metadata: {{name: routed}}
+spec: {{ipPools: [routed]}}
+---
+apiVersion: vipam.io/v1alpha1
+kind: BGPPeer
+metadata: {{name: router-v4}}
+spec: {{address: "{v4}", asn: {asn}, localASN: {asn}, holdTime: {hold}s}}
+---
+apiVersion: vipam.io/v1alpha1
+kind: BGPPeer
+metadata: {{name: router-v6}}
+spec: {{address: "{v6}", asn: {asn}, localASN: {asn}, holdTime: {hold}s}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web-bgp, namespace: default, annotations: {{vipam.io/pool: routed}}}}
+spec:
+  type: LoadBalancer
+  ipFamilyPolicy: RequireDualStack
+  ipFamilies: [IPv4, IPv6]
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+"""

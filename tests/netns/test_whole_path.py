@@ -31,7 +31,7 @@ import pytest
 from tests.netns.bird import Bird, BirdNeighbor
 from tests.netns.lab import Member, run, wait_for
 from tests.netns.probing import Probe, RequestLoop, judge, outage
-from tests.netns.site import Pod, Site, wait_rules
+from tests.netns.site import BGP_OBJECTS, Pod, Site, wait_rules
 
 pytestmark = pytest.mark.netns
 
@@ -245,39 +245,6 @@ def unplug_the_owner(site: Site, record: Recorder, ips: list[str]) -> None:
     site.set_endpoints("web", [site.pods["web-a"], site.pods["web-b"]])
 
 
-BGP_OBJECTS = """
-apiVersion: vipam.io/v1alpha1
-kind: IPPool
-metadata: {{name: routed}}
-spec: {{addresses: ["203.0.113.0/28", "2001:db8:ffff::/124"], autoAssign: false}}
----
-apiVersion: vipam.io/v1alpha1
-kind: BGPAdvertisement
-metadata: {{name: routed}}
-spec: {{ipPools: [routed]}}
----
-apiVersion: vipam.io/v1alpha1
-kind: BGPPeer
-metadata: {{name: router-v4}}
-spec: {{address: "{v4}", asn: {asn}, localASN: {asn}, holdTime: {hold}s}}
----
-apiVersion: vipam.io/v1alpha1
-kind: BGPPeer
-metadata: {{name: router-v6}}
-spec: {{address: "{v6}", asn: {asn}, localASN: {asn}, holdTime: {hold}s}}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web-bgp
-  namespace: default
-  annotations: {{vipam.io/pool: routed}}
-spec:
-  type: LoadBalancer
-  ipFamilyPolicy: RequireDualStack
-  ipFamilies: [IPv4, IPv6]
-  ports: [{{name: http, port: 80, targetPort: 8080}}]
-"""
 HOLD = 3  # BIRD's minimum: the bound on a BGP failover that no speaker can report
 
 
