@@ -37,9 +37,9 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from devkit.apiserver import assets_dir, missing_reason
 from tests.netns.bird import Bird, BirdNeighbor
-from tests.netns.lab import Member, run, wait_for
+from tests.netns.lab import Member, wait_for
 from tests.netns.probing import Probe, RequestLoop, judge, outage
-from tests.netns.site import BGP_OBJECTS, Site, kube_proxy_binary
+from tests.netns.site import BGP_OBJECTS, Site, kube_proxy_binary, next_hops
 
 HOLD = 3
 ASN = 64512
@@ -81,20 +81,8 @@ def l2_trial(site: Site, ip: str) -> dict[str, Any]:
             "probe_two_answers_s": round(verdict.double_seconds, 3)}
 
 
-def _next_hops(site: Site, ip: str) -> set[str]:
-    family = "-6" if ":" in ip else "-4"
-    routes = json.loads(run("ip", "-j", family, "-n", site.client.name, "route", "show", ip)
-                        .stdout or "[]")
-    hops: set[str] = set()
-    for route in routes:
-        hops.update(hop["gateway"] for hop in route.get("nexthops", []) if "gateway" in hop)
-        if "gateway" in route:
-            hops.add(route["gateway"])
-    return hops
-
-
 def _every_path(site: Site, ips: list[str]) -> bool:
-    return all(_next_hops(site, ip) == {n.ipv6 if ":" in ip else n.ipv4 for n in site.lab.nodes}
+    return all(next_hops(site, ip) == {n.ipv6 if ":" in ip else n.ipv4 for n in site.lab.nodes}
                for ip in ips)
 
 
@@ -106,8 +94,8 @@ def bgp_trial(site: Site, ips: list[str]) -> dict[str, Any]:
         time.sleep(1.0)
         at = loop.now()
         site.unplug(victim)
-        wait_for(lambda: all(victim.ipv4 not in _next_hops(site, ip)
-                             and victim.ipv6 not in _next_hops(site, ip) for ip in ips),
+        wait_for(lambda: all(victim.ipv4 not in next_hops(site, ip)
+                             and victim.ipv6 not in next_hops(site, ip) for ip in ips),
                  HOLD + 10, "the path dropped")
         dropped = loop.now() - at
         time.sleep(1.0)

@@ -474,6 +474,18 @@ def wait_rules(site: Site, vip: str, timeout: float = 10) -> dict[str, list[str]
     wait_for(ready, timeout, f"kube-proxy rules for {vip} on every node")
     return found
 
+def next_hops(site: Site, ip: str) -> set[str]:
+    """The client/router's kernel next hops for ``ip`` (an ECMP route has several)."""
+    family = "-6" if ":" in ip else "-4"
+    routes = json.loads(run("ip", "-j", family, "-n", site.client.name, "route", "show", ip)
+                        .stdout or "[]")
+    hops: set[str] = set()
+    for route in routes:
+        hops.update(hop["gateway"] for hop in route.get("nexthops", []) if "gateway" in hop)
+        if "gateway" in route:
+            hops.add(route["gateway"])
+    return hops
+
 
 # The routed pool, its BGPAdvertisement, one BGPPeer per family (the client, which routes,
 # runs BIRD) and a dual-stack Service from the pool; fill with str.format(v4, v6, asn, hold).

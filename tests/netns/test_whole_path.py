@@ -19,7 +19,6 @@ BIRD 2.
 from __future__ import annotations
 
 import itertools
-import json
 import signal
 import time
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ import pytest
 from tests.netns.bird import Bird, BirdNeighbor
 from tests.netns.lab import Member, run, wait_for
 from tests.netns.probing import Probe, RequestLoop, judge, outage
-from tests.netns.site import BGP_OBJECTS, Pod, Site, wait_rules
+from tests.netns.site import BGP_OBJECTS, Pod, Site, next_hops, wait_rules
 
 pytestmark = pytest.mark.netns
 
@@ -246,19 +245,6 @@ def unplug_the_owner(site: Site, record: Recorder, ips: list[str]) -> None:
 
 
 HOLD = 3  # BIRD's minimum: the bound on a BGP failover that no speaker can report
-
-
-def next_hops(site: Site, ip: str) -> set[str]:
-    """The client/router's kernel next hops for ``ip`` (an ECMP route has several)."""
-    family = "-6" if ":" in ip else "-4"
-    routes = json.loads(run("ip", "-j", family, "-n", site.client.name, "route", "show", ip)
-                        .stdout or "[]")
-    hops: set[str] = set()
-    for route in routes:
-        hops.update(hop["gateway"] for hop in route.get("nexthops", []) if "gateway" in hop)
-        if "gateway" in route:
-            hops.add(route["gateway"])
-    return hops
 
 
 def has_next_hops(site: Site, ip: str, wanted: set[str]) -> bool:

@@ -5,25 +5,11 @@ period; each would cost a full plan over every Service if it marked the state di
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from ccm.speaker import membership as module
 from ccm.speaker.membership import Membership, MembershipTiming
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def lease(node: str, renew: str, holder: str | None = None) -> dict[str, Any]:
-    return {"metadata": {"name": f"vipam-speaker-{node}", "namespace": "kube-system"},
-            "spec": {"holderIdentity": node if holder is None else holder, "renewTime": renew}}
+from tests.unit.speaker.leases import Clock, lease
 
 
 def test_renewals_that_keep_everyone_live_trigger_no_plan(

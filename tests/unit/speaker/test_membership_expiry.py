@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from ccm.speaker import membership as module
 from ccm.speaker.membership import Membership, MembershipTiming
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def lease(node: str, renew: str, holder: str | None = None) -> dict[str, Any]:
-    return {"metadata": {"name": f"vipam-speaker-{node}", "namespace": "kube-system"},
-            "spec": {"holderIdentity": node if holder is None else holder, "renewTime": renew}}
+from tests.unit.speaker.leases import Clock, lease
 
 
 def test_expired_peers_are_reported_with_their_expiry_for_a_while(
