@@ -206,23 +206,11 @@ def plan_cpu_seconds(view: ClusterView, node: str, live: frozenset[str]) -> tupl
 
 TOUCHES = 3
 SPEAKER_USER = "system:serviceaccount:kube-system:vipam-speaker"
-WRITES = frozenset({"create", "update", "patch", "delete"})
 
 
 def speaker_writes(server: ApiServer, offset: int) -> dict[str, int]:
     """The speaker's write requests since `offset`, by verb/resource, from the audit log."""
-    counts: dict[str, int] = {}
-    for event in server.audit_events(offset):
-        if event.get("user", {}).get("username") != SPEAKER_USER or event["verb"] not in WRITES:
-            continue
-        ref = event.get("objectRef") or {}
-        code = (event.get("responseStatus") or {}).get("code", 0)
-        key = "/".join(filter(None, (event["verb"], ref.get("resource"),
-                                     ref.get("subresource"))))
-        if not 200 <= code < 300:
-            key += f" ({code})"  # refused or failed: still a request the server served
-        counts[key] = counts.get(key, 0) + 1
-    return counts
+    return server.audit_writes(SPEAKER_USER, offset)
 
 
 def _not_leases(writes: dict[str, int]) -> int:

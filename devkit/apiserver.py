@@ -14,6 +14,7 @@ ends the processes it started by pid and removes its data directory.
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import http.client
 import json
@@ -26,12 +27,14 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+import urllib.request
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 SERVICE_CIDRS = "10.96.0.0/16,fd00:10:96::/112"
+AUDIT_WRITE_VERBS = frozenset({"create", "update", "patch", "delete"})
 # What the audit log records: every request made with a ServiceAccount token (the product's
 # processes), at Metadata level (user, verb, object, response code; no bodies). The admin's and
 # the server's own requests are left out, so the log stays small.
@@ -192,6 +195,37 @@ class ApiServer:
             preexec_fn=die_with_parent(),
         )
         self.wait_ready(timeout)
+
+    def etcd_put(self, items: Iterable[tuple[str, bytes]], batch: int = 128) -> int:
+        """Write keys straight into this server's etcd, `batch` puts per transaction (etcd's
+        default --max-txn-ops), through etcd's JSON gateway; returns how many were written.
+
+        For benchmarks that need a server holding more objects than its API can admit in
+        the time at hand. The API server's own watch on etcd brings them into its cache, and
+        it reads JSON from storage as well as protobuf, so a JSON object written here reads
+        back through the API like any other (resourceVersion: the etcd revision)."""
+        url = f"http://127.0.0.1:{self.etcd_port}/v3/kv/txn"
+
+        def send(ops: list[dict[str, Any]]) -> None:
+            body = json.dumps({"success": ops}).encode()
+            request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=60) as resp:
+                answer = json.load(resp)
+            if not answer.get("succeeded"):
+                raise RuntimeError(f"etcd transaction failed: {str(answer)[:300]}")
+
+        written = 0
+        ops: list[dict[str, Any]] = []
+        for key, value in items:
+            ops.append({"request_put": {"key": base64.b64encode(key.encode()).decode(),
+                                        "value": base64.b64encode(value).decode()}})
+            if len(ops) == batch:
+                send(ops)
+                written, ops = written + len(ops), []
+        if ops:
+            send(ops)
+            written += len(ops)
+        return written
 
     def pids(self) -> dict[str, int]:
         """The running server processes by name (benchmarks read their CPU time)."""
@@ -363,6 +397,24 @@ class ApiServer:
             handle.seek(offset)
             lines = handle.read().splitlines()
         return [json.loads(line) for line in lines if line.strip()]
+
+    def audit_writes(self, username: str, offset: int = 0) -> dict[str, int]:
+        """Write requests (create, update, patch, delete) made by `username` after `offset`,
+        by "verb/resource[/subresource]", from the audit log; a refused or failed one is
+        keyed with its code, as "patch/services (409)": still a request the server served."""
+        counts: dict[str, int] = {}
+        for event in self.audit_events(offset):
+            if (event.get("user", {}).get("username") != username
+                    or event["verb"] not in AUDIT_WRITE_VERBS):
+                continue
+            ref = event.get("objectRef") or {}
+            code = (event.get("responseStatus") or {}).get("code", 0)
+            key = "/".join(filter(None, (event["verb"], ref.get("resource"),
+                                         ref.get("subresource"))))
+            if not 200 <= code < 300:
+                key += f" ({code})"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
 
     def request_counts(self) -> dict[tuple[str, str, str, str], float]:
         """`apiserver_request_total` summed over codes: (verb, group, resource, subresource) ->
