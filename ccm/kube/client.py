@@ -15,7 +15,7 @@ import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, Protocol, TypedDict, cast
+from typing import Any, Protocol, TypedDict, Unpack, cast
 from urllib.parse import urlencode
 
 import aiohttp
@@ -158,6 +158,14 @@ class KubeApi(Protocol):
     async def close(self) -> None: ...
 
 
+class _Options(TypedDict, total=False):
+    """What a request may carry besides its method, path and what it is for."""
+
+    query: Mapping[str, str] | None
+    body: Body
+    content_type: str
+
+
 class KubeClient:
     """Sends requests; knows nothing of Services or pools."""
 
@@ -295,19 +303,9 @@ class KubeClient:
         if self.observer is not None:
             self.observer(verb, resource, status, time.monotonic() - started)
 
-    async def _json(
-        self,
-        method: str,
-        path: str,
-        *,
-        resource: str,
-        named: bool,
-        query: Mapping[str, str] | None = None,
-        body: Body = None,
-        content_type: str = "application/json",
-    ) -> JSON:
-        data = await self._raw(method, path, resource=resource, named=named, query=query,
-                               body=body, content_type=content_type)
+    async def _json(self, method: str, path: str, *, resource: str, named: bool,
+                    **options: Unpack[_Options]) -> JSON:
+        data = await self._raw(method, path, resource=resource, named=named, **options)
         result: JSON = json.loads(data) if data else {}
         return result
 
