@@ -1,0 +1,228 @@
+"""The incremental planner equals the full plan after every change, and says what changed.
+
+Random sequences of changes — Services created, changed and deleted (shared addresses,
+dual-stack, other classes, being deleted, Local with EndpointSlices coming, moving and going),
+pools, advertisements, peers, Node labels and the live set — are applied to one cluster view;
+after each batch ``Planner.update`` must leave exactly the plan ``make_plan`` computes from
+scratch, report every address whose duty differs from the plan before, and every Service
+whose announcing-node annotation (its addresses' owners) may differ."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ccm.contract import names
+from ccm.speaker.plan import ClusterView, Plan, make_plan
+from ccm.speaker.planner import Planner
+
+NODE = "me"
+NODES = ["me", "n1", "n2", "n3", "n4"]
+SERVICES = [f"s{i}" for i in range(7)]
+NAMESPACES = ["default", "team"]
+SLICES = [f"e{i}" for i in range(5)]
+ADDRESSES = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "2001:db8::1", "2001:db8::2"]
+
+L2_ADS: list[dict[str, Any]] = [
+    {}, {"ipPools": ["a"]}, {"ipPoolSelectors": [{"matchLabels": {"zone": "y"}}]},
+    {"nodeSelectors": [{"matchLabels": {"rack": "r1"}}], "interfaces": ["eth1"]},
+    {"nodeSelectors": [{"matchLabels": {"rack": "r2"}}], "interfaces": ["bond0"]},
+    {"interfaces": ["bad/name"]},  # refused by the model: reported, left out
+]
+BGP_ADS: list[dict[str, Any]] = [
+    {}, {"ipPools": ["b"], "communities": ["64512:100"], "localPref": 200},
+    {"nodeSelectors": [{"matchLabels": {"rack": "r1"}}], "peers": ["p1"]},
+    {"communities": ["notacommunity"]},  # refused
+]
+
+
+def peer(name: str, hold: str, rack: str | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"address": "192.0.2.254", "asn": 64512, "localASN": 64512,
+                            "holdTime": hold}
+    if rack:
+        spec["nodeSelectors"] = [{"matchLabels": {"rack": rack}}]
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+def service(namespace: str, name: str, ips: list[str], pools: str, *, local: bool,
+            kind: str, lb_class: str | None, deleting: bool) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace,
+                            "annotations": {names.ANN_ALLOCATED_FROM: pools}}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-11-30T00:00:00Z"
+    spec: dict[str, Any] = {"type": kind}
+    if local:
+        spec["externalTrafficPolicy"] = "Local"
+    if lb_class is not None:
+        spec["loadBalancerClass"] = lb_class
+    return {"metadata": meta, "spec": spec,
+            "status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in ips]}}}
+
+
+services_st = st.builds(
+    service,
+    st.sampled_from(NAMESPACES), st.sampled_from(SERVICES),
+    st.lists(st.sampled_from(ADDRESSES), min_size=0, max_size=2),
+    st.sampled_from(["a", "b", "a,b", ""]),
+    local=st.booleans(),
+    kind=st.sampled_from(["LoadBalancer", "LoadBalancer", "LoadBalancer", "ClusterIP"]),
+    lb_class=st.sampled_from([None, None, names.LOAD_BALANCER_CLASS, "example.com/other"]),
+    deleting=st.sampled_from([False, False, False, True]),
+)
+
+
+def endpoint_slice(namespace: str, name: str, service_name: str | None,
+                   endpoints: list[tuple[str, bool | None]]) -> dict[str, Any]:
+    labels = {"kubernetes.io/service-name": service_name} if service_name else {}
+    return {"metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "endpoints": [{"nodeName": node, "conditions": {"ready": ready}}
+                          for node, ready in endpoints]}
+
+
+slices_st = st.builds(
+    endpoint_slice, st.sampled_from(NAMESPACES), st.sampled_from(SLICES),
+    st.sampled_from([*SERVICES, None]),
+    st.lists(st.tuples(st.sampled_from(NODES), st.sampled_from([True, False, None])),
+             max_size=3),
+)
+
+
+def key_of(obj: dict[str, Any]) -> str:
+    return f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
+
+
+def by_service(plan: Plan) -> dict[str, tuple[tuple[str, str | None, bool], ...]]:
+    """What each Service's announcing-node annotation is made of: its L2 addresses' owners."""
+    found: dict[str, set[tuple[str, str | None, bool]]] = {}
+    for ip, duty in plan.l2.items():
+        for key in duty.services:
+            found.setdefault(key, set()).add((ip, duty.owner, duty.mine))
+    return {key: tuple(sorted(items, key=str)) for key, items in found.items()}
+
+
+class Cluster:
+    """One mutable cluster view and the planner that follows it."""
+
+    def __init__(self, serve_unclassed: bool) -> None:
+        self.services: dict[str, Any] = {}
+        self.slices: dict[str, Any] = {}
+        self.pools = {"a": {"metadata": {"name": "a", "labels": {"zone": "x"}}},
+                      "b": {"metadata": {"name": "b", "labels": {"zone": "y"}}}}
+        self.l2: dict[str, Any] = {"0": {"spec": {}}}
+        self.bgp: dict[str, Any] = {}
+        self.peers: dict[str, Any] = {}
+        self.nodes = {n: {"metadata": {"name": n, "labels": {"rack": "r1"}}} for n in NODES}
+        self.live = frozenset(NODES)
+        self.view = ClusterView(
+            services=self.services, pools=self.pools, l2_advertisements=self.l2,
+            bgp_advertisements=self.bgp, peers=self.peers, nodes=self.nodes,
+            endpoint_slices=self.slices, serve_unclassed=serve_unclassed)
+        self.planner = Planner(NODE)
+        self.stale = True  # a global change since the last update: a full rebuild is due
+
+    def apply(self, change: tuple[Any, ...]) -> None:
+        kind, *args = change
+        if kind == "put-service":
+            (obj,) = args
+            self.services[key_of(obj)] = obj
+            self.planner.service_changed(key_of(obj))
+        elif kind == "delete-service":
+            key = args[0]
+            self.services.pop(key, None)
+            self.planner.service_changed(key)
+        elif kind == "put-slice":
+            (obj,) = args
+            key = key_of(obj)
+            old = self.slices.get(key)
+            self.slices[key] = obj
+            self.planner.slice_changed(key, old, obj)
+        elif kind == "delete-slice":
+            key = args[0]
+            old = self.slices.pop(key, None)
+            if old is not None:
+                self.planner.slice_changed(key, old, None)
+        elif kind == "live":
+            # the planner notices a different live set by itself
+            self.live = frozenset(args[0]) | {NODE} if args[1] else frozenset(args[0])
+        else:
+            self._global(kind, args)
+            self.planner.everything_changed()
+            self.stale = True
+
+    def _global(self, kind: str, args: list[Any]) -> None:
+        if kind == "l2":
+            self.l2.clear()
+            self.l2.update({str(i): {"spec": spec} for i, spec in enumerate(args[0])})
+        elif kind == "bgp":
+            self.bgp.clear()
+            self.bgp.update({str(i): {"spec": spec} for i, spec in enumerate(args[0])})
+        elif kind == "pool":
+            self.pools[args[0]]["metadata"]["labels"] = {"zone": args[1]}
+        elif kind == "node":
+            self.nodes[args[0]]["metadata"]["labels"] = {"rack": args[1]}
+        elif kind == "peers":
+            self.peers.clear()
+            self.peers.update({p["metadata"]["name"]: p for p in args[0]})
+
+
+changes_st = st.one_of(
+    st.tuples(st.just("put-service"), services_st),
+    st.tuples(st.just("put-service"), services_st),
+    st.tuples(st.just("delete-service"),
+              st.builds(lambda ns, n: f"{ns}/{n}", st.sampled_from(NAMESPACES),
+                        st.sampled_from(SERVICES))),
+    st.tuples(st.just("put-slice"), slices_st),
+    st.tuples(st.just("delete-slice"),
+              st.builds(lambda ns, n: f"{ns}/{n}", st.sampled_from(NAMESPACES),
+                        st.sampled_from(SLICES))),
+    st.tuples(st.just("live"), st.sets(st.sampled_from(NODES)), st.booleans()),
+    st.tuples(st.just("l2"), st.lists(st.sampled_from(L2_ADS), max_size=3)),
+    st.tuples(st.just("bgp"), st.lists(st.sampled_from(BGP_ADS), max_size=2)),
+    st.tuples(st.just("pool"), st.sampled_from(["a", "b"]), st.sampled_from(["x", "y"])),
+    st.tuples(st.just("node"), st.sampled_from(NODES), st.sampled_from(["r1", "r2"])),
+    st.tuples(st.just("peers"), st.lists(st.builds(
+        peer, st.sampled_from(["p1", "p2"]), st.sampled_from(["90s", "3m", "banana"]),
+        st.sampled_from([None, "r1", "r2"])), max_size=2)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(serve_unclassed=st.booleans(),
+       batches=st.lists(st.lists(changes_st, min_size=1, max_size=4), min_size=1,
+                        max_size=25))
+def test_incremental_plan_equals_the_full_plan_after_every_change(
+    serve_unclassed: bool, batches: list[list[tuple[Any, ...]]],
+) -> None:
+    cluster = Cluster(serve_unclassed)
+    planner = cluster.planner
+    for batch in batches:
+        before = Plan(l2=dict(planner.plan.l2), bgp=dict(planner.plan.bgp))
+        annotations_before = by_service(before)
+        for change in batch:
+            cluster.apply(change)
+        live_before = planner._planning.live if planner._planning else None
+        changes = planner.update(cluster.view, cluster.live)
+        expected = make_plan(cluster.view, NODE, cluster.live)
+        after = planner.plan
+        assert after.l2 == expected.l2
+        assert after.bgp == expected.bgp
+        assert after.peers == expected.peers
+        assert after.invalid == expected.invalid
+        # incremental whenever only Services and endpoints changed
+        assert changes.full == (cluster.stale or live_before != cluster.live)
+        cluster.stale = False
+        for duties_before, duties_after in ((before.l2, after.l2), (before.bgp, after.bgp)):
+            for ip in duties_before.keys() | duties_after.keys():
+                if duties_before.get(ip) != duties_after.get(ip):
+                    assert ip in changes.addresses, ip
+        annotations_after = by_service(after)
+        for key in annotations_before.keys() | annotations_after.keys():
+            if annotations_before.get(key) != annotations_after.get(key):
+                assert key in changes.services, key
+        # what the process reads for the annotations
+        assert set(planner.l2_services()) == set(annotations_after)
+        for key, items in annotations_after.items():
+            assert set(planner.l2_addresses(key)) == {ip for ip, _, _ in items}
+
