@@ -271,15 +271,21 @@ class Planning:
         self.peers = list(_peers(view.peers.items(), node_labels.get(node, {}), self.invalid))
         self.fields = _L2Fields(node)
         self._l2_by_pool: dict[str, list[_Advertisement[L2AdvertisementSpec]]] = {}
+        self._field_by_pool: dict[str, Candidates | None] = {}  # the candidates, not Local
         self._bgp_by_pool: dict[str, list[BGPAdvertisementSpec]] = {}
 
     def l2_field(self, pool: str, ready: frozenset[str] | None) -> Candidates | None:
         """The candidates of an address from ``pool`` (None: no L2Advertisement selects it)."""
+        if ready is None and pool in self._field_by_pool:
+            return self._field_by_pool[pool]
         selecting = self._l2_by_pool.get(pool)
         if selecting is None:
             selecting = self._l2_by_pool[pool] = [
                 a for a in self.l2_ads if a.selects_pool(pool, self.pools)]
-        return self.fields.get(selecting, ready) if selecting else None
+        found = self.fields.get(selecting, ready) if selecting else None
+        if ready is None:
+            self._field_by_pool[pool] = found
+        return found
 
     def bgp_specs(self, pool: str, ready: frozenset[str] | None) -> list[BGPAdvertisementSpec]:
         """The BGPAdvertisements (in order) under which this node announces an address."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from ccm.contract import views
 from ccm.contract.models import BGPAdvertisementSpec
@@ -50,8 +50,7 @@ Duty = TypeVar("Duty", L2Duty, BGPDuty)
 FIELD_CACHE_LIMIT = 4096
 
 
-@dataclass(frozen=True)
-class _Share:
+class _Share(NamedTuple):
     """What one Service contributes, in its address order (an address may repeat)."""
 
     l2: tuple[tuple[str, Candidates], ...]
@@ -179,20 +178,30 @@ class Planner:
                 continue
             self._shares[key] = share
             for ip, field in share.l2:  # a shared address takes its last Service's field
-                l2_keys.setdefault(ip, []).append(key)
+                known = l2_keys.get(ip)
+                if known is None:
+                    l2_keys[ip] = [key]
+                else:
+                    known.append(key)
                 l2_fields[ip] = field
             for ip, spec in share.bgp:
-                bgp_keys.setdefault(ip, []).append(key)
+                seen = bgp_keys.get(ip)
+                if seen is None:
+                    bgp_keys[ip] = [key]
+                else:
+                    seen.append(key)
                 bgp_specs[ip] = spec
         plan = Plan(peers=planning.peers, invalid=planning.invalid)
+        self._l2_sharers, self._bgp_sharers = {}, {}
         for ip, keys in l2_keys.items():
-            field = l2_fields[ip]
-            plan.l2[ip] = L2Duty(ip, tuple(keys), field.nodes, field.electorate.wins(ip),
+            field, names = l2_fields[ip], tuple(keys)
+            plan.l2[ip] = L2Duty(ip, names, field.nodes, field.electorate.wins(ip),
                                  field.interfaces)
+            self._l2_sharers[ip] = names if len(names) == 1 else tuple(dict.fromkeys(names))
         for ip, keys in bgp_keys.items():
-            plan.bgp[ip] = bgp_duty(ip, tuple(keys), bgp_specs[ip])
-        self._l2_sharers = {ip: tuple(dict.fromkeys(keys)) for ip, keys in l2_keys.items()}
-        self._bgp_sharers = {ip: tuple(dict.fromkeys(keys)) for ip, keys in bgp_keys.items()}
+            names = tuple(keys)
+            plan.bgp[ip] = bgp_duty(ip, names, bgp_specs[ip])
+            self._bgp_sharers[ip] = names if len(names) == 1 else tuple(dict.fromkeys(names))
         self.plan = plan
         addresses = before.l2.keys() | before.bgp.keys() | plan.l2.keys() | plan.bgp.keys()
         touched = {key for duties in (before.l2, plan.l2) for duty in duties.values()
@@ -204,14 +213,12 @@ class Planner:
         if not addresses:
             return None
         ready = self._ready(view, svc) if is_local(svc) else None
-        l2: list[tuple[str, Candidates]] = []
-        bgp: list[tuple[str, BGPAdvertisementSpec]] = []
-        for ip, pool in addresses:
-            found = planning.l2_field(pool, ready)
-            if found is not None:
-                l2.append((ip, found))
-            bgp.extend((ip, spec) for spec in planning.bgp_specs(pool, ready))
-        return _Share(tuple(l2), tuple(bgp)) if l2 or bgp else None
+        l2_field = planning.l2_field
+        l2 = tuple([(ip, found) for ip, pool in addresses
+                    if (found := l2_field(pool, ready)) is not None])
+        bgp = tuple([(ip, spec) for ip, pool in addresses
+                     for spec in planning.bgp_specs(pool, ready)]) if planning.bgp_ads else ()
+        return _Share(l2, bgp) if l2 or bgp else None
 
     def _ready(self, view: ClusterView, svc: views.Service) -> frozenset[str]:
         meta = svc.get("metadata") or {}
