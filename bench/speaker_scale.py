@@ -313,8 +313,9 @@ async def one_change_at_a_time(admin: KubeClient, url: str, services: int,
     created = [services + j for j in range(CHANGES)]
     changes: dict[str, Any] = {
         "create": [allocated_service(admin, i) for i in created],
+        # a value new on this server: a patch that changes nothing makes no event at all
         "relabel": [admin.patch(SERVICES, NAMESPACE, f"s{i}", {"metadata": {"labels": {
-            "bench.vipam.io/touch": "1"}}}) for i in range(CHANGES)],
+            "bench.vipam.io/touch": f"{time.time_ns()}"}}}) for i in range(CHANGES)],
         "delete": [admin.delete(SERVICES, NAMESPACE, f"s{i}") for i in created],
     }
     found: dict[str, Any] = {}

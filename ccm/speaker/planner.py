@@ -59,7 +59,8 @@ class _Share(NamedTuple):
 
 @dataclass(frozen=True)
 class Changes:
-    """What an ``update`` changed. ``full``: the plan was rebuilt, apply everything."""
+    """What an ``update`` changed. ``full``: the plan was rebuilt, any address and any
+    Service may have changed (the sets are left empty: apply everything)."""
 
     full: bool
     addresses: frozenset[str]  # every L2 or BGP address whose duty may differ
@@ -157,7 +158,6 @@ class Planner:
         return Changes(False, frozenset(changed), frozenset(services))
 
     def _rebuild(self, view: ClusterView, live: frozenset[str]) -> Changes:
-        before = self.plan
         planning = Planning(view, self.node, live)
         self._planning, self._everything, self._dirty = planning, False, set()
         self._slices, self._slice_owner = {}, {}
@@ -203,10 +203,7 @@ class Planner:
             plan.bgp[ip] = bgp_duty(ip, names, bgp_specs[ip])
             self._bgp_sharers[ip] = names if len(names) == 1 else tuple(dict.fromkeys(names))
         self.plan = plan
-        addresses = before.l2.keys() | before.bgp.keys() | plan.l2.keys() | plan.bgp.keys()
-        touched = {key for duties in (before.l2, plan.l2) for duty in duties.values()
-                   for key in duty.services}
-        return Changes(True, frozenset(addresses), frozenset(touched))
+        return Changes(True, frozenset(), frozenset())
 
     def _share(self, planning: Planning, view: ClusterView, svc: views.Service) -> _Share | None:
         addresses = service_addresses(svc, planning.serve_unclassed)
