@@ -1,12 +1,12 @@
 """Incremental planning: a Service change re-plans that Service's addresses, not every Service.
 
-``plan.make_plan`` reads every Service: ~12 µs per address, so 120 ms at 10,000 Services for
-one Service created. The ``Planner`` keeps what each Service contributes (its addresses, the
-L2 candidates and BGP advertisements each one gets) and, for each address, which Services
-show it; a batch of changed Service keys is re-planned in time proportional to the batch:
-each touched address folds its few Services again and runs its election among its candidate
-nodes (the O(nodes) part, usually ~5 weights). EndpointSlices are indexed by the Service they
-belong to, so an endpoint change re-plans that one Service (``externalTrafficPolicy: Local``).
+``plan.make_plan`` reads every Service: ~10 µs per address, so 100 ms at 10,000 Services for
+one Service created. The ``Planner`` keeps, for each Service, the addresses it shows (with
+their pools) and, for each address, which Services show it; a batch of changed Service keys is
+re-planned in time proportional to the batch: each touched address folds its few Services
+again (as ``make_plan`` does, from the view) and runs its election among its candidate nodes
+(the O(nodes) part, usually ~5 weights). EndpointSlices are indexed by the Service they belong
+to, so an endpoint change re-plans that one Service (``externalTrafficPolicy: Local``).
 
 Everything else a plan reads — pools, L2/BGP advertisements, BGPPeers, Node labels, the set of
 live speakers — is a *global* change: it rebuilds the whole plan, which costs what
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
 
 from ccm.contract import views
 from ccm.contract.models import BGPAdvertisementSpec
@@ -50,13 +50,6 @@ Duty = TypeVar("Duty", L2Duty, BGPDuty)
 FIELD_CACHE_LIMIT = 4096
 
 
-class _Share(NamedTuple):
-    """What one Service contributes, in its address order (an address may repeat)."""
-
-    l2: tuple[tuple[str, Candidates], ...]
-    bgp: tuple[tuple[str, BGPAdvertisementSpec], ...]  # one per (address, advertisement)
-
-
 @dataclass(frozen=True)
 class Changes:
     """What an ``update`` changed. ``full``: the plan was rebuilt, any address and any
@@ -74,10 +67,10 @@ class Planner:
         self.node = node
         self.plan = Plan()
         self._planning: Planning | None = None
-        self._shares: dict[str, _Share] = {}
+        # Service key -> the (address, pool) it shows, when ours (``plan.service_addresses``)
+        self._addresses: dict[str, list[tuple[str, str]]] = {}
         # address -> the Service keys showing it, sorted (the order make_plan folds them in)
-        self._l2_sharers: dict[str, tuple[str, ...]] = {}
-        self._bgp_sharers: dict[str, tuple[str, ...]] = {}
+        self._sharers: dict[str, tuple[str, ...]] = {}
         # (namespace, Service name) <-> EndpointSlice keys, for Local readiness
         self._slices: dict[tuple[str, str], set[str]] = {}
         self._slice_owner: dict[str, tuple[str, str]] = {}
@@ -120,41 +113,32 @@ class Planner:
         if len(planning.fields) > FIELD_CACHE_LIMIT:
             planning.fields.clear()
         dirty, self._dirty = self._dirty, set()
-        touched_l2: set[str] = set()
-        touched_bgp: set[str] = set()
+        touched: set[str] = set()
         for key in dirty:
-            old = self._shares.pop(key, None)
-            if old is not None:
-                for ip, _ in old.l2:
-                    _leave(self._l2_sharers, ip, key)
-                    touched_l2.add(ip)
-                for ip, _ in old.bgp:
-                    _leave(self._bgp_sharers, ip, key)
-                    touched_bgp.add(ip)
+            for ip, _ in self._addresses.pop(key, ()):
+                _leave(self._sharers, ip, key)
+                touched.add(ip)
             obj = view.services.get(key)
-            share = None if obj is None else self._share(planning, view, views.service(obj))
-            if share is not None:
-                self._shares[key] = share
-                for ip, _ in share.l2:
-                    _join(self._l2_sharers, ip, key)
-                    touched_l2.add(ip)
-                for ip, _ in share.bgp:
-                    _join(self._bgp_sharers, ip, key)
-                    touched_bgp.add(ip)
+            addresses = [] if obj is None else service_addresses(
+                views.service(obj), planning.serve_unclassed)
+            if addresses:
+                self._addresses[key] = addresses
+                for ip, _ in addresses:
+                    _join(self._sharers, ip, key)
+                    touched.add(ip)
         changed: set[str] = set()
         services = set(dirty)
-        for ip in touched_l2:
-            before, after = self.plan.l2.get(ip), self._l2_duty(ip)
-            if before != after:
-                _store(self.plan.l2, ip, after)
+        for ip in touched:
+            l2, bgp = self._duties(planning, view, ip)
+            before, was = self.plan.l2.get(ip), self.plan.bgp.get(ip)
+            if before != l2:
+                _store(self.plan.l2, ip, l2)
                 changed.add(ip)
-                services.update(_services(before, after))
-        for ip in touched_bgp:
-            was, now = self.plan.bgp.get(ip), self._bgp_duty(ip)
-            if was != now:
-                _store(self.plan.bgp, ip, now)
+                services.update(_services(before, l2))
+            if was != bgp:
+                _store(self.plan.bgp, ip, bgp)
                 changed.add(ip)
-                services.update(_services(was, now))
+                services.update(_services(was, bgp))
         return Changes(False, frozenset(changed), frozenset(services))
 
     def _rebuild(self, view: ClusterView, live: frozenset[str]) -> Changes:
@@ -166,56 +150,35 @@ class Planner:
             if owner is not None:
                 self._slices.setdefault(owner, set()).add(key)
                 self._slice_owner[key] = owner
-        self._shares = {}
-        l2_keys: dict[str, list[str]] = {}
-        l2_fields: dict[str, Candidates] = {}
-        bgp_keys: dict[str, list[str]] = {}
-        bgp_specs: dict[str, BGPAdvertisementSpec] = {}
-        services = view.services
-        for key in sorted(services):
-            share = self._share(planning, view, views.service(services[key]))
-            if share is None:
-                continue
-            self._shares[key] = share
-            for ip, field in share.l2:  # a shared address takes its last Service's field
-                known = l2_keys.get(ip)
-                if known is None:
-                    l2_keys[ip] = [key]
-                else:
-                    known.append(key)
-                l2_fields[ip] = field
-            for ip, spec in share.bgp:
-                seen = bgp_keys.get(ip)
-                if seen is None:
-                    bgp_keys[ip] = [key]
-                else:
-                    seen.append(key)
-                bgp_specs[ip] = spec
         plan = Plan(peers=planning.peers, invalid=planning.invalid)
-        self._l2_sharers, self._bgp_sharers = {}, {}
-        for ip, keys in l2_keys.items():
-            field, names = l2_fields[ip], tuple(keys)
-            plan.l2[ip] = L2Duty(ip, names, field.nodes, field.electorate.wins(ip),
-                                 field.interfaces)
-            self._l2_sharers[ip] = names if len(names) == 1 else tuple(dict.fromkeys(names))
-        for ip, keys in bgp_keys.items():
-            names = tuple(keys)
-            plan.bgp[ip] = bgp_duty(ip, names, bgp_specs[ip])
-            self._bgp_sharers[ip] = names if len(names) == 1 else tuple(dict.fromkeys(names))
+        l2, bgp = plan.l2, plan.bgp
+        self._addresses, self._sharers = {}, {}
+        sharers = self._sharers
+        services = view.services
+        for key in sorted(services):  # as make_plan folds them
+            svc = views.service(services[key])
+            addresses = service_addresses(svc, planning.serve_unclassed)
+            if not addresses:
+                continue
+            self._addresses[key] = addresses
+            ready = self._ready(view, svc) if is_local(svc) else None
+            for ip, pool in addresses:
+                known = sharers.get(ip)
+                if known is None:
+                    sharers[ip] = (key,)
+                elif known[-1] != key:
+                    sharers[ip] = (*known, key)
+                # a shared address takes its last Service's candidates
+                field = planning.l2_field(pool, ready)
+                if field is not None:
+                    was = l2.get(ip)
+                    l2[ip] = L2Duty(ip, (*was.services, key) if was else (key,), field.nodes,
+                                    field.electorate.wins(ip), field.interfaces)
+                for spec in planning.bgp_specs(pool, ready):
+                    seen = bgp.get(ip)
+                    bgp[ip] = bgp_duty(ip, (*seen.services, key) if seen else (key,), spec)
         self.plan = plan
         return Changes(True, frozenset(), frozenset())
-
-    def _share(self, planning: Planning, view: ClusterView, svc: views.Service) -> _Share | None:
-        addresses = service_addresses(svc, planning.serve_unclassed)
-        if not addresses:
-            return None
-        ready = self._ready(view, svc) if is_local(svc) else None
-        l2_field = planning.l2_field
-        l2 = tuple([(ip, found) for ip, pool in addresses
-                    if (found := l2_field(pool, ready)) is not None])
-        bgp = tuple([(ip, spec) for ip, pool in addresses
-                     for spec in planning.bgp_specs(pool, ready)]) if planning.bgp_ads else ()
-        return _Share(l2, bgp) if l2 or bgp else None
 
     def _ready(self, view: ClusterView, svc: views.Service) -> frozenset[str]:
         meta = svc.get("metadata") or {}
@@ -233,39 +196,42 @@ class Planner:
             if not keys:
                 del self._slices[owner]
 
-    def _l2_duty(self, ip: str) -> L2Duty | None:
-        services: list[str] = []
+    def _duties(self, planning: Planning, view: ClusterView, ip: str,
+                ) -> tuple[L2Duty | None, BGPDuty | None]:
+        """One address's duties, folded over the Services showing it as make_plan folds."""
+        l2_services: list[str] = []
         field: Candidates | None = None
-        for key in self._l2_sharers.get(ip, ()):
-            for address, found in self._shares[key].l2:
-                if address == ip:
-                    services.append(key)
-                    field = found
-        if field is None:
-            return None
-        return L2Duty(ip, tuple(services), field.nodes, field.electorate.wins(ip),
-                      field.interfaces)
-
-    def _bgp_duty(self, ip: str) -> BGPDuty | None:
-        services: list[str] = []
+        bgp_services: list[str] = []
         spec: BGPAdvertisementSpec | None = None
-        for key in self._bgp_sharers.get(ip, ()):
-            for address, found in self._shares[key].bgp:
-                if address == ip:
-                    services.append(key)
-                    spec = found
-        return None if spec is None else bgp_duty(ip, tuple(services), spec)
+        for key in self._sharers.get(ip, ()):
+            svc = views.service(view.services[key])
+            ready = self._ready(view, svc) if is_local(svc) else None
+            for address, pool in self._addresses[key]:
+                if address != ip:
+                    continue
+                found = planning.l2_field(pool, ready)
+                if found is not None:
+                    l2_services.append(key)
+                    field = found
+                specs = planning.bgp_specs(pool, ready)
+                if specs:  # one entry per advertisement; the last one's attributes
+                    bgp_services.extend([key] * len(specs))
+                    spec = specs[-1]
+        l2 = None if field is None else L2Duty(
+            ip, tuple(l2_services), field.nodes, field.electorate.wins(ip), field.interfaces)
+        bgp = None if spec is None else bgp_duty(ip, tuple(bgp_services), spec)
+        return l2, bgp
 
     # -- what the process reads --------------------------------------------------------------
 
-    def l2_services(self) -> Iterator[str]:
+    def l2_services(self) -> set[str]:
         """Every Service with an L2 address in the plan."""
-        return (key for key, share in self._shares.items() if share.l2)
+        return {key for duty in self.plan.l2.values() for key in duty.services}
 
     def l2_addresses(self, key: str) -> list[str]:
         """The Service's addresses in the L2 plan, in its address order."""
-        share = self._shares.get(key)
-        return list(dict.fromkeys(ip for ip, _ in share.l2)) if share is not None else []
+        return [ip for ip in dict.fromkeys(ip for ip, _ in self._addresses.get(key, ()))
+                if (duty := self.plan.l2.get(ip)) is not None and key in duty.services]
 
 
 def _join(sharers: dict[str, tuple[str, ...]], ip: str, key: str) -> None:
