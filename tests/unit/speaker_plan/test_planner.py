@@ -65,9 +65,9 @@ namespaces = st.sampled_from(["default"] * 9 + ["team"])
 services_st = st.builds(
     service,
     namespaces, st.sampled_from(SERVICES),
-    st.lists(st.sampled_from(ADDRESSES), min_size=1, max_size=2) | st.just([]),
+    st.lists(st.sampled_from(ADDRESSES), min_size=1, max_size=2),
     st.sampled_from(["a", "a", "b", "a,b", ""]),
-    local=st.booleans(),
+    local=st.sampled_from([True, True, False]),
     kind=st.sampled_from(["LoadBalancer"] * 9 + ["ClusterIP"]),
     lb_class=st.sampled_from([None] * 6 + [names.LOAD_BALANCER_CLASS] * 3 + ["example.com/x"]),
     deleting=st.sampled_from([False] * 9 + [True]),
@@ -171,12 +171,15 @@ class Cluster:
             self.peers.update({p["metadata"]["name"]: p for p in args[0]})
 
 
-# what the planner re-plans incrementally: Services and EndpointSlices
+# what the planner re-plans incrementally: Services and EndpointSlices (more created or
+# changed than deleted, so that there are Services and slices to change)
+put_service = st.tuples(st.just("put-service"), services_st)
+put_slice = st.tuples(st.just("put-slice"), slices_st)
 local_changes = st.one_of(
-    st.tuples(st.just("put-service"), services_st),
+    put_service, put_service, put_service,
     st.tuples(st.just("delete-service"),
               st.builds(lambda ns, n: f"{ns}/{n}", namespaces, st.sampled_from(SERVICES))),
-    st.tuples(st.just("put-slice"), slices_st),
+    put_slice, put_slice,
     st.tuples(st.just("delete-slice"),
               st.builds(lambda ns, n: f"{ns}/{n}", namespaces, st.sampled_from(SLICES))),
 )
@@ -197,7 +200,8 @@ changes_st = st.one_of(local_changes, local_changes, local_changes, local_change
 
 
 @settings(max_examples=500, deadline=None)
-@given(serve_unclassed=st.booleans(), first=st.lists(local_changes, max_size=10),
+@given(serve_unclassed=st.booleans(),
+       first=st.lists(st.one_of(put_service, put_slice), min_size=2, max_size=12),
        batches=st.lists(st.lists(changes_st, min_size=1, max_size=4), min_size=3,
                         max_size=25))
 def test_incremental_plan_equals_the_full_plan_after_every_change(
