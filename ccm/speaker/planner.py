@@ -152,6 +152,10 @@ class Planner:
                 self._slice_owner[key] = owner
         plan = Plan(peers=planning.peers, invalid=planning.invalid)
         l2, bgp = plan.l2, plan.bgp
+        # what did not change is kept, not replaced by an equal copy: a rebuild then leaves
+        # little new long-lived garbage behind (each copy would survive into the oldest
+        # generation, and enough of them make the collector walk the whole heap)
+        known_addresses, known_sharers = self._addresses, self._sharers
         self._addresses, self._sharers = {}, {}
         sharers = self._sharers
         services = view.services
@@ -160,12 +164,14 @@ class Planner:
             addresses = service_addresses(svc, planning.serve_unclassed)
             if not addresses:
                 continue
-            self._addresses[key] = addresses
+            kept = known_addresses.get(key)
+            self._addresses[key] = kept if kept == addresses else addresses
             ready = self._ready(view, svc) if is_local(svc) else None
             for ip, pool in addresses:
                 known = sharers.get(ip)
                 if known is None:
-                    sharers[ip] = (key,)
+                    alone = known_sharers.get(ip)
+                    sharers[ip] = alone if alone == (key,) else (key,)
                 elif known[-1] != key:
                     sharers[ip] = (*known, key)
                 # a shared address takes its last Service's candidates
