@@ -9,10 +9,11 @@ again (as ``make_plan`` does, from the view) and runs its election among its can
 to, so an endpoint change re-plans that one Service (``externalTrafficPolicy: Local``).
 
 Everything else a plan reads — pools, L2/BGP advertisements, BGPPeers, Node labels, the set of
-live speakers — is a *global* change: it rebuilds the whole plan, which costs what
-``make_plan`` costs. These are rare next to Service and endpoint changes (a speaker joining
-or leaving, an operator editing an advertisement); a live set that differs from the last one
-rebuilds too, whoever reported it.
+live speakers — is a *global* change: it rebuilds the whole plan, which costs about what
+``make_plan`` costs (10-20% more: it also records the addresses; bench/speaker_scale measures
+both). These are rare next to Service and endpoint changes (a speaker joining or leaving, an
+operator editing an advertisement); a live set that differs from the last one rebuilds too,
+whoever reported it.
 
 The result always equals ``make_plan`` over the same view (a hypothesis test applies random
 changes and compares after each step), and ``update`` says which addresses may have changed
