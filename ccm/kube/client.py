@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, Protocol, TypedDict, Unpack, cast
+from typing import Any, Protocol, TypedDict, cast
 from urllib.parse import urlencode
 
 import aiohttp
@@ -158,14 +157,6 @@ class KubeApi(Protocol):
     async def close(self) -> None: ...
 
 
-class _Options(TypedDict, total=False):
-    """What a request may carry besides its method, path and what it is for."""
-
-    query: Mapping[str, str] | None
-    body: Body
-    content_type: str
-
-
 class KubeClient:
     """Sends requests; knows nothing of Services or pools."""
 
@@ -303,13 +294,7 @@ class KubeClient:
         if self.observer is not None:
             self.observer(verb, resource, status, time.monotonic() - started)
 
-    async def _json(self, method: str, path: str, *, resource: str, named: bool,
-                    **options: Unpack[_Options]) -> JSON:
-        data = await self._raw(method, path, resource=resource, named=named, **options)
-        result: JSON = json.loads(data) if data else {}
-        return result
-
-    async def _raw(
+    async def _json(
         self,
         method: str,
         path: str,
@@ -319,7 +304,7 @@ class KubeClient:
         query: Mapping[str, str] | None = None,
         body: Body = None,
         content_type: str = "application/json",
-    ) -> bytes:
+    ) -> JSON:
         started = time.monotonic()
         response = await self._send(
             method, path, resource=resource, named=named, query=query, body=body,
@@ -330,7 +315,8 @@ class KubeClient:
         finally:
             response.release()
         self._observe(_verb(method, query, named), resource, response.status, started)
-        return data
+        result: JSON = json.loads(data) if data else {}
+        return result
 
     # -- typed verbs -----------------------------------------------------------------------
 
@@ -351,8 +337,17 @@ class KubeClient:
         continue_token: str | None = None,
         resource_version: str | None = None,
     ) -> JSON:
-        query = _list_query(label_selector, field_selector, limit, continue_token,
-                            resource_version)
+        query: dict[str, str] = {}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        if field_selector:
+            query["fieldSelector"] = field_selector
+        if limit:
+            query["limit"] = str(limit)
+        if continue_token:
+            query["continue"] = continue_token
+        if resource_version is not None:
+            query["resourceVersion"] = resource_version
         path = res.collection_path(namespace)
         return await self._json("GET", path, resource=str(res), named=False, query=query)
 
@@ -363,43 +358,18 @@ class KubeClient:
         """Every item, following `continue` tokens (resourceVersion: the first page's).
 
         `transform` is applied page by page, so a large list never holds every object whole
-        at once (the peak, not just the result, sets a Python process's RSS). The next page
-        is asked for as soon as a page's bytes are in, its token read from the list metadata
-        the server writes before the items, so the server encodes page k+1 while this process
-        decodes page k (a restart lists every Service: the two costs are of the same size)."""
-        path = res.collection_path(namespace)
+        at once (the peak, not just the result, sets a Python process's RSS)."""
+        def kept(listing: JSON) -> list[JSON]:
+            items = listing.get("items") or []
+            return [transform(i) for i in items] if transform is not None else list(items)
 
-        async def fetch(token: str | None) -> bytes:
-            query = _list_query(None, None, page, token, None)
-            return await self._raw("GET", path, resource=str(res), named=False, query=query)
-
-        first: JSON | None = None
-        items: list[JSON] = []
-        pending: asyncio.Task[bytes] | None = asyncio.ensure_future(fetch(None))
-        try:
-            while pending is not None:
-                raw = await pending
-                ahead = _continue_in_head(raw)
-                pending = asyncio.ensure_future(fetch(ahead)) if ahead else None
-                listing: JSON = json.loads(raw) if raw else {}
-                del raw
-                token = (listing.get("metadata") or {}).get("continue") or None
-                if token != ahead:  # the head did not show it plainly: follow the body
-                    if pending is not None:
-                        pending.cancel()
-                    pending = asyncio.ensure_future(fetch(token)) if token else None
-                page_items = listing.pop("items", None) or []
-                if transform is not None:
-                    items.extend(transform(item) for item in page_items)
-                else:
-                    items.extend(page_items)
-                del page_items
-                if first is None:
-                    first = listing
-        finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
-        assert first is not None
+        first = await self.list(res, namespace, limit=page)
+        items = kept(first)
+        token = (first.get("metadata") or {}).get("continue")
+        while token:
+            more = await self.list(res, namespace, limit=page, continue_token=token)
+            items.extend(kept(more))
+            token = (more.get("metadata") or {}).get("continue")
         first["items"] = items
         return cast(ObjectList, first)
 
@@ -499,33 +469,6 @@ def _session_for(configuration: k8s_client.Configuration) -> aiohttp.ClientSessi
         context.verify_mode = ssl.CERT_NONE
     connector = aiohttp.TCPConnector(limit=configuration.connection_pool_maxsize, ssl=context)
     return aiohttp.ClientSession(connector=connector, trust_env=False, read_bufsize=2**21)
-
-
-def _list_query(label_selector: str | None, field_selector: str | None, limit: int | None,
-                continue_token: str | None, resource_version: str | None) -> dict[str, str]:
-    query: dict[str, str] = {}
-    if label_selector:
-        query["labelSelector"] = label_selector
-    if field_selector:
-        query["fieldSelector"] = field_selector
-    if limit:
-        query["limit"] = str(limit)
-    if continue_token:
-        query["continue"] = continue_token
-    if resource_version is not None:
-        query["resourceVersion"] = resource_version
-    return query
-
-
-_CONTINUE = re.compile(rb'"continue":"([A-Za-z0-9+/=_-]+)"')
-
-
-def _continue_in_head(raw: bytes) -> str | None:
-    """The continue token of a list page, from the metadata before its items (the server
-    writes `metadata` first); None when there is none or the head does not show it plainly."""
-    items = raw.find(b'"items":')
-    match = _CONTINUE.search(raw, 0, items if items >= 0 else min(len(raw), 4096))
-    return match.group(1).decode() if match else None
 
 
 def _error_from(status: int, raw: bytes, retry_after: str | None) -> ApiError:
