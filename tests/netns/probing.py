@@ -211,10 +211,21 @@ class Outage:
     gap: float | None  # None: never answered again
     failed: int
     sent: int
+    failures: tuple[str, ...] = ()  # each failed request: when it was sent, what it got
+    failed_in_a_row: int = 0  # the longest run of consecutive failed requests
 
     def __str__(self) -> str:
         gap = "never answered again" if self.gap is None else f"{self.gap:.2f} s"
-        return f"{self.target}: longest gap {gap}, {self.failed} of {self.sent} requests failed"
+        seen = f"{self.target}: longest gap {gap}, {self.failed} of {self.sent} requests failed"
+        return seen + (f" ({'; '.join(self.failures)})" if self.failures else "")
+
+    def lost_only_at_a_switch(self) -> bool:
+        """What an L2 handover can cost a client and no more: each failed request reset at
+        once (a connection opened through the old owner whose next packet went to the new
+        one, which has no connection-tracking state for it, when the client's neighbour entry
+        switched mid-connection), never a timeout (nobody answering), never two in a row."""
+        resets = all("ConnectionResetError" in failure for failure in self.failures)
+        return resets and self.failed_in_a_row <= 1 and self.gap is not None
 
 
 def outage(requests: list[Request], target: str, event: float, end: float = float("inf")
@@ -227,4 +238,11 @@ def outage(requests: list[Request], target: str, event: float, end: float = floa
     gap = max((b - a for a, b in itertools.pairwise(points)), default=None) if after else None
     if after and not before:
         gap = max(gap or 0.0, after[0] - event)
-    return Outage(target, gap, sum(1 for r in window if not r.ok), len(window))
+    failed = [r for r in window if not r.ok]
+    run = longest = 0
+    for r in window:
+        run = 0 if r.ok else run + 1
+        longest = max(longest, run)
+    return Outage(target, gap, len(failed), len(window),
+                  tuple(f"at {r.sent:.2f} s after {r.took:.2f} s: {r.answer}" for r in failed),
+                  longest)
