@@ -201,7 +201,10 @@ def test_l2_failover_when_the_owner_loses_its_link(
             if episode.kind == "takeover":
                 bad = bool(verdict.double) or seen.gap is None or seen.gap >= 2.0
             else:
-                bad = bool(seen.failed or verdict.silent or verdict.longest_double >= 0.5)
+                # a handover: nobody silent, two answers briefly, and a request lost only
+                # to a reset at the client's neighbour switch (probing.Outage)
+                bad = (not seen.lost_only_at_a_switch() or bool(verdict.silent)
+                       or verdict.longest_double >= 0.5)
             if bad:
                 failures.append(line)
     report(capsys, "\nL2 failover, shipped defaults (client: a new connection every 50 ms; "
