@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 SERVICE_CIDRS = "10.96.0.0/16,fd00:10:96::/112"
-AUDIT_WRITE_VERBS = frozenset({"create", "update", "patch", "delete"})
 # What the audit log records: every request made with a ServiceAccount token (the product's
 # processes), at Metadata level (user, verb, object, response code; no bodies). The admin's and
 # the server's own requests are left out, so the log stays small.
@@ -405,7 +404,7 @@ class ApiServer:
         counts: dict[str, int] = {}
         for event in self.audit_events(offset):
             if (event.get("user", {}).get("username") != username
-                    or event["verb"] not in AUDIT_WRITE_VERBS):
+                    or event["verb"].upper() not in WRITE_VERBS):
                 continue
             ref = event.get("objectRef") or {}
             code = (event.get("responseStatus") or {}).get("code", 0)
