@@ -235,6 +235,9 @@ class Membership:
     def _check(self) -> None:
         live = self.live_nodes() if self.settled() else frozenset()
         if live != self._live_cache:
+            came, went = sorted(live - self._live_cache), sorted(self._live_cache - live)
+            log.info("live speakers: %d%s%s", len(live), "".join(f" +{n}" for n in came),
+                     "".join(f" -{n}" for n in went))
             self._live_cache = live
             self.on_change()
 

@@ -313,6 +313,8 @@ class Speaker:
                 duty = plan.l2.get(ip)
                 if live and duty is not None and duty.owner is not None:
                     if ip not in self._handovers:  # make before break
+                        log.info("handing %s over to %s: answering until it is heard", ip,
+                                 duty.owner)
                         self._handovers[ip] = asyncio.get_running_loop().create_task(
                             self._hand_over(ip, duty.owner), name=f"handover-{ip}")
                     continue

@@ -46,6 +46,7 @@ class Probe:
         if self.process.stdout.readline().strip() != "ready":
             raise RuntimeError("the prober did not start")
         self.started = time.monotonic()
+        self.wall_started = time.time()  # to put the speakers' log lines on the probe's clock
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 

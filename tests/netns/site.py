@@ -29,6 +29,7 @@ import subprocess
 import sys
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -309,6 +310,25 @@ subjects: [{kind: ServiceAccount, name: kube-proxy, namespace: kube-system}]
             "--health-host", "127.0.0.1", "--health-port", str(HEALTH_PORT),
             "--log-format", "text",
         ], f"speaker-{node.name}")
+
+    def speaker_timeline(self, ips: list[str], wall_started: float, since: float = 0.0) -> str:
+        """What the speakers logged about ``ips``, their stops and who they saw live, on a
+        probe's clock (``Probe.wall_started``), from ``since`` on: the story behind a verdict."""
+        entries: list[tuple[float, str]] = []
+        for path in self.workdir.glob("speaker-*.log"):
+            who = path.stem.removeprefix("speaker-").rsplit("-", 1)[0]
+            for line in path.read_text(errors="replace").splitlines():
+                stamp, _, rest = line[:23], line[23:24], line[24:]
+                if not (any(ip in rest for ip in ips) or "stopping" in rest
+                        or "live speakers" in rest):
+                    continue
+                try:
+                    at = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                except ValueError:
+                    continue
+                if at - wall_started >= since:
+                    entries.append((at - wall_started, f"{who}: {rest}"))
+        return "\n".join(f"    {at:7.3f} {text}" for at, text in sorted(entries))
 
     def speaker_ready(self, node: Member) -> bool:
         """The speaker's /readyz inside its node: caches synced and its membership settled,

@@ -130,7 +130,9 @@ def test_rejoin_and_rolling_restart_leave_no_unanswered_moment(
         assert verdict.silent == [], f"nobody answered for {ip}: {verdict}"
         # make-before-break: both answer from the new owner's announcement until the old owner
         # hears it (milliseconds; more on a loaded machine), never past the next repeat
-        assert verdict.longest_double < HANDOVER_OVERLAP, f"two nodes answered for {ip}: {verdict}"
+        assert verdict.longest_double < HANDOVER_OVERLAP, (
+            f"two nodes answered for {ip}: {verdict}; {marks}\nspeakers:\n"
+            + site.speaker_timeline([ip], probe.wall_started, since))
         # the client: the old owner keeps the address HANDOVER_GRACE after hearing the new one,
         # for requests sent with the old neighbour entry in that instant (without it: timeouts).
         # What remains (1 request of ~200 in about 1 run of 5, before and after the grace): a
@@ -182,6 +184,8 @@ def test_sigkill_takeover_never_gives_two_answers(
         rejoin = judge(rounds, ip, start=restarted)
         seen = outage(requests, ip, restarted_loop)
         lines.append(f"  {victim.name} rejoins: {rejoin}\n  client: {seen}")
-        assert rejoin.silent == [] and rejoin.longest_double < HANDOVER_OVERLAP, rejoin
+        assert rejoin.silent == [] and rejoin.longest_double < HANDOVER_OVERLAP, (
+            f"{rejoin}\nspeakers:\n"
+            + site.speaker_timeline([ip], probe.wall_started, restarted))
         assert seen.lost_only_at_a_switch(), f"{seen}; probe: {rejoin}"
     report(capsys, f"\nSIGKILL of {victim.name}'s speaker:\n" + "\n".join(lines))

@@ -247,6 +247,8 @@ class L2Announcer:
             log.warning("cannot hear who claims %s on %s: %s", ip, interface, exc)
             return False
         if claimed:
+            log.info("%s claimed by another host on %s; letting go in %.1f s", ip, interface,
+                     HANDOVER_GRACE)
             await asyncio.sleep(HANDOVER_GRACE)
         return claimed
 
