@@ -79,18 +79,22 @@ def resource_path(resource: str, namespace: str | None = None, name: str | None 
 
 
 class RealStats:
-    """The emulator's `stats` interface over the server's own request counter.
+    """The emulator's `stats` interface over the server's own records.
 
     `count(verb, resource)` counts requests since the last `clear`, from
-    `apiserver_request_total`: what the server served, whoever sent it.
+    `apiserver_request_total`: what the server served, whoever sent it. With `agent`, it
+    counts from the audit log the requests whose User-Agent contains `agent` (ServiceAccount
+    requests only: the log has no others).
     """
 
     def __init__(self, server: ApiServer) -> None:
         self.server = server
         self.baseline = server.request_counts()
+        self.audit_offset = server.audit_offset()
 
     def clear(self) -> None:
         self.baseline = self.server.request_counts()
+        self.audit_offset = self.server.audit_offset()
 
     def delta(self) -> dict[tuple[str, str, str, str], int]:
         now = self.server.request_counts()
@@ -100,7 +104,10 @@ class RealStats:
             if value - self.baseline.get(key, 0.0) > 0.5
         }
 
-    def count(self, verb: str | None = None, resource: str | None = None) -> int:
+    def count(self, verb: str | None = None, resource: str | None = None,
+              agent: str | None = None) -> int:
+        if agent is not None:
+            return self._count_sent_by(agent, verb, resource)
         wanted = _VERBS.get(verb, verb.upper()) if verb else None
         total = 0
         for (v, _group, res, sub), n in self.delta().items():
@@ -113,13 +120,34 @@ class RealStats:
             total += n
         return total
 
+    def _count_sent_by(self, agent: str, verb: str | None, resource: str | None) -> int:
+        base, _, want_sub = (resource or "").partition("/")
+        total = 0
+        for event in self.server.audit_events(self.audit_offset):
+            ref = event.get("objectRef") or {}
+            if (agent in event.get("userAgent", "")
+                    and (verb is None or event.get("verb") == verb)
+                    and (not base or ref.get("resource") == base)
+                    and (not want_sub or ref.get("subresource") == want_sub)):
+                total += 1
+        return total
+
     @property
     def writes(self) -> int:
         return sum(n for (v, *_), n in self.delta().items() if v in _WRITE_VERBS)
 
     def __repr__(self) -> str:
         writes = {k: n for k, n in self.delta().items() if k[0] in _WRITE_VERBS}
-        return f"RealStats(writes={writes})"
+        by_agent: dict[str, dict[str, int]] = {}
+        for event in self.server.audit_events(self.audit_offset):
+            if _VERBS.get(event.get("verb", "")) not in _WRITE_VERBS:
+                continue
+            ref = event.get("objectRef") or {}
+            what = "/".join(filter(None, (event["verb"], ref.get("resource"),
+                                          ref.get("subresource"))))
+            mine = by_agent.setdefault(event.get("userAgent", "-"), {})
+            mine[what] = mine.get(what, 0) + 1
+        return f"RealStats(writes={writes}, ServiceAccount writes by User-Agent={by_agent})"
 
 
 @dataclass

@@ -27,7 +27,7 @@ from ccm.controller.sync import NotLeader, ServiceSync, SyncContext
 from ccm.health import probes
 from ccm.health.metrics import ControllerMetrics
 from ccm.health.numbers import family_usage, rfc3339
-from ccm.kube.client import JSON, ApiError, KubeApi, KubeClient
+from ccm.kube.client import JSON, ApiError, KubeApi, KubeClient, user_agent
 from ccm.kube.events import EventRecorder
 from ccm.kube.heap import release_free_memory
 from ccm.kube.informer import Informer
@@ -98,7 +98,8 @@ class Controller:
         s = self.settings
         if self._client is None:
             self._client = await KubeClient.connect(
-                s.kubeconfig, s.context, qps=s.qps, burst=s.burst
+                s.kubeconfig, s.context, qps=s.qps, burst=s.burst,
+                user_agent=user_agent("controller", s.identity),
             )
         previous = self.client.observer
         if previous is None:

@@ -21,6 +21,7 @@ import aiohttp
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
+from ccm import __version__
 from ccm.kube.resources import Resource
 
 JSON = dict[str, Any]
@@ -52,6 +53,14 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 MAX_RETRY_AFTER = 30.0  # never sleep longer than this on one server answer
+# who is asking, as the server's audit log and request metrics show it; the processes add
+# their component and identity (``user_agent``), as client-go's binaries add their name
+DEFAULT_USER_AGENT = f"vipam/{__version__}"
+
+
+def user_agent(component: str, identity: str) -> str:
+    """``vipam-controller/0.1.0 (pod-name)``: which process of ours sent a request."""
+    return f"vipam-{component}/{__version__} ({identity})"
 
 
 class ApiError(Exception):
@@ -169,8 +178,10 @@ class KubeClient:
         request_timeout: float = 30.0,
         observer: RequestObserver | None = None,
         throttle_retries: int = 10,
+        user_agent: str = DEFAULT_USER_AGENT,
     ) -> None:
         self.throttle_retries = throttle_retries
+        self.user_agent = user_agent
         self.throttled = 0  # 429s waited out
         self._api = api
         self._session = _session_for(api.configuration)
@@ -191,6 +202,7 @@ class KubeClient:
         request_timeout: float = 30.0,
         observer: RequestObserver | None = None,
         throttle_retries: int = 10,
+        user_agent: str = DEFAULT_USER_AGENT,
     ) -> KubeClient:
         """A client from a kubeconfig file, or the in-cluster service account without one."""
         configuration = k8s_client.Configuration()
@@ -203,7 +215,7 @@ class KubeClient:
         return cls(
             k8s_client.ApiClient(configuration=configuration), qps=qps, burst=burst,
             request_timeout=request_timeout, observer=observer,
-            throttle_retries=throttle_retries,
+            throttle_retries=throttle_retries, user_agent=user_agent,
         )
 
     async def close(self) -> None:
@@ -257,7 +269,8 @@ class KubeClient:
         await self._bucket.take()
         verb = _verb(method, query, named)
         started = time.monotonic()
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        headers = {"Content-Type": content_type, "Accept": "application/json",
+                   "User-Agent": self.user_agent}
         # authentication (tokens, exec plugins with refresh) stays kubernetes-asyncio's job
         await self._api.update_params_for_auth(headers, [], ["BearerToken"])
         url = self.host + path

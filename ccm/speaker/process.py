@@ -35,7 +35,7 @@ from ccm.contract import names, views
 from ccm.contract.models import SecretKeyRef
 from ccm.health import probes
 from ccm.health.numbers import rfc3339
-from ccm.kube.client import JSON, ApiError, KubeClient
+from ccm.kube.client import JSON, ApiError, KubeClient, user_agent
 from ccm.kube.events import EventRecorder
 from ccm.kube.informer import Informer
 from ccm.kube.resources import (
@@ -129,7 +129,8 @@ class Speaker:
         s = self.settings
         if self._client is None:
             self._client = await KubeClient.connect(
-                s.kubeconfig, s.context, qps=s.qps, burst=s.burst
+                s.kubeconfig, s.context, qps=s.qps, burst=s.burst,
+                user_agent=user_agent("speaker", self.node),
             )
         self.api_contact.attach(self.client)
         self.announcer = self._make_announcer()

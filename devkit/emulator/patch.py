@@ -174,7 +174,10 @@ def _merge_map(
         if key.startswith("$deleteFromPrimitiveList/"):
             target = key.split("/", 1)[1]
             drop = value if isinstance(value, list) else []
-            result[target] = [item for item in result.get(target) or [] if item not in drop]
+            current = result.get(target) or []
+            if not isinstance(current, list):  # as apimachinery: a bad argument type
+                raise bad_request(f"invalid patch: {target} is not a list of primitives")
+            result[target] = [item for item in current if item not in drop]
     for key, value in clean.items():
         child_path = (*path, key)
         if value is None:

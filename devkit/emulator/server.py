@@ -75,7 +75,8 @@ class ApiServer:
             route = parse_resource_path(self.registry, request.path)
             verb = self._verb(request, route)
             if route is not None and verb is not None:
-                self.stats.record(verb, route.stats_resource)
+                self.stats.record(verb, route.stats_resource,
+                                  request.headers.get("User-Agent", ""))
             if self.faults.latency:
                 await asyncio.sleep(self.faults.latency)
             failure = self.faults.planned_failure(request.method, request.path_qs)
