@@ -58,6 +58,12 @@ class Agent:
             heard = time.monotonic()
             await self.l2.withdraw(args["ip"])
             return {"claimed": claimed, "heard": heard, "withdrawn": time.monotonic()}
+        if op == "withdraw_during_refresh":  # a handover ending while lifetimes are renewed
+            refreshing = asyncio.create_task(self.l2.refresh())
+            await asyncio.sleep(0)  # the refresh has read what is announced, and goes on
+            await self.l2.withdraw(args["ip"])
+            await refreshing
+            return None
         if op == "withdraw_all":
             await self.l2.withdraw_all()
             return None

@@ -158,6 +158,27 @@ def test_address_lifetime_fences_a_dead_speaker_and_refresh_keeps_a_live_one(lab
     live.close()
 
 
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_refresh_never_brings_back_an_address_withdrawn_meanwhile(lab: Lab,
+                                                                     family: int) -> None:
+    """A refresh walks the announced addresses one netlink call at a time; an address withdrawn
+    meanwhile (a handover ending) must stay withdrawn. It did not: the refresh re-added it, and
+    the node answered beside the new owner until the re-added address's lifetime ran out."""
+    base = "192.0.2." if family == 4 else "2001:db8::"
+    vips = [f"{base}{20 + i}" for i in range(40)]
+    agent = Agent(lab, lab.nodes[0])
+    agent.call("l2_options", address_lifetime=30)
+    for vip in vips:
+        agent.call("announce", ip=vip, interface="eth0")
+    last = vips[-1]  # the refresh reaches it after 39 others: the withdrawal comes first
+    agent.call("withdraw_during_refresh", ip=last)
+    assert last not in agent.call("announced")
+    assert last not in addresses(agent.node.name)
+    assert set(vips[:-1]) <= addresses(agent.node.name)
+    agent.close()
+    assert not set(vips) & addresses(agent.node.name)
+
+
 def test_interface_is_chosen_by_subnet_then_by_route(lab: Lab) -> None:
     node = lab.nodes[0]
     run("ip", "-n", node.name, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p")

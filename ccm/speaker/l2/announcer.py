@@ -162,6 +162,10 @@ class L2Announcer:
         self.interval = interval
         self.address_lifetime = address_lifetime
         self._interfaces: dict[str, str] = {}
+        # one change to the node's addresses at a time, each checked against _interfaces: a
+        # refresh that walked on after a withdrawal would re-add the withdrawn address, and
+        # the node would answer beside its new owner until the address's lifetime ran out
+        self._changing = asyncio.Lock()
         self._repeaters: dict[str, asyncio.Task[None]] = {}
         self._sender = FrameSender()
         self._claims = ClaimListener(self._sender)
@@ -186,8 +190,9 @@ class L2Announcer:
         current = self._interfaces.get(ip)
         if current is not None and current != interface:
             await self.withdraw(ip)
-        await self._add_address(ip, interface, ours=current == interface)
-        self._interfaces[ip] = interface
+        async with self._changing:
+            await self._add_address(ip, interface, ours=current == interface)
+            self._interfaces[ip] = interface
         self._cancel_repeater(ip)
         try:
             frames = announcement_frames(self._sender.mac(interface), ip)
@@ -204,10 +209,11 @@ class L2Announcer:
         """Stop announcing ``ip`` and remove it from its interface; unknown ``ip`` is a no-op."""
         ip = _normalise(ip)
         self._cancel_repeater(ip)
-        interface = self._interfaces.pop(ip, None)
-        if interface is None:
-            return
-        await self._delete_address(ip, interface)
+        async with self._changing:
+            interface = self._interfaces.pop(ip, None)
+            if interface is None:
+                return
+            await self._delete_address(ip, interface)
         log.info("withdrew %s from %s", ip, interface)
 
     async def withdraw_all(self) -> None:
@@ -224,11 +230,14 @@ class L2Announcer:
             return
         async with AsyncIPRoute() as ipr:
             for ip, interface in list(self._interfaces.items()):
-                try:
-                    index = await self._index(ipr, interface)
-                    await ipr.addr("replace", index=index, **self._address_arguments(ip))
-                except (NetlinkError, AnnounceError) as exc:
-                    log.warning("could not refresh %s on %s: %s", ip, interface, exc)
+                async with self._changing:
+                    if self._interfaces.get(ip) != interface:
+                        continue  # withdrawn (or moved) since the walk began: leave it be
+                    try:
+                        index = await self._index(ipr, interface)
+                        await ipr.addr("replace", index=index, **self._address_arguments(ip))
+                    except (NetlinkError, AnnounceError) as exc:
+                        log.warning("could not refresh %s on %s: %s", ip, interface, exc)
 
     async def wait_claimed(self, ip: str, timeout: float) -> bool:
         """Keep ``ip`` until another host claims it on its segment, at most ``timeout`` s, and
