@@ -18,6 +18,13 @@ Reported per (S, N):
   the plans that three Node label changes trigger after the quiet window (each a full plan
   with every node live; none may write), and how many plans it made in the quiet window
   (renewals of the other speakers that change nobody's liveness must not trigger any);
+* the cost of one Service change: after the Node label changes, Services are created,
+  relabelled and deleted one at a time, each left to settle before the next; the speaker's
+  `vipam_speaker_plan_cpu_seconds{kind="incremental"}` sum and count over them (per plan and
+  per change: a create is two events and, when this node owns the address, its own
+  annotation write is one more), and its writes (the annotations and Events of the Services it
+  owns); the same in this process: `Planner.update` after one Service key changed, best of 5,
+  and `Planner`'s full rebuild (what a global change costs the speaker), best of 5;
 * the speaker's start: seconds from its first annotation (it writes none before it is settled,
   a lease duration after its first renewal) until it has written the announcing-node
   annotation of every address it owns (about S/N Services: writes proportional to its share,
@@ -58,6 +65,7 @@ sys.path.insert(0, str(ROOT))
 from ccm.kube.client import KubeClient
 from ccm.kube.resources import IPPOOLS, L2ADVERTISEMENTS, LEASES, NAMESPACES, NODES, SERVICES
 from ccm.speaker.plan import ClusterView, make_plan
+from ccm.speaker.planner import Planner
 from devkit.apiserver import ApiServer
 
 NAMESPACE = "bench"
@@ -204,7 +212,28 @@ def plan_cpu_seconds(view: ClusterView, node: str, live: frozenset[str]) -> tupl
     return best, owned
 
 
+def planner_cpu_seconds(view: ClusterView, node: str, live: frozenset[str],
+                        ) -> tuple[float, float]:
+    """Best of 5 (thread CPU seconds): the Planner's full rebuild, and its update after one
+    Service changed (a different Service each time)."""
+    planner = Planner(node)
+    rebuild = incremental = float("inf")
+    for _ in range(5):
+        planner.everything_changed()
+        started = time.thread_time()
+        planner.update(view, live)
+        rebuild = min(rebuild, time.thread_time() - started)
+    for key in list(view.services)[:5]:
+        planner.service_changed(key)
+        started = time.thread_time()
+        changes = planner.update(view, live)
+        incremental = min(incremental, time.thread_time() - started)
+        assert not changes.full
+    return rebuild, incremental
+
+
 TOUCHES = 3
+CHANGES = 5  # Services created, relabelled and deleted one at a time
 SPEAKER_USER = "system:serviceaccount:kube-system:vipam-speaker"
 
 
@@ -233,16 +262,77 @@ async def quiet_after(server: ApiServer, offset: int, quiet: float, limit: float
 
 
 def scrape(url: str) -> dict[str, float]:
-    """The speaker's plan metrics from its /metrics."""
+    """The speaker's plan metrics from its /metrics: `<name>` summed over kinds, and
+    `<name>:<kind>` for each kind of plan (incremental, full)."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
         text = response.read().decode()
     wanted = ("vipam_speaker_plan_cpu_seconds_sum", "vipam_speaker_plan_cpu_seconds_count",
               "vipam_speaker_reconciles_total")
-    found = {}
+    found = dict.fromkeys(wanted, 0.0)
     for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in wanted:
-            found[name] = float(value)
+        sample, _, value = line.partition(" ")
+        name, _, labels = sample.partition("{")
+        if name not in wanted:
+            continue
+        found[name] += float(value)
+        kind = re.search(r'kind="([^"]+)"', labels)
+        if kind:
+            found[f"{name}:{kind.group(1)}"] = float(value)
+    return found
+
+
+def _delta(after: dict[str, float], before: dict[str, float], name: str) -> float:
+    return after.get(name, 0.0) - before.get(name, 0.0)
+
+
+async def settled_plans(url: str, before: dict[str, float], timeout: float = 20.0,
+                        ) -> dict[str, float]:
+    """Scrape until the speaker has planned since `before` and then made no plan for 1 s."""
+    count = "vipam_speaker_plan_cpu_seconds_count"
+    deadline = time.monotonic() + timeout
+    seen = await asyncio.to_thread(scrape, url)
+    while seen[count] == before[count] and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        seen = await asyncio.to_thread(scrape, url)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        now = await asyncio.to_thread(scrape, url)
+        if now[count] == seen[count]:
+            return now
+        seen = now
+    return seen
+
+
+async def one_change_at_a_time(admin: KubeClient, url: str, services: int,
+                               ) -> dict[str, Any]:
+    """Create, relabel and delete CHANGES Services one at a time, each left to settle: the
+    speaker's incremental plans and their CPU per change, by kind of change."""
+    inc_sum = "vipam_speaker_plan_cpu_seconds_sum:incremental"
+    inc_count = "vipam_speaker_plan_cpu_seconds_count:incremental"
+    full_count = "vipam_speaker_plan_cpu_seconds_count:full"
+    created = [services + j for j in range(CHANGES)]
+    changes: dict[str, Any] = {
+        "create": [allocated_service(admin, i) for i in created],
+        # a value new on this server: a patch that changes nothing makes no event at all
+        "relabel": [admin.patch(SERVICES, NAMESPACE, f"s{i}", {"metadata": {"labels": {
+            "bench.vipam.io/touch": f"{time.time_ns()}"}}}) for i in range(CHANGES)],
+        "delete": [admin.delete(SERVICES, NAMESPACE, f"s{i}") for i in created],
+    }
+    found: dict[str, Any] = {}
+    for kind, jobs in changes.items():
+        plans = cpu = full = 0.0
+        for job in jobs:
+            before = await asyncio.to_thread(scrape, url)
+            await job
+            after = await settled_plans(url, before)
+            plans += _delta(after, before, inc_count)
+            cpu += _delta(after, before, inc_sum)
+            full += _delta(after, before, full_count)
+        found[kind] = {
+            "changes": len(jobs), "incremental_plans": int(plans), "full_plans": int(full),
+            "cpu_ms_per_plan": round(1000 * cpu / max(1.0, plans), 3),
+            "cpu_ms_per_change": round(1000 * cpu / len(jobs), 3),
+        }
     return found
 
 
@@ -283,6 +373,7 @@ async def measure_nodes(server: ApiServer, admin: KubeClient, kubeconfig: Path, 
     try:
         view = await cluster_view(admin)
         plan_s, expected = plan_cpu_seconds(view, node, frozenset(names))
+        rebuild_s, incremental_s = planner_cpu_seconds(view, node, frozenset(names))
         log_path = work / f"speaker-{services}-{len(names)}.log"
         log = log_path.open("w")
         audit_start = server.audit_offset()
@@ -332,6 +423,9 @@ async def measure_nodes(server: ApiServer, admin: KubeClient, kubeconfig: Path, 
                 await asyncio.sleep(1.5)
             touched = await asyncio.to_thread(scrape, url)
             touch_writes = speaker_writes(server, touch_start)
+            change_start = server.audit_offset()
+            per_change = await one_change_at_a_time(admin, url, services)
+            change_writes = speaker_writes(server, change_start)
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(60)
@@ -358,6 +452,12 @@ async def measure_nodes(server: ApiServer, admin: KubeClient, kubeconfig: Path, 
             / max(1, touched["vipam_speaker_plan_cpu_seconds_count"]
                   - after["vipam_speaker_plan_cpu_seconds_count"]), 2),
         "touch_writes": touch_writes,
+        "touch_full_plans": int(_delta(touched, after,
+                                       "vipam_speaker_plan_cpu_seconds_count:full")),
+        "bench_rebuild_cpu_ms": round(rebuild_s * 1000, 2),
+        "bench_incremental_cpu_ms": round(incremental_s * 1000, 3),
+        "per_change": per_change,
+        "per_change_writes": change_writes,
         "simulated_renewals_per_s": round(renewals / window, 2),
         "simulated_late_renewals": late,
     }
@@ -403,6 +503,18 @@ async def main() -> None:
               f"{r['speaker_plan_cpu_ms']:>15} {r['owned_addresses']:>6} "
               f"{sum(r['start_writes'].values()):>12} {r['steady_plans']:>12} "
               f"{r['speaker_writes_per_s']:>9}")
+    print()
+    print("one Service change at a time: the speaker's incremental plans, CPU ms per change "
+          "(plans per change); in this process: Planner update / full rebuild, ms")
+    print(f"{'services':>9} {'nodes':>6} {'create':>14} {'relabel':>14} {'delete':>14} "
+          f"{'full plans':>10} {'writes':>6} {'bench inc':>9} {'bench full':>10}")
+    for r in results:
+        cells = [f"{c['cpu_ms_per_change']:.3f} ({c['incremental_plans'] / c['changes']:.1f})"
+                 for c in (r["per_change"][k] for k in ("create", "relabel", "delete"))]
+        full = sum(c["full_plans"] for c in r["per_change"].values())
+        print(f"{r['services']:>9} {r['nodes']:>6} {cells[0]:>14} {cells[1]:>14} "
+              f"{cells[2]:>14} {full:>10} {sum(r['per_change_writes'].values()):>6} "
+              f"{r['bench_incremental_cpu_ms']:>9} {r['bench_rebuild_cpu_ms']:>10}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,13 @@ the Local policy, on the Service's ready endpoints), so it is built once per set
 advertisements; whether *this* node wins an address is an early-exit comparison
 (``election.Electorate``), and the full owner of an address is computed only when asked
 (``L2Duty.owner``: for the addresses this node holds or annotates). 10,000 addresses over 100
-nodes cost tens of milliseconds, not the S x N weights a full ranking would.
+nodes cost tens of milliseconds, not the S x N weights a full ranking would. A plan still
+reads every Service; ``ccm.speaker.planner`` keeps one current change by change, and this full
+plan is its reference.
+
+Services are folded in key order (the order a fresh list returns them), so a shared address
+lists its Services, and takes the candidates of the last one, the same way on every speaker,
+whatever order its informer learnt them in.
 """
 
 from __future__ import annotations
@@ -152,45 +158,64 @@ def _parse(kind: str, model: type[Spec], objects: Mapping[str, JSON], live: froz
     return parsed
 
 
+def ready_nodes_of(endpoint_slice: JSON) -> set[str]:
+    """The nodes with a ready endpoint in one EndpointSlice (readiness unknown counts)."""
+    nodes = set()
+    for endpoint in cast(views.EndpointSlice, endpoint_slice).get("endpoints") or []:
+        ready = (endpoint.get("conditions") or {}).get("ready")
+        node = endpoint.get("nodeName")
+        if node and ready is not False:
+            nodes.add(node)
+    return nodes
+
+
+def slice_service(endpoint_slice: JSON | None) -> tuple[str, str] | None:
+    """(namespace, Service name) an EndpointSlice belongs to (its service-name label)."""
+    if endpoint_slice is None:
+        return None
+    service = views.labels_of(endpoint_slice).get("kubernetes.io/service-name")
+    if not service:
+        return None
+    return views.meta_of(endpoint_slice).get("namespace", ""), service
+
+
 def _ready_nodes_index(slices: Mapping[str, JSON]) -> dict[tuple[str, str], set[str]]:
     """(namespace, service name) -> nodes with a ready endpoint, from every EndpointSlice."""
     index: dict[tuple[str, str], set[str]] = {}
     for obj in slices.values():
-        endpoint_slice = cast(views.EndpointSlice, obj)
-        namespace = views.meta_of(obj).get("namespace", "")
-        service = views.labels_of(obj).get("kubernetes.io/service-name")
-        if not service:
-            continue
-        nodes = index.setdefault((namespace, service), set())
-        for endpoint in endpoint_slice.get("endpoints") or []:
-            ready = (endpoint.get("conditions") or {}).get("ready")
-            node = endpoint.get("nodeName")
-            if node and ready is not False:
-                nodes.add(node)
+        owner_key = slice_service(obj)
+        if owner_key is not None:
+            index.setdefault(owner_key, set()).update(ready_nodes_of(obj))
     return index
 
 
-def _announced_addresses(view: ClusterView) -> Iterator[tuple[str, views.Service, str, str]]:
-    """(service key, service, ip, pool) for every address the controller wrote."""
-    for key, obj in view.services.items():
-        svc = views.service(obj)
-        if not views.is_ours(svc, view.serve_unclassed):
-            continue
-        pools = views.allocated_from(svc)
-        if not pools:
-            continue
-        for index, ip in enumerate(views.ingress_ips(svc)):
-            # dual-stack from two pools: annotation order follows the address order
-            yield key, svc, ip, pools[min(index, len(pools) - 1)]
+def is_local(svc: views.Service) -> bool:
+    """externalTrafficPolicy: Local: only nodes with a ready endpoint are eligible."""
+    return (svc.get("spec") or {}).get("externalTrafficPolicy") == "Local"
+
+
+def service_addresses(svc: views.Service, serve_unclassed: bool) -> list[tuple[str, str]]:
+    """(ip, pool) for every address the controller wrote on one Service (none: not ours)."""
+    if not views.is_ours(svc, serve_unclassed):
+        return []
+    pools = views.allocated_from(svc)
+    if not pools:
+        return []
+    # dual-stack from two pools: annotation order follows the address order
+    return [(ip, pools[min(index, len(pools) - 1)])
+            for index, ip in enumerate(views.ingress_ips(svc))]
 
 
 @dataclass
-class _Field:
+class Candidates:
     """The L2 candidates an address gets from one set of selecting advertisements."""
 
     nodes: frozenset[str]
     interfaces: dict[str, frozenset[str]]
     electorate: Electorate
+
+
+_FieldKey = tuple[int, ...] | tuple[tuple[int, ...], frozenset[str]]
 
 
 class _L2Fields:
@@ -200,10 +225,17 @@ class _L2Fields:
 
     def __init__(self, node: str) -> None:
         self.node = node
-        self._fields: dict[tuple[int, ...] | tuple[tuple[int, ...], frozenset[str]], _Field] = {}
+        self._fields: dict[_FieldKey, Candidates] = {}
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def clear(self) -> None:
+        """Forget every field (a cache only: duties compare by value, not by identity)."""
+        self._fields.clear()
 
     def get(self, selecting: list[_Advertisement[L2AdvertisementSpec]],
-            ready: frozenset[str] | None) -> _Field:
+            ready: frozenset[str] | None) -> Candidates:
         ids = tuple(id(a) for a in selecting)
         key = ids if ready is None else (ids, ready)
         found = self._fields.get(key)
@@ -214,60 +246,99 @@ class _L2Fields:
                 for candidate in nodes:
                     interfaces.setdefault(candidate, set()).update(advertisement.spec.interfaces)
             members = frozenset(interfaces)
-            found = self._fields[key] = _Field(
+            found = self._fields[key] = Candidates(
                 members, {n: frozenset(i) for n, i in interfaces.items()},
                 Electorate(self.node, members))
         return found
 
 
+class Planning:
+    """Everything a plan reads besides the Services and endpoints: the advertisements parsed
+    and matched to nodes, the pools, the peers. Built once per plan (``make_plan``), or once
+    per global change and kept (``ccm.speaker.planner``)."""
+
+    def __init__(self, view: ClusterView, node: str, live: frozenset[str]) -> None:
+        self.node = node
+        self.live = live
+        self.pools = view.pools
+        self.serve_unclassed = view.serve_unclassed
+        self.invalid: list[Invalid] = []
+        node_labels = {name: views.labels_of(obj) for name, obj in view.nodes.items()}
+        self.l2_ads = _parse("L2Advertisement", L2AdvertisementSpec, view.l2_advertisements,
+                             live, node_labels, self.invalid)
+        self.bgp_ads = _parse("BGPAdvertisement", BGPAdvertisementSpec,
+                              view.bgp_advertisements, live, node_labels, self.invalid)
+        self.peers = list(_peers(view.peers.items(), node_labels.get(node, {}), self.invalid))
+        self.fields = _L2Fields(node)
+        self._l2_by_pool: dict[str, list[_Advertisement[L2AdvertisementSpec]]] = {}
+        self._field_by_pool: dict[str, Candidates | None] = {}  # the candidates, not Local
+        self._bgp_by_pool: dict[str, list[BGPAdvertisementSpec]] = {}
+
+    def l2_field(self, pool: str, ready: frozenset[str] | None) -> Candidates | None:
+        """The candidates of an address from ``pool`` (None: no L2Advertisement selects it)."""
+        if ready is None and pool in self._field_by_pool:
+            return self._field_by_pool[pool]
+        selecting = self._l2_by_pool.get(pool)
+        if selecting is None:
+            selecting = self._l2_by_pool[pool] = [
+                a for a in self.l2_ads if a.selects_pool(pool, self.pools)]
+        found = self.fields.get(selecting, ready) if selecting else None
+        if ready is None:
+            self._field_by_pool[pool] = found
+        return found
+
+    def bgp_specs(self, pool: str, ready: frozenset[str] | None) -> list[BGPAdvertisementSpec]:
+        """The BGPAdvertisements (in order) under which this node announces an address."""
+        if ready is not None and self.node not in ready:
+            return []
+        found = self._bgp_by_pool.get(pool)
+        if found is None:
+            found = self._bgp_by_pool[pool] = [
+                a.spec for a in self.bgp_ads
+                if self.node in a.nodes and a.selects_pool(pool, self.pools)]
+        return found
+
+
+def bgp_duty(ip: str, services: tuple[str, ...], spec: BGPAdvertisementSpec) -> BGPDuty:
+    return BGPDuty(ip, services, tuple(spec.communities), spec.local_pref, tuple(spec.peers))
+
+
 def make_plan(view: ClusterView, node: str, live: frozenset[str]) -> Plan:
-    plan = Plan()
-    node_labels = {name: views.labels_of(obj) for name, obj in view.nodes.items()}
-    l2_ads = _parse("L2Advertisement", L2AdvertisementSpec, view.l2_advertisements, live,
-                    node_labels, plan.invalid)
-    bgp_ads = _parse("BGPAdvertisement", BGPAdvertisementSpec, view.bgp_advertisements, live,
-                     node_labels, plan.invalid)
-    fields = _L2Fields(node)
+    """The whole plan, every Service in key order (the order a fresh list returns them).
+
+    A shared address lists its Services in that order and takes the candidates of the last
+    one: every speaker sees the same order whatever order its informer learnt them in."""
+    planning = Planning(view, node, live)
+    plan = Plan(peers=planning.peers, invalid=planning.invalid)
     ready_index: dict[tuple[str, str], set[str]] | None = None
-    selecting_by_pool: dict[str, list[_Advertisement[L2AdvertisementSpec]]] = {}
 
     def ready_nodes(svc: views.Service) -> frozenset[str] | None:
         """None: every node is eligible; else the nodes with a ready endpoint (Local)."""
         nonlocal ready_index
-        if (svc.get("spec") or {}).get("externalTrafficPolicy") != "Local":
+        if not is_local(svc):
             return None
         if ready_index is None:
             ready_index = _ready_nodes_index(view.endpoint_slices)
         meta = svc.get("metadata") or {}
-        key = (meta.get("namespace", ""), meta.get("name", ""))
-        return frozenset(ready_index.get(key, ()))
+        return frozenset(ready_index.get((meta.get("namespace", ""), meta.get("name", "")), ()))
 
-    for key, svc, ip, pool in _announced_addresses(view):
+    services = view.services
+    for key in sorted(services):
+        svc = views.service(services[key])
+        addresses = service_addresses(svc, view.serve_unclassed)
+        if not addresses:
+            continue
         ready = ready_nodes(svc)
-        # L2: one owner over the union of nodes of every advertisement that selects the pool
-        selecting = selecting_by_pool.get(pool)
-        if selecting is None:
-            selecting = selecting_by_pool[pool] = [
-                a for a in l2_ads if a.selects_pool(pool, view.pools)]
-        if selecting:
-            previous = plan.l2.get(ip)
-            services = (*previous.services, key) if previous else (key,)
-            # a shared address follows its last Service's field, as it always has
-            found = fields.get(selecting, ready)
-            plan.l2[ip] = L2Duty(ip, services, found.nodes, found.electorate.wins(ip),
-                                 found.interfaces)
-        for advertisement in bgp_ads:
-            if node not in advertisement.nodes or (ready is not None and node not in ready):
-                continue
-            if not advertisement.selects_pool(pool, view.pools):
-                continue
-            spec = advertisement.spec
-            known = plan.bgp.get(ip)
-            plan.bgp[ip] = BGPDuty(
-                ip, (*known.services, key) if known else (key,),
-                tuple(spec.communities), spec.local_pref, tuple(spec.peers),
-            )
-    plan.peers = list(_peers(view.peers.items(), node_labels.get(node, {}), plan.invalid))
+        for ip, pool in addresses:
+            # L2: one owner over the union of nodes of every advertisement that selects the pool
+            found = planning.l2_field(pool, ready)
+            if found is not None:
+                previous = plan.l2.get(ip)
+                plan.l2[ip] = L2Duty(ip, (*previous.services, key) if previous else (key,),
+                                     found.nodes, found.electorate.wins(ip), found.interfaces)
+            for spec in planning.bgp_specs(pool, ready):
+                known = plan.bgp.get(ip)
+                plan.bgp[ip] = bgp_duty(ip, (*known.services, key) if known else (key,), spec)
     return plan
 
 

@@ -2,10 +2,14 @@
 
 One level-triggered loop: any change the plan reads (a Service, a pool, an advertisement, a
 node's labels, an endpoint, the set of live speakers, our own liveness) marks the state dirty;
-`reconcile` recomputes the whole plan with `plan.make_plan` and applies the difference to the
-announcers (other speakers' routine Lease renewals change nothing and re-plan nothing). The
-only periodic API writes are this node's Lease renewals; Services are written (the
-`vipam.io/announcing-node` annotation, a NodeAssigned Event) only when their owner changes.
+`reconcile` brings the plan up to date and applies the difference to the announcers (other
+speakers' routine Lease renewals change nothing and re-plan nothing). A Service or endpoint
+change re-plans only that Service's addresses (`planner.Planner`) and applies only the
+addresses whose duty changed, so its cost does not grow with the number of Services; any other
+change (pools, advertisements, peers, Node labels, the live set) and any failed apply re-plan
+and re-apply everything. The only periodic API writes are this node's Lease renewals; Services
+are written (the `vipam.io/announcing-node` annotation, a NodeAssigned Event) only when their
+owner changes.
 
 L2 handovers between live speakers are make-before-break: when the plan gives one of our
 addresses to another live node (it rejoined and wins the address back, an endpoint moved, or
@@ -27,6 +31,7 @@ import logging
 import os
 import time
 from collections.abc import Coroutine
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Summary
@@ -56,6 +61,7 @@ from ccm.speaker.election import weight
 from ccm.speaker.l2.announcer import Announcer, L2Announcer, LoggingAnnouncer
 from ccm.speaker.membership import Membership, MembershipTiming
 from ccm.speaker.plan import ClusterView, Invalid, L2Duty, PeerChoice, Plan, make_plan
+from ccm.speaker.planner import Changes, Planner
 from ccm.speaker.settings import SpeakerSettings
 
 log = logging.getLogger(__name__)
@@ -86,7 +92,8 @@ class Speaker:
         )
         self.plan_cpu = Summary(
             "vipam_speaker_plan_cpu_seconds",
-            "CPU time of each plan (make_plan on the reconcile thread)", registry=self.registry,
+            "CPU time of each plan on the reconcile thread; kind: incremental (Services and "
+            "endpoints that changed) or full (every Service)", ["kind"], registry=self.registry,
         )
         self.announce_errors = Counter(
             "vipam_speaker_announce_errors", "Failed announcements", ["mode"],
@@ -99,7 +106,13 @@ class Speaker:
         self.l2_owned: dict[str, str] = {}  # ip -> service key
         self.bgp: BGPSpeaker | None = None  # started when a BGPAdvertisement first needs it
         self.bgp_peers_key: tuple[Any, ...] = ()
+        self.planner = Planner(self.node)
         self.plan = Plan()
+        # what failed and is tried again at the next reconcile (a full one retries everything)
+        self._l2_retry: set[str] = set()  # addresses whose announcement failed
+        self._bgp_retry: set[str] = set()
+        self._annotate_retry: set[str] = set()  # Services whose annotation write failed
+        self._bgp_everything = True  # routes were all withdrawn: announce every one again
         self.last_errors: list[dict[str, Any]] = []
         # (kind, name) -> the reason reported: refused by the models / unusable here (Secret)
         self._invalid: dict[tuple[str, str], str] = {}
@@ -118,12 +131,22 @@ class Speaker:
         assert self._client is not None
         return self._client
 
-    def _mark(self, *_: object) -> None:
+    def _mark_everything(self, *_: object) -> None:
+        """A change every address may depend on: the next plan is a full one."""
+        self.planner.everything_changed()
+        self.dirty.set()
+
+    def _service_changed(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        self.planner.service_changed(key)
+        self.dirty.set()
+
+    def _slice_changed(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        self.planner.slice_changed(key, old, new)
         self.dirty.set()
 
     def _node_changed(self, key: str, old: JSON | None, new: JSON | None) -> None:
         if old is None or new is None or views.labels_of(old) != views.labels_of(new):
-            self.dirty.set()
+            self._mark_everything()
 
     async def start(self) -> None:
         s = self.settings
@@ -137,14 +160,18 @@ class Speaker:
         self.membership = Membership(
             self.client, namespace=s.namespace, node=self.node,
             timing=MembershipTiming(s.renew_interval, s.lease_duration, s.fence_after),
-            on_change=self._mark, on_renewed=lambda started: self._renewed.set(),
+            on_change=self._mark_everything, on_renewed=lambda started: self._renewed.set(),
         )
         self.recorder = EventRecorder(self.client, "vipam-speaker", host=self.node)
         # the caches keep only what the plan reads (a Node is read for its labels only), and
         # a Node re-plans only when its labels change: kubelets update their Node's status
-        # all the time, and every plan covers every Service
+        # all the time, and a Node change re-plans every Service. A Service or EndpointSlice
+        # change re-plans that one Service; the others every Service.
+        handlers = {SERVICES.plural: self._service_changed,
+                    ENDPOINTSLICES.plural: self._slice_changed}
         self.informers = {
-            res.plural: Informer(self.client, res, self._mark, transform=drop_managed_fields)
+            res.plural: Informer(self.client, res, handlers.get(res.plural, self._mark_everything),
+                                 transform=drop_managed_fields)
             for res in (SERVICES, IPPOOLS, L2ADVERTISEMENTS, BGPADVERTISEMENTS, BGPPEERS,
                         ENDPOINTSLICES)
         }
@@ -290,24 +317,46 @@ class Speaker:
         )
 
     async def reconcile(self) -> None:
+        """Re-plan what changed and apply it. Should planning or applying fail, the planner
+        is marked for a full rebuild: the next reconcile re-applies every address."""
         self.reconciles.inc()
         ready = self.membership.is_live() and self.membership.settled()
         live = self.membership.live_nodes() if ready else frozenset()
         started = time.thread_time()
-        plan = make_plan(self.view(), self.node, live)
-        self.plan_cpu.observe(time.thread_time() - started)
-        self.plan = plan
-        self._report_invalid(plan.invalid)
-        await self._apply_l2(plan)
-        await self._apply_bgp(plan)
+        try:
+            changes = self.planner.update(self.view(), live)
+        except BaseException:
+            self.planner.everything_changed()
+            raise
+        self.plan_cpu.labels(kind="full" if changes.full else "incremental").observe(
+            time.thread_time() - started)
+        plan = self.plan = self.planner.plan
+        try:
+            self._report_invalid(plan.invalid)
+            await self._apply_l2(plan, changes)
+            await self._apply_bgp(plan, changes)
+        except BaseException:
+            self.planner.everything_changed()
+            raise
         self.announced_gauge.labels(mode="l2").set(len(self.l2_owned))
         self.announced_gauge.labels(mode="bgp").set(len(plan.bgp))
 
-    async def _apply_l2(self, plan: Plan) -> None:
-        mine = {ip: duty for ip, duty in plan.l2.items() if duty.mine}
+    async def _apply_l2(self, plan: Plan, changes: Changes) -> None:
+        """Announce, hand over or withdraw the changed addresses (all of them after a full
+        plan), then write the announcing-node annotations that may have changed."""
+        scope: AbstractSet[str]
+        services: AbstractSet[str]
+        if changes.full:
+            scope = plan.l2.keys() | self.l2_owned.keys()
+            services = {*self.planner.l2_services(), *self._annotate_retry}
+        else:
+            scope = changes.addresses | self._l2_retry
+            services = changes.services | self._annotate_retry
+        self._l2_retry = set()
+        mine = {ip: duty for ip in scope if (duty := plan.l2.get(ip)) is not None and duty.mine}
         async with self._l2_lock:
             live = self.membership.is_live()
-            for ip in list(self.l2_owned):
+            for ip in [ip for ip in scope if ip in self.l2_owned]:
                 if ip in mine:
                     self._cancel_handover(ip)  # it came back to us: keep it
                     continue
@@ -332,6 +381,7 @@ class Speaker:
                         raise interface
                     await self.announcer.announce(ip, interface)
                 except Exception as exc:
+                    self._l2_retry.add(ip)
                     self.announce_errors.labels(mode="l2").inc()
                     self._note_error(",".join(duty.services), f"announce {ip}: {exc}")
                     for service in duty.services:
@@ -339,7 +389,7 @@ class Speaker:
                                           f"node {self.node} could not announce {ip}: {exc}")
                     continue
                 self.l2_owned[ip] = ",".join(duty.services)
-        await self._write_announcing_nodes(plan, mine)
+        await self._write_announcing_nodes(plan, services)
 
     async def _interface(self, duty: L2Duty) -> str | Exception:
         """The interface to announce on: the advertisement's, else the one routing the VIP."""
@@ -407,23 +457,26 @@ class Speaker:
         if task is not None:
             task.cancel()
 
-    async def _write_announcing_nodes(self, plan: Plan, mine: dict[str, L2Duty]) -> None:
-        """The owner of a Service's first address records every owner in the annotation."""
-        by_service: dict[str, list[str]] = {}
-        for ip, duty in plan.l2.items():
-            for service in duty.services:
-                by_service.setdefault(service, []).append(ip)
+    async def _write_announcing_nodes(self, plan: Plan, services: AbstractSet[str]) -> None:
+        """The owner of a Service's first address records every owner in the annotation
+        (of ``services``: those whose owners or annotation may have changed)."""
         writes: list[Coroutine[None, None, None]] = []
-        for key, ips in by_service.items():
+        for key in services:
+            ips = self.planner.l2_addresses(key)
             svc = self.informers["services"].cache.get(key)
-            if svc is None:
+            if not ips or svc is None:
+                self._annotate_retry.discard(key)
                 continue
             first = next((ip for ip in views.ingress_ips(views.service(svc)) if ip in ips), ips[0])
-            if first not in mine:
+            if not plan.l2[first].mine:
+                self._annotate_retry.discard(key)
                 continue
             value = ",".join(sorted({o for ip in ips if (o := plan.l2[ip].owner)}))
             if views.annotations_of(svc).get(names.ANN_ANNOUNCING_NODE) != value:
-                writes.append(self._annotate(key, svc, value, [ip for ip in ips if ip in mine]))
+                writes.append(self._annotate(key, svc, value,
+                                             [ip for ip in ips if plan.l2[ip].mine]))
+            else:
+                self._annotate_retry.discard(key)
         limit = asyncio.Semaphore(16)
 
         async def bounded(write: Coroutine[None, None, None]) -> None:
@@ -441,13 +494,17 @@ class Speaker:
             )
         except ApiError as exc:
             self._note_error(key, f"annotate: {exc}")
+            self._annotate_retry.add(key)
             return
+        self._annotate_retry.discard(key)
         await self.recorder.record(
             svc, "Normal", names.REASON_NODE_ASSIGNED,
             f"{', '.join(ips)} announced from node {self.node}",
         )
 
-    async def _apply_bgp(self, plan: Plan) -> None:
+    async def _apply_bgp(self, plan: Plan, changes: Changes) -> None:
+        """Announce or withdraw the changed routes; every route after a full plan, a new peer
+        set or a withdrawal of everything."""
         if not self.settings.bgp:
             return
         if not plan.bgp and self.bgp is None:
@@ -456,39 +513,53 @@ class Speaker:
         if not peers or not plan.bgp:
             if self.bgp is not None:
                 await self.bgp.withdraw_all()
+                self._bgp_everything = True
             if not peers:
                 return
+        everything = changes.full or self._bgp_everything
         key = tuple(peers)
         if self.bgp is None:
             self.bgp = BGPSpeaker(router_id=self.settings.bgp_router_id,
                                   workdir=self.settings.bgp_workdir)
             await self.bgp.start(peers)
-            self.bgp_peers_key = key
+            self.bgp_peers_key, everything = key, True
         elif key != self.bgp_peers_key:
             await self.bgp.set_peers(peers)
-            self.bgp_peers_key = key
+            self.bgp_peers_key, everything = key, True
+        self._bgp_everything = False
         bgp = self.bgp
         names_to_address = {choice.name: choice.spec.address for choice in plan.peers}
-        for prefix in list(bgp.announced()):
-            ip = prefix.split("/", 1)[0]
-            if ip not in plan.bgp:
-                await bgp.withdraw(prefix)
+        if everything:
+            scope: AbstractSet[str] = plan.bgp.keys()
+            for prefix in list(bgp.announced()):
+                ip = prefix.split("/", 1)[0]
+                if ip not in plan.bgp:
+                    await bgp.withdraw(prefix)
+        else:
+            scope = changes.addresses | self._bgp_retry
+            for ip in scope:
+                if ip not in plan.bgp:
+                    await bgp.withdraw(ip)  # a no-op unless announced
+        self._bgp_retry = set()
         families = {name: ":" in address for name, address in names_to_address.items()}
-        for ip, duty in plan.bgp.items():
+        for ip in list(scope):
+            duty = plan.bgp.get(ip)
+            if duty is None:
+                continue
             # next hop "self" is only right on a session of the route's own family, so each
             # route goes to the peers of its family (peer over IPv6 to announce IPv6 VIPs)
             v6 = ":" in ip
             wanted = [n for n in (duty.peers or tuple(names_to_address)) if n in families]
             targets = [names_to_address[n] for n in wanted if families[n] == v6]
             if not targets:
-                if ip in {p.split("/", 1)[0] for p in bgp.announced()}:
-                    await bgp.withdraw(ip)
+                await bgp.withdraw(ip)  # a no-op unless announced
                 continue
             try:
                 await bgp.announce(
                     ip, communities=duty.communities, local_pref=duty.local_pref, peers=targets
                 )
             except Exception as exc:
+                self._bgp_retry.add(ip)
                 self.announce_errors.labels(mode="bgp").inc()
                 for service in duty.services:
                     await self._event(service, "Warning", "AnnounceFailed",

@@ -14,6 +14,7 @@ import pytest
 
 from ccm.contract import names
 from ccm.kube.resources import BGPPEERS, EVENTS, L2ADVERTISEMENTS, NODES, SERVICES
+from ccm.speaker.plan import ClusterView
 from ccm.speaker.process import Speaker
 from ccm.speaker.settings import SpeakerSettings
 from tests.fakekube import FakeKube
@@ -72,6 +73,13 @@ async def speaker(cluster: FakeKube) -> AsyncIterator[Speaker]:
         await running.stop()
 
 
+def plans(speaker: Speaker) -> float:
+    """Plans made so far, incremental and full (``vipam_speaker_plan_cpu_seconds``)."""
+    return sum(speaker.registry.get_sample_value(
+        "vipam_speaker_plan_cpu_seconds_count", {"kind": kind}) or 0.0
+        for kind in ("incremental", "full"))
+
+
 def events(cluster: FakeKube, name: str) -> list[dict[str, Any]]:
     return [e for (res, _, _), e in cluster.objects.items()
             if res == EVENTS.plural and e["involvedObject"]["name"] == name]
@@ -98,9 +106,9 @@ async def test_a_refused_peer_is_reported_once_and_the_rest_served(
 
     # later plans (any change re-plans) do not repeat it: one Event, no count PATCHes
     async def replan() -> None:
-        before = speaker.plan_cpu._count.get()
-        speaker.dirty.set()
-        await until(lambda: speaker.plan_cpu._count.get() > before)
+        before = plans(speaker)
+        speaker._mark_everything()  # a full plan: every object read and checked again
+        await until(lambda: plans(speaker) > before)
 
     for _ in range(3):
         await replan()
@@ -132,10 +140,17 @@ def test_a_node_replans_only_when_its_labels_change() -> None:
     """Kubelets rewrite their Node's status all the time; the plan reads only labels."""
     idle = Speaker(SpeakerSettings(node_name=NODE, announcer="log", bgp=False))
     node = {"metadata": {"name": "n2", "labels": {"rack": "r1"}}}
+    idle.planner.update(idle_view(), frozenset({NODE}))
     idle._node_changed("n2", node, {**node, "status": {"conditions": []}})
-    assert not idle.dirty.is_set()
+    assert not idle.dirty.is_set() and not idle.planner.pending
     idle._node_changed("n2", node, {"metadata": {"name": "n2", "labels": {"rack": "r2"}}})
-    assert idle.dirty.is_set()
+    assert idle.dirty.is_set() and idle.planner.pending  # labels: a full plan
+    assert idle.planner.update(idle_view(), frozenset({NODE})).full
     idle.dirty.clear()
     idle._node_changed("n3", None, node)
-    assert idle.dirty.is_set()
+    assert idle.dirty.is_set() and idle.planner.pending
+
+
+def idle_view() -> ClusterView:
+    return ClusterView(services={}, pools={}, l2_advertisements={}, bgp_advertisements={},
+                       peers={}, nodes={}, endpoint_slices={})
