@@ -25,6 +25,12 @@ Reported per (S, N):
   annotation write is one more), and its writes (the annotations and Events of the Services it
   owns); the same in this process: `Planner.update` after one Service key changed, best of 5,
   and `Planner`'s full rebuild (what a global change costs the speaker), best of 5;
+* another speaker leaving and rejoining: three simulated speakers release their Lease (a clean
+  stop) and later renew again, one at a time, each left to settle; the speaker's
+  `vipam_speaker_plan_cpu_seconds{kind="live"}` per plan (every address elected again, no
+  Service read), the full plans (none expected) and its writes (the annotations of the
+  addresses that moved to or from it); in this process, `Planner.update` with one node fewer
+  or more, best of 6;
 * the speaker's start: seconds from its first annotation (it writes none before it is settled,
   a lease duration after its first renewal) until it has written the announcing-node
   annotation of every address it owns (about S/N Services: writes proportional to its share,
@@ -113,6 +119,7 @@ class LeaseSimulator:
     def __init__(self, admin: KubeClient, period: float, concurrency: int = 8) -> None:
         self.admin, self.period, self.concurrency = admin, period, concurrency
         self.nodes: list[str] = []
+        self.away: set[str] = set()  # stopped cleanly (Lease released), not renewing
         self.renewals = 0
         self.late = 0  # renewals that started more than a tenth of the period after their slot
         self.task: asyncio.Task[None] | None = None
@@ -127,7 +134,19 @@ class LeaseSimulator:
                          "renewTime": now_micro(), "acquireTime": now_micro()}})
         await limited(one(n) for n in nodes)
 
+    async def leave(self, node: str) -> None:
+        """``node``'s speaker stops cleanly: it releases its Lease and renews no more."""
+        self.away.add(node)
+        await self.admin.patch(LEASES, "kube-system", f"vipam-speaker-{node}",
+                               {"spec": {"holderIdentity": "", "renewTime": now_micro()}})
+
+    async def rejoin(self, node: str) -> None:
+        self.away.discard(node)
+        await self._renew(node)
+
     async def _renew(self, node: str) -> None:
+        if node in self.away:
+            return
         await self.admin.patch(LEASES, "kube-system", f"vipam-speaker-{node}",
                                {"spec": {"holderIdentity": node, "renewTime": now_micro()}})
         self.renewals += 1
@@ -213,11 +232,12 @@ def plan_cpu_seconds(view: ClusterView, node: str, live: frozenset[str]) -> tupl
 
 
 def planner_cpu_seconds(view: ClusterView, node: str, live: frozenset[str],
-                        ) -> tuple[float, float]:
-    """Best of 5 (thread CPU seconds): the Planner's full rebuild, and its update after one
-    Service changed (a different Service each time)."""
+                        ) -> tuple[float, float, float]:
+    """Best of 5 (thread CPU seconds): the Planner's full rebuild, its update after one
+    Service changed (a different Service each time), and its re-election after another
+    speaker left or came back."""
     planner = Planner(node)
-    rebuild = incremental = float("inf")
+    rebuild = incremental = re_elect = float("inf")
     for _ in range(5):
         planner.everything_changed()
         started = time.thread_time()
@@ -229,11 +249,18 @@ def planner_cpu_seconds(view: ClusterView, node: str, live: frozenset[str],
         changes = planner.update(view, live)
         incremental = min(incremental, time.thread_time() - started)
         assert not changes.full
-    return rebuild, incremental
+    other = sorted(live - {node})[0]
+    for members in [live - {other}, live] * 3:
+        started = time.thread_time()
+        changes = planner.update(view, members)
+        re_elect = min(re_elect, time.thread_time() - started)
+        assert changes.re_elected and not changes.full
+    return rebuild, incremental, re_elect
 
 
 TOUCHES = 3
 CHANGES = 5  # Services created, relabelled and deleted one at a time
+MEMBERSHIP_CHANGES = 3  # simulated speakers that leave, then rejoin, one at a time
 SPEAKER_USER = "system:serviceaccount:kube-system:vipam-speaker"
 
 
@@ -336,6 +363,29 @@ async def one_change_at_a_time(admin: KubeClient, url: str, services: int,
     return found
 
 
+async def leave_and_rejoin(simulator: LeaseSimulator, url: str, nodes: list[str],
+                           ) -> dict[str, Any]:
+    """Simulated speakers stop cleanly and come back, one at a time, each step left to settle:
+    the speaker under test elects every address again (kind live), a full plan never."""
+    live_sum = "vipam_speaker_plan_cpu_seconds_sum:live"
+    live_count = "vipam_speaker_plan_cpu_seconds_count:live"
+    full_count = "vipam_speaker_plan_cpu_seconds_count:full"
+    found: dict[str, Any] = {}
+    for step in ("leave", "rejoin"):
+        plans = cpu = full = 0.0
+        for node in nodes:
+            before = await asyncio.to_thread(scrape, url)
+            await (simulator.leave(node) if step == "leave" else simulator.rejoin(node))
+            after = await settled_plans(url, before)
+            plans += _delta(after, before, live_count)
+            cpu += _delta(after, before, live_sum)
+            full += _delta(after, before, full_count)
+        found[step] = {"changes": len(nodes), "live_plans": int(plans),
+                       "full_plans": int(full),
+                       "cpu_ms_per_plan": round(1000 * cpu / max(1.0, plans), 2)}
+    return found
+
+
 def _read(path: Path) -> str:
     return path.read_text(errors="replace")
 
@@ -373,7 +423,8 @@ async def measure_nodes(server: ApiServer, admin: KubeClient, kubeconfig: Path, 
     try:
         view = await cluster_view(admin)
         plan_s, expected = plan_cpu_seconds(view, node, frozenset(names))
-        rebuild_s, incremental_s = planner_cpu_seconds(view, node, frozenset(names))
+        rebuild_s, incremental_s, re_elect_s = planner_cpu_seconds(view, node,
+                                                                   frozenset(names))
         log_path = work / f"speaker-{services}-{len(names)}.log"
         log = log_path.open("w")
         audit_start = server.audit_offset()
@@ -426,6 +477,9 @@ async def measure_nodes(server: ApiServer, admin: KubeClient, kubeconfig: Path, 
             change_start = server.audit_offset()
             per_change = await one_change_at_a_time(admin, url, services)
             change_writes = speaker_writes(server, change_start)
+            membership_start = server.audit_offset()
+            membership = await leave_and_rejoin(simulator, url, others[:MEMBERSHIP_CHANGES])
+            membership_writes = speaker_writes(server, membership_start)
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(60)
@@ -456,8 +510,11 @@ async def measure_nodes(server: ApiServer, admin: KubeClient, kubeconfig: Path, 
                                        "vipam_speaker_plan_cpu_seconds_count:full")),
         "bench_rebuild_cpu_ms": round(rebuild_s * 1000, 2),
         "bench_incremental_cpu_ms": round(incremental_s * 1000, 3),
+        "bench_re_elect_cpu_ms": round(re_elect_s * 1000, 2),
         "per_change": per_change,
         "per_change_writes": change_writes,
+        "membership": membership,
+        "membership_writes": membership_writes,
         "simulated_renewals_per_s": round(renewals / window, 2),
         "simulated_late_renewals": late,
     }
@@ -515,6 +572,19 @@ async def main() -> None:
         print(f"{r['services']:>9} {r['nodes']:>6} {cells[0]:>14} {cells[1]:>14} "
               f"{cells[2]:>14} {full:>10} {sum(r['per_change_writes'].values()):>6} "
               f"{r['bench_incremental_cpu_ms']:>9} {r['bench_rebuild_cpu_ms']:>10}")
+    print()
+    print("another speaker leaves (Lease released) or rejoins, one at a time: the speaker's "
+          "re-elections, CPU ms per plan (plans per change), full plans, its writes")
+    print(f"{'services':>9} {'nodes':>6} {'leave':>14} {'rejoin':>14} {'full plans':>10} "
+          f"{'writes':>6} {'bench re-elect':>14}")
+    for r in results:
+        steps = [r["membership"][k] for k in ("leave", "rejoin")]
+        cells = [f"{c['cpu_ms_per_plan']:.2f} ({c['live_plans'] / c['changes']:.1f})"
+                 for c in steps]
+        full = sum(c["full_plans"] for c in steps)
+        writes = sum(n for key, n in r["membership_writes"].items() if "/leases" not in key)
+        print(f"{r['services']:>9} {r['nodes']:>6} {cells[0]:>14} {cells[1]:>14} "
+              f"{full:>10} {writes:>6} {r['bench_re_elect_cpu_ms']:>14}")
 
 
 if __name__ == "__main__":

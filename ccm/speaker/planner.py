@@ -8,12 +8,15 @@ again (as ``make_plan`` does, from the view) and runs its election among its can
 (the O(nodes) part, usually ~5 weights). EndpointSlices are indexed by the Service they belong
 to, so an endpoint change re-plans that one Service (``externalTrafficPolicy: Local``).
 
-Everything else a plan reads — pools, L2/BGP advertisements, BGPPeers, Node labels, the set of
-live speakers — is a *global* change: it rebuilds the whole plan, which costs about what
-``make_plan`` costs (10-20% more: it also records the addresses; bench/speaker_scale measures
-both). These are rare next to Service and endpoint changes (a speaker joining or leaving, an
-operator editing an advertisement); a live set that differs from the last one rebuilds too,
-whoever reported it.
+Another speaker joining or leaving (a live set that differs from the last one, whoever
+reported it) elects every L2 address again over its new candidates from what the last plan
+kept: no Service is read or folded again, but every address is still visited (its candidate
+set is part of its duty), so this is O(addresses) at a fraction of a full plan's cost.
+Everything else a plan reads — pools, L2/BGP advertisements, BGPPeers, Node labels, our own
+liveness (on which our BGP duties depend) — is a *global* change: it rebuilds the whole plan,
+which costs about what ``make_plan`` costs (10-20% more: it also records the addresses;
+bench/speaker_scale measures both). These are rare next to Service and endpoint changes (an
+operator editing an advertisement, a node relabelled).
 
 The result always equals ``make_plan`` over the same view (a hypothesis test applies random
 changes and compares after each step), and ``update`` says which addresses may have changed
@@ -54,11 +57,19 @@ FIELD_CACHE_LIMIT = 4096
 @dataclass(frozen=True)
 class Changes:
     """What an ``update`` changed. ``full``: the plan was rebuilt, any address and any
-    Service may have changed (the sets are left empty: apply everything)."""
+    Service may have changed (the sets are left empty: apply everything). ``re_elected``:
+    the set of live speakers changed and every L2 address was elected again (the changed
+    ones are in the sets, as for an incremental update)."""
 
     full: bool
     addresses: frozenset[str]  # every L2 or BGP address whose duty may differ
     services: frozenset[str]  # Services whose announcing-node annotation may need a write
+    re_elected: bool = False
+
+    @property
+    def kind(self) -> str:
+        """For the plan CPU metric: full, live (re-elected) or incremental."""
+        return "full" if self.full else "live" if self.re_elected else "incremental"
 
 
 class Planner:
@@ -77,6 +88,11 @@ class Planner:
         self._slice_owner: dict[str, tuple[str, str]] = {}
         self._dirty: set[str] = set()
         self._everything = True
+        # L2 address -> the (pool, ready nodes) its candidates come from (its last Service's),
+        # so that a change of the live set elects every address again without reading a
+        # Service; the keys are shared (one per pool when not Local)
+        self._field_of: dict[str, tuple[str, frozenset[str] | None]] = {}
+        self._field_keys: dict[str, tuple[str, None]] = {}
 
     # -- what changed ------------------------------------------------------------------------
 
@@ -109,8 +125,15 @@ class Planner:
     def update(self, view: ClusterView, live: frozenset[str]) -> Changes:
         """Bring the plan up to date with ``view`` and the ``live`` speakers."""
         planning = self._planning
-        if self._everything or planning is None or live != planning.live:
+        if (self._everything or planning is None
+                or (self.node in live) != (self.node in planning.live)):
+            # our own liveness decides our BGP duties too: rare, planned from scratch
             return self._rebuild(view, live)
+        changed: set[str] = set()
+        services: set[str] = set()
+        re_elected = live != planning.live
+        if re_elected:
+            planning = self._re_elect(view, live, changed, services)
         if len(planning.fields) > FIELD_CACHE_LIMIT:
             planning.fields.clear()
         dirty, self._dirty = self._dirty, set()
@@ -127,10 +150,13 @@ class Planner:
                 for ip, _ in addresses:
                     _join(self._sharers, ip, key)
                     touched.add(ip)
-        changed: set[str] = set()
-        services = set(dirty)
+        services.update(dirty)
         for ip in touched:
-            l2, bgp = self._duties(planning, view, ip)
+            l2, bgp, field_key = self._duties(planning, view, ip)
+            if field_key is None:
+                self._field_of.pop(ip, None)
+            else:
+                self._field_of[ip] = field_key
             before, was = self.plan.l2.get(ip), self.plan.bgp.get(ip)
             if before != l2:
                 _store(self.plan.l2, ip, l2)
@@ -140,7 +166,31 @@ class Planner:
                 _store(self.plan.bgp, ip, bgp)
                 changed.add(ip)
                 services.update(_services(was, bgp))
-        return Changes(False, frozenset(changed), frozenset(services))
+        return Changes(False, frozenset(changed), frozenset(services), re_elected)
+
+    def _re_elect(self, view: ClusterView, live: frozenset[str], changed: set[str],
+                  services: set[str]) -> Planning:
+        """Another speaker joined or left: elect every L2 address again over its new
+        candidates, from what the last plan kept (no Service is read or folded again).
+
+        Nothing else a plan reads changed (that would have been a rebuild), and neither did
+        our own liveness, on which alone our BGP duties depend on it."""
+        planning = Planning(view, self.node, live)
+        self._planning = planning
+        plan = self.plan
+        plan.peers, plan.invalid = planning.peers, planning.invalid
+        l2 = plan.l2
+        for ip, (pool, ready) in self._field_of.items():
+            before = l2[ip]
+            field = planning.l2_field(pool, ready)
+            assert field is not None  # which advertisements select a pool is not liveness
+            duty = L2Duty(ip, before.services, field.nodes, field.electorate.wins(ip),
+                          field.interfaces)
+            if duty != before:
+                l2[ip] = duty
+                changed.add(ip)
+                services.update(before.services)
+        return planning
 
     def _rebuild(self, view: ClusterView, live: frozenset[str]) -> Changes:
         planning = Planning(view, self.node, live)
@@ -157,7 +207,9 @@ class Planner:
         # little new long-lived garbage behind (each copy would survive into the oldest
         # generation, and enough of them make the collector walk the whole heap)
         known_addresses, known_sharers = self._addresses, self._sharers
-        self._addresses, self._sharers = {}, {}
+        self._addresses, self._sharers, self._field_of = {}, {}, {}
+        self._field_keys.clear()
+        field_of = self._field_of
         sharers = self._sharers
         services = view.services
         for key in sorted(services):  # as make_plan folds them
@@ -181,6 +233,7 @@ class Planner:
                     was = l2.get(ip)
                     l2[ip] = L2Duty(ip, (*was.services, key) if was else (key,), field.nodes,
                                     field.electorate.wins(ip), field.interfaces)
+                    field_of[ip] = self._field_key(pool, ready)
                 for spec in planning.bgp_specs(pool, ready):
                     seen = bgp.get(ip)
                     bgp[ip] = bgp_duty(ip, (*seen.services, key) if seen else (key,), spec)
@@ -203,11 +256,23 @@ class Planner:
             if not keys:
                 del self._slices[owner]
 
+    def _field_key(self, pool: str, ready: frozenset[str] | None
+                   ) -> tuple[str, frozenset[str] | None]:
+        """One tuple per pool for the addresses that are not Local (most of them)."""
+        if ready is not None:
+            return pool, ready
+        key = self._field_keys.get(pool)
+        if key is None:
+            key = self._field_keys[pool] = (pool, None)
+        return key
+
     def _duties(self, planning: Planning, view: ClusterView, ip: str,
-                ) -> tuple[L2Duty | None, BGPDuty | None]:
-        """One address's duties, folded over the Services showing it as make_plan folds."""
+                ) -> tuple[L2Duty | None, BGPDuty | None, tuple[str, frozenset[str] | None] | None]:
+        """One address's duties, folded over the Services showing it as make_plan folds, and
+        where its L2 candidates come from."""
         l2_services: list[str] = []
         field: Candidates | None = None
+        field_key: tuple[str, frozenset[str] | None] | None = None
         bgp_services: list[str] = []
         spec: BGPAdvertisementSpec | None = None
         for key in self._sharers.get(ip, ()):
@@ -219,7 +284,7 @@ class Planner:
                 found = planning.l2_field(pool, ready)
                 if found is not None:
                     l2_services.append(key)
-                    field = found
+                    field, field_key = found, self._field_key(pool, ready)
                 specs = planning.bgp_specs(pool, ready)
                 if specs:  # one entry per advertisement; the last one's attributes
                     bgp_services.extend([key] * len(specs))
@@ -227,7 +292,7 @@ class Planner:
         l2 = None if field is None else L2Duty(
             ip, tuple(l2_services), field.nodes, field.electorate.wins(ip), field.interfaces)
         bgp = None if spec is None else bgp_duty(ip, tuple(bgp_services), spec)
-        return l2, bgp
+        return l2, bgp, field_key
 
     # -- what the process reads --------------------------------------------------------------
 

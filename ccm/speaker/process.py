@@ -5,11 +5,12 @@ node's labels, an endpoint, the set of live speakers, our own liveness) marks th
 `reconcile` brings the plan up to date and applies the difference to the announcers (other
 speakers' routine Lease renewals change nothing and re-plan nothing). A Service or endpoint
 change re-plans only that Service's addresses (`planner.Planner`) and applies only the
-addresses whose duty changed, so its cost does not grow with the number of Services; any other
-change (pools, advertisements, peers, Node labels, the live set) and any failed apply re-plan
-and re-apply everything. The only periodic API writes are this node's Lease renewals; Services
-are written (the `vipam.io/announcing-node` annotation, a NodeAssigned Event) only when their
-owner changes.
+addresses whose duty changed, so its cost does not grow with the number of Services. Another
+speaker joining or leaving elects every address again without reading the Services; any other
+change (pools, advertisements, peers, Node labels, our own liveness) and any failed apply
+re-plan and re-apply everything. The only periodic API writes are this node's Lease renewals;
+Services are written (the `vipam.io/announcing-node` annotation, a NodeAssigned Event) only
+when their owner changes.
 
 L2 handovers between live speakers are make-before-break: when the plan gives one of our
 addresses to another live node (it rejoined and wins the address back, an endpoint moved, or
@@ -93,7 +94,8 @@ class Speaker:
         self.plan_cpu = Summary(
             "vipam_speaker_plan_cpu_seconds",
             "CPU time of each plan on the reconcile thread; kind: incremental (Services and "
-            "endpoints that changed) or full (every Service)", ["kind"], registry=self.registry,
+            "endpoints that changed), live (a speaker joined or left: every address elected "
+            "again) or full (every Service)", ["kind"], registry=self.registry,
         )
         self.announce_errors = Counter(
             "vipam_speaker_announce_errors", "Failed announcements", ["mode"],
@@ -131,6 +133,11 @@ class Speaker:
         assert self._client is not None
         return self._client
 
+    def _live_changed(self) -> None:
+        """The set of live speakers changed: the planner sees the new set itself and elects
+        every address again (a full plan only if our own liveness changed)."""
+        self.dirty.set()
+
     def _mark_everything(self, *_: object) -> None:
         """A change every address may depend on: the next plan is a full one."""
         self.planner.everything_changed()
@@ -160,7 +167,7 @@ class Speaker:
         self.membership = Membership(
             self.client, namespace=s.namespace, node=self.node,
             timing=MembershipTiming(s.renew_interval, s.lease_duration, s.fence_after),
-            on_change=self._mark_everything, on_renewed=lambda started: self._renewed.set(),
+            on_change=self._live_changed, on_renewed=lambda started: self._renewed.set(),
         )
         self.recorder = EventRecorder(self.client, "vipam-speaker", host=self.node)
         # the caches keep only what the plan reads (a Node is read for its labels only), and
@@ -328,7 +335,7 @@ class Speaker:
         except BaseException:
             self.planner.everything_changed()
             raise
-        self.plan_cpu.labels(kind="full" if changes.full else "incremental").observe(
+        self.plan_cpu.labels(kind=changes.kind).observe(
             time.thread_time() - started)
         plan = self.plan = self.planner.plan
         try:

@@ -6,6 +6,8 @@ failed apply makes the next plan a full one."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
@@ -13,7 +15,9 @@ import pytest
 
 from ccm.contract import names
 from ccm.kube.client import ApiError
-from ccm.kube.resources import ENDPOINTSLICES, L2ADVERTISEMENTS, NODES, SERVICES
+from ccm.kube.leader import micro_time
+from ccm.kube.resources import ENDPOINTSLICES, L2ADVERTISEMENTS, LEASES, NODES, SERVICES
+from ccm.speaker.election import owner
 from ccm.speaker.process import Speaker
 from ccm.speaker.settings import SpeakerSettings
 from tests.fakekube import FakeKube
@@ -162,3 +166,60 @@ async def test_a_failed_announcement_is_retried_and_a_failed_apply_replans_every
     assert broken == ["192.0.2.26", "192.0.2.26"]
     assert plans(speaker, "full") > full
     assert {"192.0.2.25", VIP} <= speaker.l2_owned.keys()
+
+
+async def test_another_speaker_joining_and_leaving_is_a_re_election(
+    cluster: FakeKube, speaker: Speaker,
+) -> None:
+    """Another node's speaker comes (its Lease renewed) and goes (its Lease released): the
+    addresses it wins move to it and come back, each time by electing every address again
+    (kind live), never by a full plan, and the annotations follow."""
+    pairs = [(f"192.0.2.{30 + i}", f"2001:db8::{30 + i:x}") for i in range(12)]
+    for i, ips in enumerate(pairs):
+        created = await cluster.create(SERVICES, "default", {
+            "metadata": {"name": f"s{i}", "annotations": {names.ANN_ALLOCATED_FROM: "lan"}},
+            "spec": {"type": "LoadBalancer"}})
+        created["status"] = {"loadBalancer": {"ingress": [{"ip": ip} for ip in ips]}}
+        await cluster.replace(SERVICES, "default", f"s{i}", created, subresource="status")
+    every = [ip for ips in pairs for ip in ips]
+    await until(lambda: all(ip in speaker.l2_owned for ip in every))
+    await cluster.create(NODES, None, {"metadata": {"name": "n2"}})
+    await until(settled(speaker))
+    full, live = plans(speaker, "full"), plans(speaker, "live")
+    both = frozenset({NODE, "n2"})
+    theirs = [ip for ip in every if owner(ip, both) == "n2"]
+    # a Service whose first address stays here and whose second goes: its annotation names both
+    split = next(i for i, (v4, v6) in enumerate(pairs)
+                 if owner(v4, both) == NODE and owner(v6, both) == "n2")
+
+    lease = f"{names.SPEAKER_LEASE_PREFIX}n2"
+    await cluster.create(LEASES, "kube-system", {
+        "metadata": {"name": lease}, "spec": {"holderIdentity": "n2", "renewTime": micro_time()}})
+
+    async def renew_n2() -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            obj = cluster.stored(LEASES, "kube-system", lease)
+            obj["spec"]["renewTime"] = micro_time()
+            await cluster.replace(LEASES, "kube-system", lease, obj)
+
+    renewing = asyncio.create_task(renew_n2())
+    try:
+        # the log announcer hears no claim: a handover lets go at once
+        await until(lambda: not any(ip in speaker.l2_owned for ip in theirs))
+        await until(lambda: annotation(cluster, f"s{split}") == f"{NODE},n2")
+        assert all(ip in speaker.l2_owned for ip in every if ip not in theirs)
+        assert plans(speaker, "live") > live
+    finally:
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewing
+    joined = plans(speaker, "live")
+    released = cluster.stored(LEASES, "kube-system", lease)
+    released["spec"]["holderIdentity"] = ""
+    await cluster.replace(LEASES, "kube-system", lease, released)
+    await until(lambda: all(ip in speaker.l2_owned for ip in every))
+    await until(lambda: annotation(cluster, f"s{split}") == NODE)
+    await until(settled(speaker))
+    assert plans(speaker, "live") > joined
+    assert plans(speaker, "full") == full  # neither the join nor the leave planned from scratch

@@ -5,7 +5,9 @@ dual-stack, other classes, being deleted, Local with EndpointSlices coming, movi
 pools, advertisements, peers, Node labels and the live set — are applied to one cluster view;
 after each batch ``Planner.update`` must leave exactly the plan ``make_plan`` computes from
 scratch, report every address whose duty differs from the plan before, and every Service
-whose announcing-node annotation (its addresses' owners) may differ."""
+whose announcing-node annotation (its addresses' owners) may differ. Another speaker joining
+or leaving is not a full rebuild (every address elected again, the changed ones reported);
+this one's own liveness is."""
 
 from __future__ import annotations
 
@@ -183,9 +185,12 @@ local_changes = st.one_of(
     st.tuples(st.just("delete-slice"),
               st.builds(lambda ns, n: f"{ns}/{n}", namespaces, st.sampled_from(SLICES))),
 )
-# what rebuilds the whole plan
+# other speakers joining or leaving (re-elects), or this one (rebuilds)
+live_changes = st.tuples(st.just("live"), st.sets(st.sampled_from(NODES)),
+                         st.sampled_from([True, True, True, False]))
+# what rebuilds the whole plan (the live set: unless only other speakers changed)
 global_changes = st.one_of(
-    st.tuples(st.just("live"), st.sets(st.sampled_from(NODES)), st.booleans()),
+    live_changes,
     st.tuples(st.just("l2"), st.lists(st.sampled_from(L2_ADS), max_size=3)),
     st.tuples(st.just("bgp"), st.lists(st.sampled_from(BGP_ADS), max_size=2)),
     st.tuples(st.just("pool"), st.sampled_from(["a", "b"]), st.sampled_from(["x", "y"])),
@@ -196,7 +201,7 @@ global_changes = st.one_of(
 )
 # mostly incremental steps, so that each full rebuild is followed by many of them
 changes_st = st.one_of(local_changes, local_changes, local_changes, local_changes,
-                       global_changes)
+                       live_changes, global_changes)
 
 
 @settings(max_examples=500, deadline=None)
@@ -225,8 +230,10 @@ def test_incremental_plan_equals_the_full_plan_after_every_change(
         assert after.bgp == expected.bgp
         assert after.peers == expected.peers
         assert after.invalid == expected.invalid
-        # incremental whenever only Services and endpoints changed
-        assert changes.full == (cluster.stale or live_before != cluster.live)
+        # incremental whenever only Services, endpoints and other speakers' liveness changed
+        own_flip = live_before is not None and (NODE in live_before) != (NODE in cluster.live)
+        assert changes.full == (cluster.stale or own_flip)
+        assert changes.re_elected == (not changes.full and live_before != cluster.live)
         cluster.stale = False
         # what the process reads for the annotations
         annotations_after = by_service(after)
