@@ -174,7 +174,7 @@ class Planner:
         candidates, from what the last plan kept (no Service is read or folded again).
 
         Nothing else a plan reads changed (that would have been a rebuild), and neither did
-        our own liveness, on which alone our BGP duties depend on it."""
+        our own liveness, the one thing our BGP duties take from it."""
         planning = Planning(view, self.node, live)
         self._planning = planning
         plan = self.plan
