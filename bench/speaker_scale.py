@@ -27,10 +27,10 @@ Reported per (S, N):
   and `Planner`'s full rebuild (what a global change costs the speaker), best of 5;
 * another speaker leaving and rejoining: three simulated speakers release their Lease (a clean
   stop) and later renew again, one at a time, each left to settle; the speaker's
-  `vipam_speaker_plan_cpu_seconds{kind="live"}` per plan (every address elected again, no
-  Service read), the full plans (none expected) and its writes (the annotations of the
-  addresses that moved to or from it); in this process, `Planner.update` with one node fewer
-  or more, best of 6;
+  `vipam_speaker_plan_cpu_seconds{kind="live"}` per plan (only the addresses whose owner can
+  change are elected again, no Service read), the full plans (none expected) and its writes
+  (the annotations of the addresses that moved to or from it); in this process,
+  `Planner.update` with one node fewer or more, best of 6;
 * the speaker's start: seconds from its first annotation (it writes none before it is settled,
   a lease duration after its first renewal) until it has written the announcing-node
   annotation of every address it owns (about S/N Services: writes proportional to its share,
@@ -366,7 +366,7 @@ async def one_change_at_a_time(admin: KubeClient, url: str, services: int,
 async def leave_and_rejoin(simulator: LeaseSimulator, url: str, nodes: list[str],
                            ) -> dict[str, Any]:
     """Simulated speakers stop cleanly and come back, one at a time, each step left to settle:
-    the speaker under test elects every address again (kind live), a full plan never."""
+    the speaker under test re-elects (kind live), a full plan never."""
     live_sum = "vipam_speaker_plan_cpu_seconds_sum:live"
     live_count = "vipam_speaker_plan_cpu_seconds_count:live"
     full_count = "vipam_speaker_plan_cpu_seconds_count:full"

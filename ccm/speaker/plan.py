@@ -29,9 +29,8 @@ whatever order its informer learnt them in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Generic, TypeVar, cast
 
 from ccm.contract import views
@@ -42,34 +41,63 @@ from ccm.contract.models import (
     ObjectError,
     parse_spec,
 )
-from ccm.speaker.election import Electorate, owner
+from ccm.speaker.election import Electorate, outranks, owner
 
 JSON = dict[str, Any]
 Spec = TypeVar("Spec", L2AdvertisementSpec, BGPAdvertisementSpec)
 
 
-@dataclass(frozen=True)
 class L2Duty:
     """One L2 address: who may answer for it and whether this node does.
 
-    ``owner`` and ``interfaces`` are derived on first use: a speaker needs them only for the
-    addresses it holds or annotates, not for the other nodes' share."""
+    The candidates are its field's (``Candidates``), shared by every address of that field
+    and refreshed in place when a speaker joins or leaves, so that only the addresses whose
+    election changed get a new duty. ``owner`` and ``interfaces`` are derived when asked: a
+    speaker needs them only for the addresses it holds or annotates, not for the other nodes'
+    share. Two duties are equal when they say the same (the same candidates by value)."""
 
-    ip: str
-    services: tuple[str, ...]  # namespace/name of every Service showing the address (sharing)
-    candidates: frozenset[str]  # the live eligible nodes: the election's field
-    mine: bool  # this node is the owner (exactly ``owner == node``)
-    node_interfaces: Mapping[str, frozenset[str]] = field(repr=False)  # shared, per candidate
+    __slots__ = ("field", "ip", "mine", "services")
 
-    @cached_property
+    def __init__(self, ip: str, services: tuple[str, ...], field: Candidates,
+                 mine: bool) -> None:
+        self.ip = ip
+        self.services = services  # namespace/name of every Service showing it (sharing)
+        self.field = field
+        self.mine = mine  # this node is the owner (exactly ``owner == node``)
+
+    @property
+    def candidates(self) -> frozenset[str]:
+        """The live eligible nodes: the election's field."""
+        return self.field.nodes
+
+    @property
+    def node_interfaces(self) -> Mapping[str, frozenset[str]]:
+        return self.field.interfaces
+
+    @property
     def owner(self) -> str | None:
-        return owner(self.ip, self.candidates)
+        return self.field.electorate.node if self.mine else self.field.owner(self.ip)
 
     @property
     def interfaces(self) -> tuple[str, ...]:
         """The owner's interfaces from its advertisements; empty: the one routing the VIP."""
         chosen = self.owner
-        return tuple(sorted(self.node_interfaces.get(chosen, ()))) if chosen else ()
+        return tuple(sorted(self.field.interfaces.get(chosen, ()))) if chosen else ()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, L2Duty):
+            return NotImplemented
+        return (self.ip == other.ip and self.mine == other.mine
+                and self.services == other.services
+                and (self.field is other.field
+                     or (self.field.nodes == other.field.nodes
+                         and self.field.interfaces == other.field.interfaces)))
+
+    __hash__ = None  # type: ignore[assignment]  # compared by value, and the field changes
+
+    def __repr__(self) -> str:
+        return (f"L2Duty(ip={self.ip!r}, services={self.services!r}, "
+                f"candidates={sorted(self.candidates)!r}, mine={self.mine!r})")
 
 
 @dataclass(frozen=True)
@@ -130,6 +158,19 @@ class _Advertisement(Generic[Spec]):
     spec: Spec
     nodes: frozenset[str]  # live nodes its node selectors admit
     _pool_answers: dict[str, bool] = field(default_factory=dict)
+    _node_answers: dict[str, bool] = field(default_factory=dict)
+
+    def admit(self, live: frozenset[str], node_labels: Mapping[str, Mapping[str, str]]) -> None:
+        """Take the live nodes its node selectors admit as ``nodes``."""
+        answers = self._node_answers
+        admitted = []
+        for node in live:
+            answer = answers.get(node)
+            if answer is None:
+                answer = answers[node] = self.spec.selects_node(node_labels.get(node, {}))
+            if answer:
+                admitted.append(node)
+        self.nodes = frozenset(admitted)
 
     def selects_pool(self, pool: str, pools: Mapping[str, JSON]) -> bool:
         answer = self._pool_answers.get(pool)
@@ -151,10 +192,9 @@ def _parse(kind: str, model: type[Spec], objects: Mapping[str, JSON], live: froz
             invalid.append(Invalid(kind, name, str(exc), obj))
             continue
         assert isinstance(spec, model)
-        parsed.append(_Advertisement(
-            name=name, spec=spec,
-            nodes=frozenset(n for n in live if spec.selects_node(node_labels.get(n, {}))),
-        ))
+        advertisement = _Advertisement(name=name, spec=spec, nodes=frozenset())
+        advertisement.admit(live, node_labels)
+        parsed.append(advertisement)
     return parsed
 
 
@@ -206,15 +246,69 @@ def service_addresses(svc: views.Service, serve_unclassed: bool) -> list[tuple[s
             for index, ip in enumerate(views.ingress_ips(svc))]
 
 
-@dataclass
 class Candidates:
-    """The L2 candidates an address gets from one set of selecting advertisements."""
+    """The L2 candidates of the addresses one set of selecting advertisements covers (under
+    the Local policy: and one set of ready nodes), with this node's electorate over them.
 
-    nodes: frozenset[str]
-    interfaces: dict[str, frozenset[str]]
-    electorate: Electorate
+    Duties refer to their field rather than carry its nodes, so when a speaker joins or
+    leaves a planner refreshes each field once, in place (``refresh``), and touches only the
+    addresses whose election changed. The owners asked for are cached here and kept right
+    through refreshes (a joining node takes an address only if it outweighs the owner; a
+    leaving one gives up only its own)."""
+
+    __slots__ = ("_owners", "_ready", "_selecting", "electorate", "interfaces", "nodes")
+
+    def __init__(self, node: str, selecting: list[_Advertisement[L2AdvertisementSpec]],
+                 ready: frozenset[str] | None) -> None:
+        self._selecting = selecting
+        self._ready = ready
+        self.nodes: frozenset[str] = frozenset()
+        self.interfaces: dict[str, frozenset[str]] = {}
+        self.electorate = Electorate(node, ())
+        self._owners: dict[str, str | None] = {}
+        self.refresh()
+
+    def refresh(self) -> tuple[frozenset[str], frozenset[str]]:
+        """Take the advertisements' nodes as they are now; the nodes that (joined, left)."""
+        interfaces: dict[str, set[str]] = {}
+        ready = self._ready
+        for advertisement in self._selecting:
+            nodes = advertisement.nodes if ready is None else advertisement.nodes & ready
+            for candidate in nodes:
+                interfaces.setdefault(candidate, set()).update(advertisement.spec.interfaces)
+        members = frozenset(interfaces)
+        before = self.nodes
+        self.interfaces = {n: frozenset(i) for n, i in interfaces.items()}
+        if members == before:
+            return _NONE, _NONE
+        joined, left = members - before, before - members
+        self.nodes = members
+        self.electorate = Electorate(self.electorate.node, members)
+        owners = self._owners
+        if len(owners) > OWNER_CACHE_LIMIT:
+            owners.clear()
+        for ip, held in list(owners.items()):
+            if held is None or held in left:
+                del owners[ip]  # asked again when needed
+            else:
+                for node in joined:
+                    if outranks(ip, node, held):
+                        held = owners[ip] = node
+        return joined, left
+
+    def owner(self, ip: str) -> str | None:
+        """The owner of ``ip`` among these candidates (all of them ranked, then cached)."""
+        try:
+            return self._owners[ip]
+        except KeyError:
+            found = self._owners[ip] = owner(ip, self.nodes)
+            return found
 
 
+_NONE: frozenset[str] = frozenset()
+# owners remembered per field before the cache starts over (each entry is kept right through
+# a join or leave at the cost of a weight per joining node)
+OWNER_CACHE_LIMIT = 65536
 _FieldKey = tuple[int, ...] | tuple[tuple[int, ...], frozenset[str]]
 
 
@@ -230,9 +324,8 @@ class _L2Fields:
     def __len__(self) -> int:
         return len(self._fields)
 
-    def clear(self) -> None:
-        """Forget every field (a cache only: duties compare by value, not by identity)."""
-        self._fields.clear()
+    def retain(self, keep: Container[Candidates]) -> None:
+        self._fields = {key: found for key, found in self._fields.items() if found in keep}
 
     def get(self, selecting: list[_Advertisement[L2AdvertisementSpec]],
             ready: frozenset[str] | None) -> Candidates:
@@ -240,15 +333,7 @@ class _L2Fields:
         key = ids if ready is None else (ids, ready)
         found = self._fields.get(key)
         if found is None:
-            interfaces: dict[str, set[str]] = {}
-            for advertisement in selecting:
-                nodes = advertisement.nodes if ready is None else advertisement.nodes & ready
-                for candidate in nodes:
-                    interfaces.setdefault(candidate, set()).update(advertisement.spec.interfaces)
-            members = frozenset(interfaces)
-            found = self._fields[key] = Candidates(
-                members, {n: frozenset(i) for n, i in interfaces.items()},
-                Electorate(self.node, members))
+            found = self._fields[key] = Candidates(self.node, selecting, ready)
         return found
 
 
@@ -263,7 +348,8 @@ class Planning:
         self.pools = view.pools
         self.serve_unclassed = view.serve_unclassed
         self.invalid: list[Invalid] = []
-        node_labels = {name: views.labels_of(obj) for name, obj in view.nodes.items()}
+        node_labels = self._node_labels = {
+            name: views.labels_of(obj) for name, obj in view.nodes.items()}
         self.l2_ads = _parse("L2Advertisement", L2AdvertisementSpec, view.l2_advertisements,
                              live, node_labels, self.invalid)
         self.bgp_ads = _parse("BGPAdvertisement", BGPAdvertisementSpec,
@@ -273,6 +359,23 @@ class Planning:
         self._l2_by_pool: dict[str, list[_Advertisement[L2AdvertisementSpec]]] = {}
         self._field_by_pool: dict[str, Candidates | None] = {}  # the candidates, not Local
         self._bgp_by_pool: dict[str, list[BGPAdvertisementSpec]] = {}
+
+    def relive(self, live: frozenset[str]) -> None:
+        """Other speakers joined or left (ours is the same): the advertisements take the new
+        live set. The fields are the caller's to refresh (``Candidates.refresh``) or forget
+        (``fields.retain``): a planner knows which ones its duties use."""
+        self.live = live
+        for l2 in self.l2_ads:
+            l2.admit(live, self._node_labels)
+        for bgp in self.bgp_ads:
+            bgp.admit(live, self._node_labels)
+        self._field_by_pool.clear()
+
+    def keep_fields(self, keep: Container[Candidates]) -> None:
+        """Forget every field not in ``keep``: a later lookup builds it afresh."""
+        self.fields.retain(keep)
+        self._field_by_pool = {pool: found for pool, found in self._field_by_pool.items()
+                               if found is None or found in keep}
 
     def l2_field(self, pool: str, ready: frozenset[str] | None) -> Candidates | None:
         """The candidates of an address from ``pool`` (None: no L2Advertisement selects it)."""
@@ -335,7 +438,7 @@ def make_plan(view: ClusterView, node: str, live: frozenset[str]) -> Plan:
             if found is not None:
                 previous = plan.l2.get(ip)
                 plan.l2[ip] = L2Duty(ip, (*previous.services, key) if previous else (key,),
-                                     found.nodes, found.electorate.wins(ip), found.interfaces)
+                                     found, found.electorate.wins(ip))
             for spec in planning.bgp_specs(pool, ready):
                 known = plan.bgp.get(ip)
                 plan.bgp[ip] = bgp_duty(ip, (*known.services, key) if known else (key,), spec)

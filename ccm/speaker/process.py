@@ -6,7 +6,8 @@ node's labels, an endpoint, the set of live speakers, our own liveness) marks th
 speakers' routine Lease renewals change nothing and re-plan nothing). A Service or endpoint
 change re-plans only that Service's addresses (`planner.Planner`) and applies only the
 addresses whose duty changed, so its cost does not grow with the number of Services. Another
-speaker joining or leaving elects every address again without reading the Services; any other
+speaker joining or leaving re-elects only the addresses whose owner can change (about this
+node's share) without reading the Services; any other
 change (pools, advertisements, peers, Node labels, our own liveness) and any failed apply
 re-plan and re-apply everything. The only periodic API writes are this node's Lease renewals;
 Services are written (the `vipam.io/announcing-node` annotation, a NodeAssigned Event) only
@@ -94,8 +95,9 @@ class Speaker:
         self.plan_cpu = Summary(
             "vipam_speaker_plan_cpu_seconds",
             "CPU time of each plan on the reconcile thread; kind: incremental (Services and "
-            "endpoints that changed), live (a speaker joined or left: every address elected "
-            "again) or full (every Service)", ["kind"], registry=self.registry,
+            "endpoints that changed), live (a speaker joined or left: the addresses whose "
+            "owner can change elected again) or full (every Service)", ["kind"],
+            registry=self.registry,
         )
         self.announce_errors = Counter(
             "vipam_speaker_announce_errors", "Failed announcements", ["mode"],
@@ -135,7 +137,8 @@ class Speaker:
 
     def _live_changed(self) -> None:
         """The set of live speakers changed: the planner sees the new set itself and elects
-        every address again (a full plan only if our own liveness changed)."""
+        again the addresses whose owner can change (a full plan only if our own liveness
+        changed)."""
         self.dirty.set()
 
     def _mark_everything(self, *_: object) -> None:

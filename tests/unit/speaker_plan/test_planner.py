@@ -5,9 +5,11 @@ dual-stack, other classes, being deleted, Local with EndpointSlices coming, movi
 pools, advertisements, peers, Node labels and the live set — are applied to one cluster view;
 after each batch ``Planner.update`` must leave exactly the plan ``make_plan`` computes from
 scratch, report every address whose duty differs from the plan before, and every Service
-whose announcing-node annotation (its addresses' owners) may differ. Another speaker joining
-or leaving is not a full rebuild (every address elected again, the changed ones reported);
-this one's own liveness is."""
+whose announcing-node annotation (its addresses' owners) may differ where this node may be
+the one writing it. Another speaker joining or leaving is not a full rebuild: the fields are
+refreshed in place, and what must be reported is then what this node acts on (an address it
+gains or loses, a Service it annotates), not every address whose candidates changed; this
+one's own liveness is a rebuild."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from hypothesis import strategies as st
 
 from ccm.contract import names
 from ccm.speaker.plan import ClusterView, Plan, make_plan
-from ccm.speaker.planner import Planner
+from ccm.speaker.planner import Changes, Planner
 
 NODE = "me"
 NODES = ["me", "n1", "n2", "n3", "n4"]
@@ -103,6 +105,12 @@ def by_service(plan: Plan) -> dict[str, tuple[tuple[str, str | None, bool], ...]
         for key in duty.services:
             found.setdefault(key, set()).add((ip, duty.owner, duty.mine))
     return {key: tuple(sorted(items, key=str)) for key, items in found.items()}
+
+
+def snapshot(plan: Plan) -> dict[str, tuple[Any, ...]]:
+    """The L2 duties by value (a duty's candidates are its field's, refreshed in place)."""
+    return {ip: (duty.services, duty.mine, duty.candidates, dict(duty.node_interfaces))
+            for ip, duty in plan.l2.items()}
 
 
 class Cluster:
@@ -213,43 +221,90 @@ def test_incremental_plan_equals_the_full_plan_after_every_change(
     serve_unclassed: bool, first: list[tuple[Any, ...]], batches: list[list[tuple[Any, ...]]],
 ) -> None:
     cluster = Cluster(serve_unclassed)
-    planner = cluster.planner
     for change in first:  # the cluster as the first (full) plan finds it
         cluster.apply(change)
-    batches = [[], *batches]
-    for batch in batches:
-        before = Plan(l2=dict(planner.plan.l2), bgp=dict(planner.plan.bgp))
-        annotations_before = by_service(before)
-        for change in batch:
-            cluster.apply(change)
-        live_before = planner._planning.live if planner._planning else None
-        changes = planner.update(cluster.view, cluster.live)
-        expected = make_plan(cluster.view, NODE, cluster.live)
-        after = planner.plan
-        assert after.l2 == expected.l2
-        assert after.bgp == expected.bgp
-        assert after.peers == expected.peers
-        assert after.invalid == expected.invalid
-        # incremental whenever only Services, endpoints and other speakers' liveness changed
-        own_flip = live_before is not None and (NODE in live_before) != (NODE in cluster.live)
-        assert changes.full == (cluster.stale or own_flip)
-        assert changes.re_elected == (not changes.full and live_before != cluster.live)
-        cluster.stale = False
-        # what the process reads for the annotations
-        annotations_after = by_service(after)
-        assert set(planner.l2_services()) == set(annotations_after)
-        for key, items in annotations_after.items():
-            assert set(planner.l2_addresses(key)) == {ip for ip, _, _ in items}
-        if changes.full:
-            continue  # everything may have changed: the process applies every address
-        for duties_before, duties_after in ((before.l2, after.l2), (before.bgp, after.bgp)):
-            for ip in duties_before.keys() | duties_after.keys():
-                if duties_before.get(ip) != duties_after.get(ip):
-                    assert ip in changes.addresses, ip
-        for key in annotations_before.keys() | annotations_after.keys():
-            if annotations_before.get(key) != annotations_after.get(key):
-                assert key in changes.services, key
+    for batch in [[], *batches]:
+        step(cluster, batch)
 
+
+def step(cluster: Cluster, batch: list[tuple[Any, ...]]) -> Changes:
+    """Apply one batch, update the plan, and check it against ``make_plan`` and the report."""
+    planner = cluster.planner
+    l2_before, bgp_before = snapshot(planner.plan), dict(planner.plan.bgp)
+    annotations_before = by_service(planner.plan)
+    for change in batch:
+        cluster.apply(change)
+    live_before = planner._planning.live if planner._planning else None
+    changes = planner.update(cluster.view, cluster.live)
+    expected = make_plan(cluster.view, NODE, cluster.live)
+    after = planner.plan
+    assert after.l2 == expected.l2
+    assert after.bgp == expected.bgp
+    assert after.peers == expected.peers
+    assert after.invalid == expected.invalid
+    # incremental whenever only Services, endpoints and other speakers' liveness changed
+    own_flip = live_before is not None and (NODE in live_before) != (NODE in cluster.live)
+    assert changes.full == (cluster.stale or own_flip)
+    assert changes.re_elected == (not changes.full and live_before != cluster.live)
+    cluster.stale = False
+    # what the process reads for the annotations
+    annotations_after = by_service(after)
+    assert annotations_after == by_service(expected)  # owners kept right through refreshes
+    assert set(planner.l2_services()) == set(annotations_after)
+    for key, items in annotations_after.items():
+        assert set(planner.l2_addresses(key)) == {ip for ip, _, _ in items}
+    if changes.full:
+        return changes  # everything may have changed: the process applies every address
+    l2_after = snapshot(after)
+    for ip in l2_before.keys() | l2_after.keys():
+        was, now = l2_before.get(ip), l2_after.get(ip)
+        if was is None or now is None or was[:2] != now[:2]:  # gained, lost, Services
+            assert ip in changes.addresses, ip
+        elif was != now and not changes.re_elected:
+            assert ip in changes.addresses, ip
+    for ip in bgp_before.keys() | after.bgp.keys():
+        if bgp_before.get(ip) != after.bgp.get(ip):
+            assert ip in changes.addresses, ip
+    for key in annotations_before.keys() | annotations_after.keys():
+        ours = any(mine for items in (annotations_before.get(key, ()),
+                                      annotations_after.get(key, ()))
+                   for _, _, mine in items)
+        if ours and annotations_before.get(key) != annotations_after.get(key):
+            assert key in changes.services, key
+    return changes
+
+
+MANY_NODES = [NODE, *(f"m{i}" for i in range(8))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(dual_stack=st.lists(st.booleans(), min_size=24, max_size=24),
+       local=st.lists(st.sampled_from([None, None, (0, 3), (2, 7)]), min_size=24,
+                      max_size=24),
+       live_sets=st.lists(st.sets(st.sampled_from(MANY_NODES[1:])), min_size=2, max_size=12))
+def test_speakers_joining_and_leaving_re_elect_only_what_changed(
+    dual_stack: list[bool], local: list[tuple[int, int] | None], live_sets: list[set[str]],
+) -> None:
+    """24 Services (some dual-stack, some Local with endpoints on a range of nodes) and other
+    speakers coming and going in any combination, this one live throughout: after each
+    change the plan equals ``make_plan``, with every flip and annotation reported."""
+    cluster = Cluster(serve_unclassed=True)
+    for node in MANY_NODES:
+        cluster.nodes[node] = {"metadata": {"name": node, "labels": {"rack": "r1"}}}
+    cluster.live = frozenset(MANY_NODES)
+    for i, (two, ready) in enumerate(zip(dual_stack, local, strict=True)):
+        ips = [f"192.0.2.{i + 1}", *([f"2001:db8::{i + 1:x}"] if two else [])]
+        cluster.apply(("put-service", service("default", f"v{i}", ips, "a", local=bool(ready),
+                                              kind="LoadBalancer", lb_class=None,
+                                              deleting=False)))
+        if ready:
+            endpoints = [(node, True) for node in MANY_NODES[ready[0]:ready[1]]]
+            cluster.apply(("put-slice", endpoint_slice("default", f"v{i}", f"v{i}",
+                                                       endpoints)))
+    step(cluster, [])
+    for others in live_sets:
+        changes = step(cluster, [("live", others, True)])
+        assert not changes.full
 
 
 def test_an_endpoint_change_alone_replans_its_service() -> None:
@@ -270,3 +325,18 @@ def test_an_endpoint_change_alone_replans_its_service() -> None:
     assert changes.addresses == {"192.0.2.1"} and changes.services == {"default/s0", "default/s1"}
     assert cluster.planner.plan.l2 == make_plan(cluster.view, NODE, cluster.live).l2
     assert cluster.planner.plan.l2["192.0.2.1"].candidates == frozenset()
+
+
+def test_a_field_no_address_uses_is_not_left_behind_by_a_re_election() -> None:
+    """The candidates of a pool whose last address went away are not refreshed when a speaker
+    leaves; the next address from that pool must still get the live nodes of now."""
+    cluster = Cluster(serve_unclassed=True)
+    s0 = ("put-service", service("default", "s0", ["192.0.2.1"], "a", local=False,
+                                 kind="LoadBalancer", lb_class=None, deleting=False))
+    step(cluster, [s0])
+    step(cluster, [("delete-service", "default/s0")])
+    assert not cluster.planner.plan.l2
+    assert not step(cluster, [("live", {"n1"}, True)]).full  # n2, n3, n4 left
+    changes = step(cluster, [s0])
+    assert changes.addresses == {"192.0.2.1"}
+    assert cluster.planner.plan.l2["192.0.2.1"].candidates == {NODE, "n1"}
