@@ -296,6 +296,11 @@ class Candidates:
                         held = owners[ip] = node
         return joined, left
 
+    @property
+    def ready(self) -> frozenset[str] | None:
+        """The ready nodes it is limited to (Local), None when it is not."""
+        return self._ready
+
     def owner(self, ip: str) -> str | None:
         """The owner of ``ip`` among these candidates (all of them ranked, then cached)."""
         try:

@@ -235,10 +235,13 @@ class Planner:
 
         Nothing else a plan reads changed (that would have been a rebuild), and neither did
         our own liveness, the one thing our BGP duties take from it."""
+        moved = planning.live ^ live
         planning.relive(live)
         planning.keep_fields(self._rolls)  # a field no duty refers to would not be refreshed
         l2 = self.plan.l2
         for field, roll in self._rolls.items():
+            if field.ready is not None and field.ready.isdisjoint(moved):
+                continue  # Local, and none of its ready nodes came or went
             joined, left = field.refresh()
             if not (joined or left) or not field.electorate.eligible:
                 continue  # (an address we are not eligible for stays someone else's)
