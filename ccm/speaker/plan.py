@@ -256,12 +256,13 @@ class Candidates:
     through refreshes (a joining node takes an address only if it outweighs the owner; a
     leaving one gives up only its own)."""
 
-    __slots__ = ("_owners", "_ready", "_selecting", "electorate", "interfaces", "nodes")
+    __slots__ = ("_owners", "_ready", "_selecting", "electorate", "epoch", "interfaces", "nodes")
 
     def __init__(self, node: str, selecting: list[_Advertisement[L2AdvertisementSpec]],
-                 ready: frozenset[str] | None) -> None:
+                 ready: frozenset[str] | None, epoch: int = 0) -> None:
         self._selecting = selecting
         self._ready = ready
+        self.epoch = epoch  # the live set it was last refreshed for (``_L2Fields``)
         self.nodes: frozenset[str] = frozenset()
         self.interfaces: dict[str, frozenset[str]] = {}
         self.electorate = Electorate(node, ())
@@ -325,9 +326,19 @@ class _L2Fields:
     def __init__(self, node: str) -> None:
         self.node = node
         self._fields: dict[_FieldKey, Candidates] = {}
+        self._epoch = 0  # one more for each new live set (``Planning.relive``)
 
     def __len__(self) -> int:
         return len(self._fields)
+
+    def advance(self) -> None:
+        """The live set changed: every field is stale until refreshed."""
+        self._epoch += 1
+
+    def refresh(self, found: Candidates) -> tuple[frozenset[str], frozenset[str]]:
+        """Bring one field up to the current live set: the nodes that (joined, left)."""
+        found.epoch = self._epoch
+        return found.refresh()
 
     def retain(self, keep: Container[Candidates]) -> None:
         self._fields = {key: found for key, found in self._fields.items() if found in keep}
@@ -338,7 +349,9 @@ class _L2Fields:
         key = ids if ready is None else (ids, ready)
         found = self._fields.get(key)
         if found is None:
-            found = self._fields[key] = Candidates(self.node, selecting, ready)
+            found = self._fields[key] = Candidates(self.node, selecting, ready, self._epoch)
+        elif found.epoch != self._epoch:
+            self.refresh(found)  # one no duty refers to (a planner refreshes those it uses)
         return found
 
 
@@ -367,9 +380,10 @@ class Planning:
 
     def relive(self, live: frozenset[str]) -> None:
         """Other speakers joined or left (ours is the same): the advertisements take the new
-        live set. The fields are the caller's to refresh (``Candidates.refresh``) or forget
-        (``fields.retain``): a planner knows which ones its duties use."""
+        live set. The fields the caller's duties use are its to refresh
+        (``fields.refresh``); any other is refreshed when next looked up."""
         self.live = live
+        self.fields.advance()
         for l2 in self.l2_ads:
             l2.admit(live, self._node_labels)
         for bgp in self.bgp_ads:

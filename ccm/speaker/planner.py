@@ -39,7 +39,6 @@ from typing import TypeVar
 
 from ccm.contract import views
 from ccm.contract.models import BGPAdvertisementSpec
-from ccm.speaker.election import Electorate, outranks
 from ccm.speaker.plan import (
     JSON,
     BGPDuty,
@@ -54,70 +53,13 @@ from ccm.speaker.plan import (
     service_addresses,
     slice_service,
 )
+from ccm.speaker.rolls import Rolls
 
 Duty = TypeVar("Duty", L2Duty, BGPDuty)
 
-# Local Services with endpoints that keep moving make new candidate sets; past this many the
-# ones no duty refers to any more are forgotten
+# Local Services with endpoints that keep moving make new candidate sets; past this many more
+# than the duties refer to, the ones no duty refers to any more are forgotten
 FIELD_CACHE_LIMIT = 4096
-
-
-class _Roll:
-    """The addresses of one field in the plan, indexed for a re-election: those this node
-    owns, and for each of the others one node that outweighs this one (its blocker)."""
-
-    __slots__ = ("addresses", "blocked", "blocker_of", "mine")
-
-    def __init__(self) -> None:
-        self.addresses: set[str] = set()
-        self.mine: set[str] = set()
-        self.blocked: dict[str, set[str]] = {}
-        self.blocker_of: dict[str, str] = {}
-
-    def add(self, ip: str, mine: bool, blocker: str | None) -> None:
-        self.addresses.add(ip)
-        if mine:
-            self.mine.add(ip)
-        elif blocker is not None:
-            self._block(ip, blocker)
-
-    def remove(self, ip: str) -> None:
-        self.addresses.discard(ip)
-        self.mine.discard(ip)
-        blocker = self.blocker_of.pop(ip, None)
-        if blocker is not None:
-            blocked = self.blocked[blocker]
-            blocked.discard(ip)
-            if not blocked:
-                del self.blocked[blocker]
-
-    def re_elect(self, electorate: Electorate, joined: frozenset[str], left: frozenset[str]
-                 ) -> Iterator[tuple[str, bool]]:
-        """The addresses whose election changed, each with whether this node now owns it.
-
-        ``electorate`` is already the new one. A node that left gave up only the addresses
-        it outweighed us for (the ones it blocked: elected again over the new field, joiners
-        included); one that joined takes from us only what it outweighs us for. Every other
-        address keeps its answer: its blocker is still there, or nobody new outweighs us."""
-        for node in left:
-            for ip in self.blocked.pop(node, ()):
-                del self.blocker_of[ip]
-                blocker = electorate.blocker(ip)
-                if blocker is None:
-                    self.mine.add(ip)
-                    yield ip, True
-                else:
-                    self._block(ip, blocker)
-        for node in joined:
-            lost = [ip for ip in self.mine if outranks(ip, node, electorate.node)]
-            for ip in lost:
-                self.mine.remove(ip)
-                self._block(ip, node)
-                yield ip, False
-
-    def _block(self, ip: str, blocker: str) -> None:
-        self.blocker_of[ip] = blocker
-        self.blocked.setdefault(blocker, set()).add(ip)
 
 
 @dataclass(frozen=True)
@@ -156,7 +98,7 @@ class Planner:
         self._dirty: set[str] = set()
         self._everything = True
         # every field the L2 duties refer to, with its addresses indexed for a re-election
-        self._rolls: dict[Candidates, _Roll] = {}
+        self._rolls = Rolls()
 
     # -- what changed ------------------------------------------------------------------------
 
@@ -198,7 +140,7 @@ class Planner:
         re_elected = live != planning.live
         if re_elected:
             self._re_elect(planning, live, changed, services)
-        if len(planning.fields) > FIELD_CACHE_LIMIT:
+        if len(planning.fields) > len(self._rolls) + FIELD_CACHE_LIMIT:
             planning.keep_fields(self._rolls)
         dirty, self._dirty = self._dirty, set()
         touched: set[str] = set()
@@ -218,7 +160,10 @@ class Planner:
         for ip in touched:
             l2, blocker, bgp = self._duties(planning, view, ip)
             before, was = self.plan.l2.get(ip), self.plan.bgp.get(ip)
-            if before != l2:
+            if before != l2 or (before and l2 and before.field is not l2.field):
+                # (equal candidates from another field still move the address there: the
+                # fields part ways at the next join or leave, e.g. two sets of ready nodes
+                # that are both empty of live ones now)
                 self._store_l2(ip, before, l2, blocker)
                 changed.add(ip)
                 services.update(_services(before, l2))
@@ -231,18 +176,15 @@ class Planner:
     def _re_elect(self, planning: Planning, live: frozenset[str], changed: set[str],
                   services: set[str]) -> None:
         """Other speakers joined or left: refresh every field in use and elect again the
-        addresses whose owner may have changed (``_Roll.re_elect``).
+        addresses whose owner may have changed (``rolls.Roll.re_elect``).
 
         Nothing else a plan reads changed (that would have been a rebuild), and neither did
         our own liveness, the one thing our BGP duties take from it."""
         moved = planning.live ^ live
-        planning.relive(live)
-        planning.keep_fields(self._rolls)  # a field no duty refers to would not be refreshed
+        planning.relive(live)  # (a field no duty refers to is refreshed when next looked up)
         l2 = self.plan.l2
-        for field, roll in self._rolls.items():
-            if field.ready is not None and field.ready.isdisjoint(moved):
-                continue  # Local, and none of its ready nodes came or went
-            joined, left = field.refresh()
+        for field, roll in self._rolls.reached_by(moved):
+            joined, left = planning.fields.refresh(field)
             if not (joined or left) or not field.electorate.eligible:
                 continue  # (an address we are not eligible for stays someone else's)
             for ip, mine in roll.re_elect(field.electorate, joined, left):
@@ -251,28 +193,21 @@ class Planner:
                 changed.add(ip)
                 services.update(before.services)
         # another address of a Service we own one of may have a new owner: its annotation
-        for roll in self._rolls.values():
-            for ip in roll.mine:
-                for key in l2[ip].services:
-                    if len(self._addresses.get(key, ())) > 1:
-                        services.add(key)
+        for ip in self._rolls.owned:
+            for key in l2[ip].services:
+                if len(self._addresses.get(key, ())) > 1:
+                    services.add(key)
 
     def _store_l2(self, ip: str, before: L2Duty | None, duty: L2Duty | None,
                   blocker: str | None) -> None:
         """Put ``duty`` (None: no duty) in the plan and in its field's roll."""
         if before is not None:
-            old = self._rolls[before.field]
-            old.remove(ip)
-            if not old.addresses:
-                del self._rolls[before.field]
+            self._rolls.remove(ip, before.field)
         if duty is None:
             del self.plan.l2[ip]
             return
         self.plan.l2[ip] = duty
-        roll = self._rolls.get(duty.field)
-        if roll is None:
-            roll = self._rolls[duty.field] = _Roll()
-        roll.add(ip, duty.mine, blocker)
+        self._rolls.add(ip, duty.field, duty.mine, blocker)
 
     def _rebuild(self, view: ClusterView, live: frozenset[str]) -> Changes:
         planning = Planning(view, self.node, live)
@@ -321,13 +256,9 @@ class Planner:
                     seen = bgp.get(ip)
                     bgp[ip] = bgp_duty(ip, (*seen.services, key) if seen else (key,), spec)
         self.plan = plan
-        rolls: dict[Candidates, _Roll] = {}
+        rolls = self._rolls = Rolls()
         for ip, duty in l2.items():
-            roll = rolls.get(duty.field)
-            if roll is None:
-                roll = rolls[duty.field] = _Roll()
-            roll.add(ip, duty.mine, blockers[ip])
-        self._rolls = rolls
+            rolls.add(ip, duty.field, duty.mine, blockers[ip])
         return Changes(True, frozenset(), frozenset())
 
     def _ready(self, view: ClusterView, svc: views.Service) -> frozenset[str]:

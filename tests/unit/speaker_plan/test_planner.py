@@ -209,7 +209,7 @@ global_changes = st.one_of(
 )
 # mostly incremental steps, so that each full rebuild is followed by many of them
 changes_st = st.one_of(local_changes, local_changes, local_changes, local_changes,
-                       live_changes, global_changes)
+                       live_changes, live_changes, global_changes)
 
 
 @settings(max_examples=500, deadline=None)
@@ -242,6 +242,8 @@ def step(cluster: Cluster, batch: list[tuple[Any, ...]]) -> Changes:
     assert after.bgp == expected.bgp
     assert after.peers == expected.peers
     assert after.invalid == expected.invalid
+    # the re-election's index agrees with the plan (what it may skip rests on it)
+    assert planner._rolls.owned == {ip for ip, duty in after.l2.items() if duty.mine}
     # incremental whenever only Services, endpoints and other speakers' liveness changed
     own_flip = live_before is not None and (NODE in live_before) != (NODE in cluster.live)
     assert changes.full == (cluster.stale or own_flip)
@@ -340,3 +342,18 @@ def test_a_field_no_address_uses_is_not_left_behind_by_a_re_election() -> None:
     changes = step(cluster, [s0])
     assert changes.addresses == {"192.0.2.1"}
     assert cluster.planner.plan.l2["192.0.2.1"].candidates == {NODE, "n1"}
+
+
+def test_an_address_moves_to_its_new_field_even_when_both_have_no_live_candidate() -> None:
+    """A Local Service's endpoints move from no node to n4 while n4 is not live: the
+    candidates stay empty, but the address now belongs to the field of ready node n4, and
+    when n4 joins it must become n4's (hypothesis found this)."""
+    cluster = Cluster(serve_unclassed=True)
+    svc = ("put-service", service("default", "s2", ["192.0.2.1"], "a", local=True,
+                                  kind="LoadBalancer", lb_class=None, deleting=False))
+    step(cluster, [svc])
+    step(cluster, [("put-slice", endpoint_slice("default", "e0", "s2", [("n4", True)])),
+                   ("live", set(), True)])
+    assert cluster.planner.plan.l2["192.0.2.1"].candidates == frozenset()
+    step(cluster, [("live", {"n4"}, True)])
+    assert cluster.planner.plan.l2["192.0.2.1"].candidates == {"n4"}
