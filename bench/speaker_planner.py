@@ -13,18 +13,22 @@ node, ``node-007``:
 Reported per shape, S and N, as thread CPU time, best of 5 (6 for a re-election): ``make_plan``;
 the ``Planner``'s full rebuild; its update after one Service changed; its update after another
 speaker left, and after it came back, with how many addresses this node gained or lost and
-how many Services it was told to check the annotation of. Prints JSON, then a table.
+how many Services it was told to check the annotation of; with ``--memory``, what the
+planner holds after a rebuild, a leave and a rejoin (tracemalloc: every allocation it made
+and kept; the view itself is not counted). Prints JSON, then a table.
 
-    .venv/bin/python -m bench.speaker_planner [--services 1000 10000] [--nodes 20 100]
+    .venv/bin/python -m bench.speaker_planner [--services 1000 10000] [--nodes 20 100] [--memory]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -124,23 +128,44 @@ def measure(shape: str, services: int, nodes: int) -> dict[str, Any]:
     return result
 
 
+def held_bytes(shape: str, services: int, nodes: int) -> int:
+    view = view_of(shape, services, nodes)
+    live = frozenset(view.nodes)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        planner = Planner(NODE)
+        for members in (live, live - {node_name(nodes // 2)}, live):
+            planner.update(view, members)
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--services", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--nodes", type=int, nargs="+", default=[20, 100])
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=SHAPES)
+    parser.add_argument("--memory", action="store_true",
+                        help="also what the planner holds (a separate, traced run)")
     args = parser.parse_args()
     results = [measure(shape, services, nodes) for shape in args.shapes
                for services in args.services for nodes in args.nodes]
+    if args.memory:
+        for r in results:
+            r["planner_mb"] = round(held_bytes(r["shape"], r["services"], r["nodes"]) / 1e6, 1)
     print(json.dumps(results, indent=2))
     print(f"\n{'shape':>8} {'services':>8} {'nodes':>5} {'fields':>6} {'owned':>5} "
           f"{'make_plan':>9} {'rebuild':>8} {'1 Service':>9} {'leave':>7} {'rejoin':>7} "
-          f"{'moved (max)':>11}")
+          f"{'moved (max)':>11} {'MB held':>7}")
     for r in results:
         moved = max(r["leave_flipped"] + r["rejoin_flipped"])
         print(f"{r['shape']:>8} {r['services']:>8} {r['nodes']:>5} {r['fields']:>6} "
               f"{r['owned']:>5} {r['make_plan_ms']:>9} {r['rebuild_ms']:>8} "
-              f"{r['one_service_ms']:>9} {r['leave_ms']:>7} {r['rejoin_ms']:>7} {moved:>11}")
+              f"{r['one_service_ms']:>9} {r['leave_ms']:>7} {r['rejoin_ms']:>7} {moved:>11} "
+              f"{r.get('planner_mb', '-'):>7}")
     print("(ms of thread CPU, best of 5 or 6; moved: addresses this node gained or lost in one "
           "re-election)")
 

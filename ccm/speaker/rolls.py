@@ -20,36 +20,37 @@ from ccm.speaker.plan import Candidates
 
 
 class Roll:
-    """The addresses of one field, indexed for a re-election."""
+    """The addresses of one field, indexed for a re-election. The indexes are made on first
+    use: in most Local fields this node is not a candidate, and there is nothing to index."""
 
-    __slots__ = ("addresses", "blocked", "blocker_of", "mine", "owned")
+    __slots__ = ("_blocked", "_blocker_of", "_mine", "owned", "size")
 
     def __init__(self, owned: set[str]) -> None:
-        self.addresses: set[str] = set()
-        self.mine: set[str] = set()
-        self.owned = owned  # every roll's ``mine`` together (shared)
-        self.blocked: dict[str, set[str]] = {}
-        self.blocker_of: dict[str, str] = {}
+        self.size = 0  # addresses
+        self.owned = owned  # every roll's owned addresses together (shared)
+        self._mine: set[str] | None = None
+        self._blocked: dict[str, set[str]] | None = None  # blocker -> the addresses it blocks
+        self._blocker_of: dict[str, str] | None = None
 
     def add(self, ip: str, mine: bool, blocker: str | None) -> None:
-        self.addresses.add(ip)
+        self.size += 1
         if mine:
-            self.mine.add(ip)
-            self.owned.add(ip)
+            self._own(ip)
         elif blocker is not None:
             self._block(ip, blocker)
 
     def remove(self, ip: str) -> None:
-        self.addresses.discard(ip)
-        if ip in self.mine:
-            self.mine.remove(ip)
+        """Forget ``ip`` (one of this roll's addresses)."""
+        self.size -= 1
+        if self._mine is not None and ip in self._mine:
+            self._mine.remove(ip)
             self.owned.discard(ip)
-        blocker = self.blocker_of.pop(ip, None)
-        if blocker is not None:
-            blocked = self.blocked[blocker]
+        blocker = self._blocker_of.pop(ip, None) if self._blocker_of else None
+        if blocker is not None and self._blocked is not None:
+            blocked = self._blocked[blocker]
             blocked.discard(ip)
             if not blocked:
-                del self.blocked[blocker]
+                del self._blocked[blocker]
 
     def re_elect(self, electorate: Electorate, joined: frozenset[str], left: frozenset[str]
                  ) -> Iterator[tuple[str, bool]]:
@@ -59,27 +60,36 @@ class Roll:
         it outweighed us for (the ones it blocked: elected again over the new field, joiners
         included); one that joined takes from us only what it outweighs us for. Every other
         address keeps its answer: its blocker is still there, or nobody new outweighs us."""
-        for node in left:
-            for ip in self.blocked.pop(node, ()):
-                del self.blocker_of[ip]
-                blocker = electorate.blocker(ip)
-                if blocker is None:
-                    self.mine.add(ip)
-                    self.owned.add(ip)
-                    yield ip, True
-                else:
-                    self._block(ip, blocker)
-        for node in joined:
-            lost = [ip for ip in self.mine if outranks(ip, node, electorate.node)]
-            for ip in lost:
-                self.mine.remove(ip)
-                self.owned.discard(ip)
-                self._block(ip, node)
-                yield ip, False
+        if self._blocked and self._blocker_of is not None:
+            for node in left:
+                for ip in self._blocked.pop(node, ()):
+                    del self._blocker_of[ip]
+                    blocker = electorate.blocker(ip)
+                    if blocker is None:
+                        self._own(ip)
+                        yield ip, True
+                    else:
+                        self._block(ip, blocker)
+        if self._mine:
+            for node in joined:
+                lost = [ip for ip in self._mine if outranks(ip, node, electorate.node)]
+                for ip in lost:
+                    self._mine.remove(ip)
+                    self.owned.discard(ip)
+                    self._block(ip, node)
+                    yield ip, False
+
+    def _own(self, ip: str) -> None:
+        if self._mine is None:
+            self._mine = set()
+        self._mine.add(ip)
+        self.owned.add(ip)
 
     def _block(self, ip: str, blocker: str) -> None:
-        self.blocker_of[ip] = blocker
-        self.blocked.setdefault(blocker, set()).add(ip)
+        if self._blocked is None or self._blocker_of is None:
+            self._blocked, self._blocker_of = {}, {}
+        self._blocker_of[ip] = blocker
+        self._blocked.setdefault(blocker, set()).add(ip)
 
 
 class Rolls:
@@ -110,7 +120,7 @@ class Rolls:
     def remove(self, ip: str, field: Candidates) -> None:
         roll = self._rolls[field]
         roll.remove(ip)
-        if roll.addresses:
+        if roll.size:
             return
         del self._rolls[field]
         self._unlimited.discard(field)
