@@ -170,3 +170,42 @@ async def test_a_sync_returns_while_its_event_post_is_still_blocked() -> None:
     # stop() flushed it
     assert [e["reason"] for e in events(kube)] == [names.REASON_ALLOCATED]
     assert kube.stored(SERVICES, "default", "web")["status"]["loadBalancer"]["ingress"]
+
+
+async def test_events_wait_while_the_owner_is_busy_and_follow_when_it_is_not() -> None:
+    """Addresses first: while the work queue has Services waiting, Events are held back."""
+    kube = FakeKube()
+    busy = True
+    recorder = EventRecorder(kube, "test", host="h", defer_while=lambda: busy, max_defer=30)
+    for index in range(3):
+        recorder.emit(obj(f"s{index}"), "Normal", "Allocated", f"Assigned {index}")
+    await asyncio.sleep(0.3)
+    assert kube.requests[("create", "events")] == 0 and recorder.pending == 3
+    busy = False
+    await drained(recorder)
+    assert kube.requests[("create", "events")] == 3
+    await recorder.stop()
+
+
+async def test_a_held_back_event_waits_at_most_max_defer() -> None:
+    """Work that never stops must not starve the Events: each waits max_defer at most."""
+    kube = FakeKube()
+    recorder = EventRecorder(kube, "test", host="h", defer_while=lambda: True, max_defer=0.3)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    recorder.emit(obj("s0"), "Normal", "Allocated", "Assigned")
+    await asyncio.sleep(0.1)
+    assert kube.requests[("create", "events")] == 0
+    await drained(recorder)
+    assert kube.requests[("create", "events")] == 1
+    assert loop.time() - started >= 0.3
+    await recorder.stop()
+
+
+async def test_stop_flushes_held_back_events() -> None:
+    kube = FakeKube()
+    recorder = EventRecorder(kube, "test", host="h", defer_while=lambda: True, max_defer=60)
+    recorder.emit(obj("s0"), "Normal", "Allocated", "Assigned")
+    await asyncio.sleep(0.1)
+    await recorder.stop()
+    assert kube.requests[("create", "events")] == 1 and recorder.dropped == 0
