@@ -21,7 +21,7 @@ the API, or cloned into etcd (`--prefill etcd`: the only way to hold 50,000 Serv
 `prefill_etcd`).
 
     .venv/bin/python -m bench.scale [--services 1000 10000] [--memory 10000 50000] \
-        [--restart 10000] [--concurrency 32] [--prefill [api|etcd]]
+        [--restart 10000] [--concurrency 32] [--prefill [api|etcd]] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -471,6 +471,9 @@ async def main() -> None:
                              "having a controller allocate them (the restart's 0 writes check "
                              "it): through the API, or cloned straight into etcd (fast at "
                              "50,000, see prefill_etcd)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="floor and burst this many times each, in turn; also prints the "
+                             "ratio of their medians (one floor run is a noisy reference)")
     parser.add_argument("--skip-floor", action="store_true",
                         help="burst only (e.g. to compare --qps settings in one run)")
     args = parser.parse_args()
@@ -480,13 +483,24 @@ async def main() -> None:
         CONTROLLER_FLAGS["burst"] = args.burst
     results: dict[str, Any] = {"floor": [], "burst": [], "memory": []}
     for n in args.services:
-        if not args.skip_floor:
-            results["floor"].append(await floor(n, args.concurrency))
-        results["burst"].append(await burst(n, args.concurrency))
-        results["burst"][-1]["controller_flags"] = dict(CONTROLLER_FLAGS)
-        if not args.skip_floor:
-            results["burst"][-1]["ratio_to_floor"] = round(
-                results["burst"][-1]["all_allocated_s"] / results["floor"][-1]["floor_s"], 2)
+        for _ in range(args.repeat):  # floor and burst in turn, so drifts hit both alike
+            if not args.skip_floor:
+                results["floor"].append(await floor(n, args.concurrency))
+            results["burst"].append(await burst(n, args.concurrency))
+            results["burst"][-1]["controller_flags"] = dict(CONTROLLER_FLAGS)
+            if not args.skip_floor:
+                results["burst"][-1]["ratio_to_floor"] = round(
+                    results["burst"][-1]["all_allocated_s"] / results["floor"][-1]["floor_s"],
+                    2)
+        if args.repeat > 1 and not args.skip_floor:
+            floors = [f["floor_s"] for f in results["floor"] if f["services"] == n]
+            bursts = [b["all_allocated_s"] for b in results["burst"] if b["services"] == n]
+            results.setdefault("medians", []).append({
+                "services": n, "runs": args.repeat,
+                "floor_median_s": statistics.median(floors),
+                "all_seen_median_s": statistics.median(bursts),
+                "ratio_of_medians": round(statistics.median(bursts)
+                                          / statistics.median(floors), 2)})
     for n in args.memory:
         results["memory"].append(
             await memory_and_restart(n, args.concurrency, restart=n == args.restart,
@@ -500,6 +514,9 @@ async def main() -> None:
         print(f"{b['services']:>9} {f['floor_s']:>7}s {b['all_allocated_s']:>8}s "
               f"{b.get('ratio_to_floor', '-'):>6} {b['p50_ms']:>8} {b['p99_ms']:>8} "
               f"{b['service_writes_per_service']:>10} {b['event_writes_per_service']:>12}")
+    for m in results.get("medians", []):
+        print(f"{m['services']:>9} Services, {m['runs']} runs: floor median {m['floor_median_s']}s,"
+              f" all seen median {m['all_seen_median_s']}s, ratio {m['ratio_of_medians']}")
     for b in results["burst"]:
         print(f"burst {b['services']}: controller RSS {b['rss_per_service_kb']} KB/Service just "
               f"after, {b['rss_settled_per_service_kb']} KB/Service after 15 s idle")
