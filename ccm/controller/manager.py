@@ -123,9 +123,7 @@ class Controller:
             on_stopped_leading=self._stopped_leading,
         )
         self.recorder = EventRecorder(
-            self.client, "vipam-controller", allowed=self.elector.is_leader,
-            # addresses first: Events wait while Services are queued (ccm/kube/events.py)
-            defer_while=lambda: len(self.queue) > 0 or self.queue.busy,
+            self.client, "vipam-controller", allowed=self.elector.is_leader
         )
         self.recorder.start()
         self.registry.register(EventCounts(self.recorder))

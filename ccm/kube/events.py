@@ -9,12 +9,6 @@ drains the queue under a token bucket of its own. Repeats are aggregated twice o
 * once written, the same Event within `window` seconds becomes a PATCH of `count` on the
   existing Event instead of a new one, so a Service stuck in a failure loop makes one Event.
 
-While the owner is busy (`defer_while`: the controller's work queue has Services waiting), the
-drain holds Events back, each for at most `max_defer` seconds: on a server short of CPU every
-Event POST competes with the writes that bring addresses, so the addresses go first and the
-Events follow once the work is done (or once the oldest has waited long enough, so that a
-steady stream of work never starves them).
-
 A full queue drops the new Event and counts it (`dropped`), as client-go does: Events are advice
 to humans, and a flood of them must neither grow memory nor slow allocations. Nothing here ever
 raises into the caller; an Event that cannot be written is logged and counted (`failed`).
@@ -29,7 +23,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from ccm.kube.client import JSON, ApiError, KubeApi, TokenBucket
@@ -44,8 +38,6 @@ Ident = tuple[str, str, str, str]  # (uid, namespace, reason, message)
 MAX_QUEUED = 1000  # client-go's broadcaster queue length (maxQueuedEvents)
 EVENT_QPS = 50.0
 EVENT_BURST = 100
-MAX_DEFER = 5.0  # seconds an Event may be held back while the owner is busy
-DEFER_POLL = 0.05  # how often a held-back drain looks again
 
 
 @dataclass
@@ -56,7 +48,6 @@ class _Pending:
     reason: str
     message: str
     repeats: int = 1
-    queued_at: float = field(default_factory=time.monotonic)
 
 
 class EventRecorder:
@@ -72,16 +63,12 @@ class EventRecorder:
         max_queued: int = MAX_QUEUED,
         qps: float = EVENT_QPS,
         burst: int = EVENT_BURST,
-        defer_while: Callable[[], bool] = lambda: False,
-        max_defer: float = MAX_DEFER,
     ) -> None:
         self.client = client
         self.component = component
         self.host = host or os.environ.get("NODE_NAME") or os.uname().nodename
         self.window = window
         self.allowed = allowed
-        self.defer_while = defer_while
-        self.max_defer = max_defer
         self._recent: OrderedDict[Ident, tuple[str, int, float]] = OrderedDict()
         self._max = max_tracked
         self._queue: OrderedDict[Ident, _Pending] = OrderedDict()
@@ -155,9 +142,6 @@ class EventRecorder:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if self._held_back():
-                await asyncio.sleep(DEFER_POLL)
-                continue
             await self._bucket.take()
             ident, item = self._queue.popitem(last=False)
             self._in_flight += 1
@@ -165,13 +149,6 @@ class EventRecorder:
                 await self._write(ident, item)
             finally:
                 self._in_flight -= 1
-
-    def _held_back(self) -> bool:
-        """The owner is busy and the oldest queued Event may wait longer (never on stop)."""
-        if self._stopped:
-            return False
-        oldest = next(iter(self._queue.values()))
-        return time.monotonic() - oldest.queued_at < self.max_defer and self.defer_while()
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Write what is queued (for at most `timeout` seconds), then stop the drain task."""
