@@ -123,7 +123,9 @@ class Controller:
             on_stopped_leading=self._stopped_leading,
         )
         self.recorder = EventRecorder(
-            self.client, "vipam-controller", allowed=self.elector.is_leader
+            self.client, "vipam-controller", allowed=self.elector.is_leader,
+            # addresses first: Events wait while Services are being allocated (kube/events.py)
+            busy=lambda: len(self.queue) > 0 or self.queue.busy,
         )
         self.recorder.start()
         self.registry.register(EventCounts(self.recorder))

@@ -9,6 +9,14 @@ drains the queue under a token bucket of its own. Repeats are aggregated twice o
 * once written, the same Event within `window` seconds becomes a PATCH of `count` on the
   existing Event instead of a new one, so a Service stuck in a failure loop makes one Event.
 
+Events give way to the work they describe (`busy`: the controller's work queue has Services
+waiting or being synced). While the owner is busy, and until it has been idle for `quiet`
+seconds, the drain holds Events back, each for at most `max_defer` seconds: on a server short
+of CPU every Event POST competes with the writes that bring addresses (a burst of 1,000
+Services wrote ~540 Events while it ran), so the addresses go first and their Events follow. The
+cap keeps a steady stream of work from starving Events. A repeat of a held-back Event folds into
+it, as for any queued Event.
+
 A full queue drops the new Event and counts it (`dropped`), as client-go does: Events are advice
 to humans, and a flood of them must neither grow memory nor slow allocations. Nothing here ever
 raises into the caller; an Event that cannot be written is logged and counted (`failed`).
@@ -23,7 +31,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ccm.kube.client import JSON, ApiError, KubeApi, TokenBucket
@@ -38,6 +46,9 @@ Ident = tuple[str, str, str, str]  # (uid, namespace, reason, message)
 MAX_QUEUED = 1000  # client-go's broadcaster queue length (maxQueuedEvents)
 EVENT_QPS = 50.0
 EVENT_BURST = 100
+MAX_DEFER = 5.0  # seconds an Event may be held back while its owner is busy
+QUIET = 0.5  # seconds the owner must have been idle before held-back Events go
+DEFER_POLL = 0.05  # how often a held-back drain looks again
 
 
 @dataclass
@@ -48,6 +59,7 @@ class _Pending:
     reason: str
     message: str
     repeats: int = 1
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 class EventRecorder:
@@ -63,12 +75,19 @@ class EventRecorder:
         max_queued: int = MAX_QUEUED,
         qps: float = EVENT_QPS,
         burst: int = EVENT_BURST,
+        busy: Callable[[], bool] = lambda: False,
+        max_defer: float = MAX_DEFER,
+        quiet: float = QUIET,
     ) -> None:
         self.client = client
         self.component = component
         self.host = host or os.environ.get("NODE_NAME") or os.uname().nodename
         self.window = window
         self.allowed = allowed
+        self.busy = busy
+        self.max_defer = max_defer
+        self.quiet = quiet
+        self._busy_at = float("-inf")  # when `busy` last said yes
         self._recent: OrderedDict[Ident, tuple[str, int, float]] = OrderedDict()
         self._max = max_tracked
         self._queue: OrderedDict[Ident, _Pending] = OrderedDict()
@@ -142,6 +161,9 @@ class EventRecorder:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if self._held_back():
+                await asyncio.sleep(DEFER_POLL)
+                continue
             await self._bucket.take()
             ident, item = self._queue.popitem(last=False)
             self._in_flight += 1
@@ -149,6 +171,17 @@ class EventRecorder:
                 await self._write(ident, item)
             finally:
                 self._in_flight -= 1
+
+    def _held_back(self) -> bool:
+        """The owner is busy, or was within `quiet` s, and the oldest queued Event may wait
+        longer. Never once stopping: what is queued then is written at once."""
+        if self._stopped:
+            return False
+        now = time.monotonic()
+        if self.busy():
+            self._busy_at = now
+        oldest = next(iter(self._queue.values()))
+        return now - self._busy_at < self.quiet and now - oldest.queued_at < self.max_defer
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Write what is queued (for at most `timeout` seconds), then stop the drain task."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from ccm.contract import names
 from ccm.kube.client import ApiError
-from ccm.kube.events import EventRecorder
+from ccm.kube.events import DEFER_POLL, EventRecorder
 from ccm.kube.resources import EVENTS, SERVICES
 from tests.fakekube import FakeKube
 
@@ -170,3 +170,65 @@ async def test_a_sync_returns_while_its_event_post_is_still_blocked() -> None:
     # stop() flushed it
     assert [e["reason"] for e in events(kube)] == [names.REASON_ALLOCATED]
     assert kube.stored(SERVICES, "default", "web")["status"]["loadBalancer"]["ingress"]
+
+
+async def test_events_wait_while_the_owner_is_busy_and_follow_once_it_is_quiet() -> None:
+    """Addresses first: while the work queue has Services, and for `quiet` s after, Events
+    are held back; then they all go."""
+    kube = FakeKube()
+    busy = True
+    recorder = EventRecorder(kube, "test", host="h", busy=lambda: busy, max_defer=30,
+                             quiet=0.3)
+    for index in range(3):
+        recorder.emit(obj(f"s{index}"), "Normal", "Allocated", f"Assigned {index}")
+    await asyncio.sleep(0.3)
+    assert kube.requests[("create", "events")] == 0 and recorder.pending == 3
+    loop = asyncio.get_running_loop()
+    busy = False
+    idle_from = loop.time()
+    await asyncio.sleep(0.15)  # idle, but not for `quiet` yet: a gap between two Services
+    assert kube.requests[("create", "events")] == 0
+    await drained(recorder)
+    assert kube.requests[("create", "events")] == 3
+    # (busy is looked at every DEFER_POLL s: the last yes may be that much before idle_from)
+    assert loop.time() - idle_from >= 0.3 - DEFER_POLL
+    await recorder.stop()
+
+
+async def test_a_held_back_event_waits_at_most_max_defer() -> None:
+    """Work that never stops must not starve the Events: each waits max_defer at most."""
+    kube = FakeKube()
+    recorder = EventRecorder(kube, "test", host="h", busy=lambda: True, max_defer=0.3)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    recorder.emit(obj("s0"), "Normal", "Allocated", "Assigned")
+    await asyncio.sleep(0.1)
+    assert kube.requests[("create", "events")] == 0
+    await drained(recorder)
+    assert kube.requests[("create", "events")] == 1
+    assert loop.time() - started >= 0.3
+    await recorder.stop()
+
+
+async def test_a_repeat_of_a_held_back_event_folds_into_it() -> None:
+    kube = FakeKube()
+    busy = True
+    recorder = EventRecorder(kube, "test", host="h", busy=lambda: busy, max_defer=30,
+                             quiet=0.05)
+    recorder.emit(obj("s0"), "Warning", "Failed", "pool empty")
+    recorder.emit(obj("s0"), "Warning", "Failed", "pool empty")
+    await asyncio.sleep(0.1)
+    busy = False
+    await drained(recorder)
+    assert kube.requests[("create", "events")] == 1 and recorder.aggregated == 1
+    assert [e["count"] for e in events(kube)] == [2]
+    await recorder.stop()
+
+
+async def test_stop_flushes_held_back_events() -> None:
+    kube = FakeKube()
+    recorder = EventRecorder(kube, "test", host="h", busy=lambda: True, max_defer=60)
+    recorder.emit(obj("s0"), "Normal", "Allocated", "Assigned")
+    await asyncio.sleep(0.1)
+    await recorder.stop()
+    assert kube.requests[("create", "events")] == 1 and recorder.dropped == 0
