@@ -7,6 +7,8 @@ addresses only; 65,536 of them), with no NodePorts (the server has 2,768 to give
 Phases, each on a server of its own so that one phase's objects do not slow the next:
 1. floor  — the same N creates plus one status write and one metadata write per Service,
             with no controller, at the same concurrency: what the writes alone cost.
+            With --observed-floor also timed until a watch has seen every address, with the
+            burst's watch running (the bench's own load, taken out of the comparison).
 2. burst  — the controller process running and leading; N LoadBalancer Services created with
             C requests in flight; time until a watch has seen every address, p50/p99 from each
             create to its address, write requests per Service counted AT THE SERVER
@@ -21,7 +23,8 @@ the API, or cloned into etcd (`--prefill etcd`: the only way to hold 50,000 Serv
 `prefill_etcd`).
 
     .venv/bin/python -m bench.scale [--services 1000 10000] [--memory 10000 50000] \
-        [--restart 10000] [--concurrency 32] [--prefill [api|etcd]] [--repeat 5]
+        [--restart 10000] [--concurrency 32] [--prefill [api|etcd]] [--repeat 5] \
+        [--observed-floor]
 """
 
 from __future__ import annotations
@@ -191,9 +194,41 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-async def floor(n: int, concurrency: int) -> dict[str, Any]:
-    """N creates + a status write + a metadata write per Service, no controller."""
+class AddressWatch:
+    """When each Service's address was first seen, by a watch in this process (the burst's
+    clock; with `--observed-floor`, the floor's too)."""
+
+    def __init__(self, c: Cluster) -> None:
+        self.seen: dict[str, float] = {}
+        self._informer = Informer(c.admin, SERVICES, self._changed, namespace=NAMESPACE)
+        self._task: asyncio.Task[None] | None = None
+
+    def _changed(self, key: str, old: Any, new: Any) -> None:
+        if new and key not in self.seen and ((new.get("status") or {}).get("loadBalancer")
+                                             or {}).get("ingress"):
+            self.seen[key] = time.perf_counter()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._informer.run())
+        await self._informer.synced.wait()
+
+    async def every(self, n: int) -> None:
+        while len(self.seen) < n:
+            await asyncio.sleep(0.01)
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+async def floor(n: int, concurrency: int, observed: bool = False) -> dict[str, Any]:
+    """N creates + a status write + a metadata write per Service, no controller. `observed`:
+    with the burst's watch running, until it has seen every address (what the burst's clock
+    includes besides the controller: the watch's load on the server and on this process)."""
     async with cluster() as c:
+        watch = AddressWatch(c)
+        if observed:
+            await watch.start()
         def job(i: int) -> Any:
             async def run() -> None:
                 # the controller's two writes: merge patches guarded by resourceVersion
@@ -211,10 +246,15 @@ async def floor(n: int, concurrency: int) -> dict[str, Any]:
         pids = {**c.server.pids(), "bench": os.getpid()}
         cpu_before = cpu_of(pids)
         started = time.perf_counter()
-        await run_limited((job(i) for i in range(n)), concurrency)
+        try:
+            await run_limited((job(i) for i in range(n)), concurrency)
+            if observed:
+                await watch.every(n)
+        finally:
+            watch.stop()
         total = time.perf_counter() - started
         return {"services": n, "floor_s": round(total, 3), "per_s": round(n / total, 1),
-                "cpu_s": cpu_used(cpu_before, cpu_of(pids))}
+                "observed": observed, "cpu_s": cpu_used(cpu_before, cpu_of(pids))}
 
 
 CONTROLLER_FLAGS: dict[str, str] = {}  # --qps/--burst given to every controller process
@@ -222,16 +262,9 @@ CONTROLLER_FLAGS: dict[str, str] = {}  # --qps/--burst given to every controller
 
 async def burst(n: int, concurrency: int) -> dict[str, Any]:
     async with cluster() as c:
-        seen: dict[str, float] = {}
-
-        def on_change(key: str, old: Any, new: Any) -> None:
-            if new and key not in seen and ((new.get("status") or {}).get("loadBalancer") or {}
-                                            ).get("ingress"):
-                seen[key] = time.perf_counter()
-
-        watcher = Informer(c.admin, SERVICES, on_change, namespace=NAMESPACE)
-        watch_task = asyncio.create_task(watcher.run())
-        await watcher.synced.wait()
+        watch = AddressWatch(c)
+        await watch.start()
+        seen = watch.seen
         controller = ControllerProcess(c.controller_kubeconfig, "bench", c.workdir / "c.log",
                                        workers="16", **CONTROLLER_FLAGS)
         try:
@@ -250,10 +283,10 @@ async def burst(n: int, concurrency: int) -> dict[str, Any]:
             cpu_before = cpu_of(pids)
             started = time.perf_counter()
             await run_limited((job(i) for i in range(n)), concurrency)
-            while len(seen) < n:
-                await asyncio.sleep(0.01)
+            await watch.every(n)
             total = time.perf_counter() - started
             cpu = cpu_used(cpu_before, cpu_of(pids))
+            at_last_address = await asyncio.to_thread(c.server.request_counts)
             await asyncio.sleep(2.0)  # let late status/Event writes land before counting
             after = await asyncio.to_thread(c.server.request_counts)
             rss_loaded = controller.rss_kb()
@@ -261,8 +294,10 @@ async def burst(n: int, concurrency: int) -> dict[str, Any]:
             rss_settled = controller.rss_kb()
         finally:
             controller.stop()
-            watch_task.cancel()
+            watch.stop()
         writes = count_delta(before, after)
+        events_in_burst = sum(v for (_, _, res, _), v in count_delta(
+            before, at_last_address).items() if res == "events")
         service_writes = sum(v for (verb, _, res, _), v in writes.items() if res == "services"
                              and verb != "POST")
         event_writes = sum(v for (_, _, res, _), v in writes.items() if res == "events")
@@ -274,6 +309,7 @@ async def burst(n: int, concurrency: int) -> dict[str, Any]:
             "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
             "service_writes_per_service": round(service_writes / n, 2),
             "event_writes_per_service": round(event_writes / n, 2),
+            "event_writes_until_the_last_address": events_in_burst,
             "writes": {"/".join(filter(None, k)): v for k, v in sorted(writes.items())},
             "rss_idle_kb": rss_idle, "rss_loaded_kb": rss_loaded,
             "rss_per_service_kb": round((rss_loaded - rss_idle) / n, 2),
@@ -474,6 +510,10 @@ async def main() -> None:
     parser.add_argument("--repeat", type=int, default=1,
                         help="floor and burst this many times each, in turn; also prints the "
                              "ratio of their medians (one floor run is a noisy reference)")
+    parser.add_argument("--observed-floor", action="store_true",
+                        help="also the floor with the burst's watch running, timed until it "
+                             "has seen every address (a second reference: the watch is the "
+                             "bench's, not the controller's)")
     parser.add_argument("--skip-floor", action="store_true",
                         help="burst only (e.g. to compare --qps settings in one run)")
     args = parser.parse_args()
@@ -481,46 +521,61 @@ async def main() -> None:
         CONTROLLER_FLAGS["qps"] = args.qps
     if args.burst is not None:
         CONTROLLER_FLAGS["burst"] = args.burst
-    results: dict[str, Any] = {"floor": [], "burst": [], "memory": []}
+    results: dict[str, Any] = {"floor": [], "observed_floor": [], "burst": [], "memory": []}
     for n in args.services:
-        for _ in range(args.repeat):  # floor and burst in turn, so drifts hit both alike
+        for _ in range(args.repeat):  # floors and burst in turn, so drifts hit all alike
             if not args.skip_floor:
                 results["floor"].append(await floor(n, args.concurrency))
-            results["burst"].append(await burst(n, args.concurrency))
-            results["burst"][-1]["controller_flags"] = dict(CONTROLLER_FLAGS)
+            if args.observed_floor:
+                results["observed_floor"].append(await floor(n, args.concurrency, True))
+            results["burst"].append(b := await burst(n, args.concurrency))
+            b["controller_flags"] = dict(CONTROLLER_FLAGS)
             if not args.skip_floor:
-                results["burst"][-1]["ratio_to_floor"] = round(
-                    results["burst"][-1]["all_allocated_s"] / results["floor"][-1]["floor_s"],
-                    2)
-        if args.repeat > 1 and not args.skip_floor:
-            floors = [f["floor_s"] for f in results["floor"] if f["services"] == n]
+                b["ratio_to_floor"] = round(b["all_allocated_s"]
+                                            / results["floor"][-1]["floor_s"], 2)
+            if args.observed_floor:
+                b["ratio_to_observed_floor"] = round(
+                    b["all_allocated_s"] / results["observed_floor"][-1]["floor_s"], 2)
+        if args.repeat > 1:
             bursts = [b["all_allocated_s"] for b in results["burst"] if b["services"] == n]
-            results.setdefault("medians", []).append({
-                "services": n, "runs": args.repeat,
-                "floor_median_s": statistics.median(floors),
-                "all_seen_median_s": statistics.median(bursts),
-                "ratio_of_medians": round(statistics.median(bursts)
-                                          / statistics.median(floors), 2)})
+            row: dict[str, Any] = {"services": n, "runs": args.repeat,
+                                   "all_seen_median_s": statistics.median(bursts)}
+            for kind in ("floor", "observed_floor"):
+                floors = [f["floor_s"] for f in results[kind] if f["services"] == n]
+                if floors:
+                    row[f"{kind}_median_s"] = statistics.median(floors)
+                    row[f"ratio_to_{kind}_median"] = round(
+                        statistics.median(bursts) / statistics.median(floors), 2)
+            results.setdefault("medians", []).append(row)
     for n in args.memory:
         results["memory"].append(
             await memory_and_restart(n, args.concurrency, restart=n == args.restart,
                                      direct=args.prefill))
     print(json.dumps(results, indent=2))
     print()
-    print(f"{'services':>9} {'floor':>8} {'all seen':>9} {'ratio':>6} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'svc writes':>10} {'event writes':>12}")
-    floors = results["floor"] or [{"floor_s": "-"}] * len(results["burst"])
-    for f, b in zip(floors, results["burst"], strict=True):
-        print(f"{b['services']:>9} {f['floor_s']:>7}s {b['all_allocated_s']:>8}s "
-              f"{b.get('ratio_to_floor', '-'):>6} {b['p50_ms']:>8} {b['p99_ms']:>8} "
-              f"{b['service_writes_per_service']:>10} {b['event_writes_per_service']:>12}")
+    print(f"{'services':>9} {'floor':>8} {'observed':>9} {'all seen':>9} {'ratio':>6} "
+          f"{'ratio o.':>8} {'p50 ms':>8} {'p99 ms':>8} {'svc writes':>10} "
+          f"{'event writes':>12} {'in burst':>8}")
+    blank = [{"floor_s": "-"}] * len(results["burst"])
+    for f, o, b in zip(results["floor"] or blank, results["observed_floor"] or blank,
+                       results["burst"], strict=True):
+        print(f"{b['services']:>9} {f['floor_s']:>7}s {o['floor_s']:>8}s "
+              f"{b['all_allocated_s']:>8}s {b.get('ratio_to_floor', '-'):>6} "
+              f"{b.get('ratio_to_observed_floor', '-'):>8} {b['p50_ms']:>8} {b['p99_ms']:>8} "
+              f"{b['service_writes_per_service']:>10} {b['event_writes_per_service']:>12} "
+              f"{b['event_writes_until_the_last_address']:>8}")
     for m in results.get("medians", []):
-        print(f"{m['services']:>9} Services, {m['runs']} runs: floor median {m['floor_median_s']}s,"
-              f" all seen median {m['all_seen_median_s']}s, ratio {m['ratio_of_medians']}")
+        print(f"{m['services']:>9} Services, {m['runs']} runs: all seen median "
+              f"{m['all_seen_median_s']}s; " + "; ".join(
+                  f"{kind.replace('_', ' ')} median {m[f'{kind}_median_s']}s, ratio "
+                  f"{m[f'ratio_to_{kind}_median']}" for kind in ("floor", "observed_floor")
+                  if f"{kind}_median_s" in m))
     for b in results["burst"]:
         print(f"burst {b['services']}: controller RSS {b['rss_per_service_kb']} KB/Service just "
               f"after, {b['rss_settled_per_service_kb']} KB/Service after 15 s idle")
-    for label, rows in (("floor", results["floor"]), ("burst", results["burst"])):
+    for label, rows in (("floor", results["floor"]),
+                        ("observed floor", results["observed_floor"]),
+                        ("burst", results["burst"])):
         for row in rows:
             print(f"{label} {row['services']}: CPU seconds " + ", ".join(
                 f"{name} {value}" for name, value in row["cpu_s"].items()))
