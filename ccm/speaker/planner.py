@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeVar
 
 from ccm.contract import views
 from ccm.contract.models import BGPAdvertisementSpec
@@ -54,8 +53,6 @@ from ccm.speaker.plan import (
     slice_service,
 )
 from ccm.speaker.rolls import Rolls
-
-Duty = TypeVar("Duty", L2Duty, BGPDuty)
 
 # Local Services with endpoints that keep moving make new candidate sets; past this many more
 # than the duties refer to, the ones no duty refers to any more are forgotten
@@ -168,7 +165,7 @@ class Planner:
                 changed.add(ip)
                 services.update(_services(before, l2))
             if was != bgp:
-                _store(self.plan.bgp, ip, bgp)
+                _store_bgp(self.plan.bgp, ip, bgp)
                 changed.add(ip)
                 services.update(_services(was, bgp))
         return Changes(False, frozenset(changed), frozenset(services), re_elected)
@@ -333,7 +330,7 @@ def _leave(sharers: dict[str, tuple[str, ...]], ip: str, key: str) -> None:
         sharers.pop(ip, None)
 
 
-def _store(duties: dict[str, Duty], ip: str, duty: Duty | None) -> None:
+def _store_bgp(duties: dict[str, BGPDuty], ip: str, duty: BGPDuty | None) -> None:
     if duty is None:
         duties.pop(ip, None)
     else:
