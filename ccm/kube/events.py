@@ -46,7 +46,7 @@ Ident = tuple[str, str, str, str]  # (uid, namespace, reason, message)
 MAX_QUEUED = 1000  # client-go's broadcaster queue length (maxQueuedEvents)
 EVENT_QPS = 50.0
 EVENT_BURST = 100
-MAX_DEFER = 5.0  # seconds an Event may be held back while its owner is busy
+MAX_DEFER = 10.0  # seconds an Event may be held back while its owner is busy
 QUIET = 0.5  # seconds the owner must have been idle before held-back Events go
 DEFER_POLL = 0.05  # how often a held-back drain looks again
 
