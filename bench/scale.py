@@ -296,11 +296,10 @@ async def burst(n: int, concurrency: int) -> dict[str, Any]:
             controller.stop()
             watch.stop()
         writes = count_delta(before, after)
-        events_in_burst = sum(v for (_, _, res, _), v in count_delta(
-            before, at_last_address).items() if res == "events")
+        events_in_burst = sum(count_delta(before, at_last_address, resource="events").values())
         service_writes = sum(v for (verb, _, res, _), v in writes.items() if res == "services"
                              and verb != "POST")
-        event_writes = sum(v for (_, _, res, _), v in writes.items() if res == "events")
+        event_writes = sum(count_delta(before, after, resource="events").values())
         latencies = [seen[k] - sent[k] for k in sent]
         return {
             "services": n, "all_allocated_s": round(total, 3), "per_s": round(n / total, 1),
